@@ -1,0 +1,23 @@
+"""Composition root of the ingest service: settings, routers, consumers and loops wired into a ServiceSpec."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from siyu_ingest.settings import IngestSettings
+from siyu_shared.service import ServiceSpec
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def build_spec(settings: IngestSettings | None = None) -> ServiceSpec:
+    return ServiceSpec(
+        name="ingest",
+        title="Siyu Ingest",
+        description=(
+            "The front door: channel webhooks in, one person behind every identifier, "
+            "leads/contacts/orders/persons out."
+        ),
+        settings=settings or IngestSettings(),  # required values come from the environment
+        migrations=MIGRATIONS,
+    )

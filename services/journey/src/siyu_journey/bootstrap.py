@@ -1,0 +1,20 @@
+"""Composition root of the journey service: settings, routers, consumers and loops wired into a ServiceSpec."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from siyu_journey.settings import JourneySettings
+from siyu_shared.service import ServiceSpec
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def build_spec(settings: JourneySettings | None = None) -> ServiceSpec:
+    return ServiceSpec(
+        name="journey",
+        title="Siyu Journey",
+        description="Staged touches (SOPs as data) on time, never twice, never spam.",
+        settings=settings or JourneySettings(),  # required values come from the environment
+        migrations=MIGRATIONS,
+    )

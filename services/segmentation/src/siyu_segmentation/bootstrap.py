@@ -1,0 +1,20 @@
+"""Composition root of the segmentation service: settings, routers, consumers and loops wired into a ServiceSpec."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from siyu_segmentation.settings import SegmentationSettings
+from siyu_shared.service import ServiceSpec
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def build_spec(settings: SegmentationSettings | None = None) -> ServiceSpec:
+    return ServiceSpec(
+        name="segmentation",
+        title="Siyu Segmentation",
+        description="Profiles of facts per person, declarative rules, and tags that follow people as they move.",
+        settings=settings or SegmentationSettings(),  # required values come from the environment
+        migrations=MIGRATIONS,
+    )

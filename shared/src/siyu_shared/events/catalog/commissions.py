@@ -1,0 +1,50 @@
+"""commissions.v1: ledger movements and closed statements, for payroll and BI tools."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from siyu_shared.events.catalog.common import Fen, Timestamp
+from siyu_shared.events.registry import EventData, event_type
+from siyu_shared.events.topics import Topic
+
+PayeeRole = Literal["staff_1v1", "group_activator", "kol", "koc", "persona_team"]
+
+
+class _Movement(EventData):
+    entry_id: str
+    order_id: str
+    payee_id: str
+    payee_role: PayeeRole
+    amount_fen: int = Fen
+    plan_id: str
+    plan_version: int = Field(ge=1)
+    attribution_id: str
+    period: str = Field(pattern=r"^\d{4}-\d{2}$", description="Statement period the entry falls in (YYYY-MM).")
+    occurred_at: Timestamp
+
+
+@event_type("siyu.commission.accrued", topic=Topic.COMMISSIONS)
+class CommissionAccrued(_Movement):
+    """Commission was credited to a payee for an attributed order."""
+
+
+@event_type("siyu.commission.reversed", topic=Topic.COMMISSIONS)
+class CommissionReversed(_Movement):
+    """Commission was clawed back (refund, re-attribution); `amount_fen` is the positive amount reversed."""
+
+    reason: str
+
+
+@event_type("siyu.statement.closed", topic=Topic.COMMISSIONS)
+class StatementClosed(EventData):
+    """A payee's statement for a period was closed; it never changes afterwards."""
+
+    statement_id: str
+    payee_id: str
+    period: str = Field(pattern=r"^\d{4}-\d{2}$")
+    total_fen: int
+    entry_count: int = Field(ge=0)
+    closed_at: Timestamp

@@ -1,0 +1,63 @@
+"""CloudEvents 1.0 envelope in structured JSON mode, with Siyu's ``tenant`` extension.
+
+The envelope is what travels on Kafka (value = the JSON document, key = the person id). Its ``id`` is fixed when
+the event is written to the outbox, so it stays the same across publish retries and redeliveries; consumers
+deduplicate on it (the inbox).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+SPEC_VERSION: Literal["1.0"] = "1.0"
+CONTENT_TYPE = "application/json"
+
+
+class CloudEvent(BaseModel):
+    """A CloudEvents 1.0 structured-mode event; ``data`` is the event type's payload as plain JSON."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    specversion: Literal["1.0"] = SPEC_VERSION
+    id: str = Field(min_length=1, max_length=200, examples=["0b9c0c0e-2f4e-4c1e-9a52-8d2d8f3f9a10"])
+    source: str = Field(min_length=1, examples=["/siyu/ingest"])
+    type: str = Field(min_length=1, pattern=r"^siyu\.[a-z_]+\.[a-z_]+$", examples=["siyu.order.paid"])
+    time: datetime
+    subject: str | None = Field(default=None, description="The person id the event is about (Kafka key).")
+    tenant: str = Field(min_length=1, max_length=64, description="The brand the event belongs to.")
+    datacontenttype: Literal["application/json"] = "application/json"
+    dataschema: str | None = None
+    data: dict[str, Any]
+
+    @field_validator("time")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("time must carry a timezone")
+        return value.astimezone(UTC)
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json", exclude_none=True))
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> CloudEvent:
+        return cls.model_validate(orjson.loads(raw))
+
+    @property
+    def key(self) -> bytes | None:
+        """The Kafka key: the person id, so one person's events stay ordered in one partition."""
+        return self.subject.encode() if self.subject else None
+
+
+def new_event_id() -> str:
+    return str(uuid.uuid4())
+
+
+def deterministic_event_id(*parts: str) -> str:
+    """An id derived from what caused the event, so the same cause never yields two different events."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "siyu:" + "/".join(parts)))

@@ -1,0 +1,70 @@
+"""API-key administration, mounted on every service: a tenant's admin key manages that tenant's keys only."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, status
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from siyu_shared.auth.keys import TENANT_PATTERN, Scope, issue_key, revoke_key
+from siyu_shared.http.deps import Admin, DbSession
+from siyu_shared.messaging.tables import api_keys_table
+
+router = APIRouter(prefix="/v1/tenants/{tenant}/api-keys", tags=["api keys"])
+TenantPath = Annotated[str, Path(pattern=TENANT_PATTERN, examples=["glowlab"])]
+
+
+class ApiKeyCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"name": "bi-export", "scopes": ["read"]}]}
+    )
+
+    name: str = Field(min_length=1, max_length=200)
+    scopes: list[Scope] = Field(min_length=1)
+
+
+class ApiKeyOut(BaseModel):
+    key_id: str
+    tenant: str
+    name: str
+    scopes: list[str]
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class ApiKeyIssued(BaseModel):
+    key_id: str
+    tenant: str
+    scopes: list[str]
+    api_key: str = Field(description="Shown once; only its hash is stored.")
+
+
+@router.get("", summary="List the tenant's API keys")
+async def list_keys(tenant: TenantPath, principal: Admin, session: DbSession) -> list[ApiKeyOut]:
+    rows = (
+        await session.execute(
+            select(api_keys_table)
+            .where(api_keys_table.c.tenant == principal.tenant)
+            .order_by(api_keys_table.c.created_at)
+        )
+    ).mappings()
+    return [ApiKeyOut.model_validate(dict(row)) for row in rows]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, summary="Issue an API key for the tenant")
+async def create_key(tenant: TenantPath, body: ApiKeyCreate, principal: Admin, session: DbSession) -> ApiKeyIssued:
+    issued = await issue_key(session, tenant=principal.tenant, scopes=tuple(body.scopes), name=body.name)
+    return ApiKeyIssued(
+        key_id=issued.key_id, tenant=issued.tenant, scopes=list(issued.scopes), api_key=issued.plaintext
+    )
+
+
+@router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Revoke one of the tenant's keys")
+async def delete_key(tenant: TenantPath, key_id: str, principal: Admin, session: DbSession) -> None:
+    owner = await session.scalar(select(api_keys_table.c.tenant).where(api_keys_table.c.key_id == key_id))
+    # Another tenant's key is reported as absent: a key must not even learn that it exists.
+    if owner != principal.tenant or not await revoke_key(session, key_id=key_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such active key for this tenant")

@@ -1,0 +1,103 @@
+"""Replay: move dead-lettered events back to the topic they came from, once the cause is fixed.
+
+The replayer consumes ``<topic>.dlq`` in its own consumer group up to the end offsets seen at start, produces
+each message (key, value, original headers) to its original topic, and commits. Consumers that had already
+handled an event (the DLQ is shared by every group reading the topic) skip it through their inbox.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from siyu_shared.events.topics import dlq_name
+from siyu_shared.kafka.clients import idempotent_producer, manual_commit_consumer
+
+REPLAY_GROUP = "siyu-dlq-replay"
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayReport:
+    dlq_topic: str
+    replayed: int
+    skipped: int
+
+
+async def replay_dlq(
+    *,
+    bootstrap_servers: str,
+    topic: str,
+    consumer_group: str | None = None,
+    limit: int | None = None,
+) -> ReplayReport:
+    """Replay what is in ``topic``'s DLQ now; ``consumer_group`` limits it to events that group dead-lettered."""
+    source = dlq_name(topic)
+    consumer = manual_commit_consumer(
+        bootstrap_servers,
+        group_id=f"{REPLAY_GROUP}.{source}",
+        client_id="siyu-dlq-replay",
+        max_batch=500,
+        isolation_level="read_uncommitted",
+    )
+    producer = idempotent_producer(bootstrap_servers, client_id="siyu-dlq-replay")
+    await producer.start()
+    await consumer.start()
+    try:
+        return await _replay(consumer, producer, source, consumer_group, limit)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+async def _replay(
+    consumer: AIOKafkaConsumer,
+    producer: AIOKafkaProducer,
+    source: str,
+    consumer_group: str | None,
+    limit: int | None,
+) -> ReplayReport:
+    await consumer.topics()  # loads cluster metadata so the DLQ's partitions are known
+    partitions = consumer.partitions_for_topic(source) or set()
+    tps = [TopicPartition(source, p) for p in sorted(partitions)]
+    if not tps:
+        return ReplayReport(source, 0, 0)
+    consumer.assign(tps)
+    end = await consumer.end_offsets(tps)
+    for tp in tps:
+        committed = await consumer.committed(tp)
+        if committed is None:
+            await consumer.seek_to_beginning(tp)
+        else:
+            consumer.seek(tp, committed)
+    replayed = skipped = 0
+    done = {tp for tp in tps if await consumer.position(tp) >= end[tp]}
+    while len(done) < len(tps) and (limit is None or replayed < limit):
+        batches = await consumer.getmany(timeout_ms=1000, max_records=500)
+        for tp, records in batches.items():
+            for record in records:
+                if record.offset >= end[tp] or (limit is not None and replayed >= limit):
+                    done.add(tp)
+                    break
+                headers = dict(record.headers or ())
+                original = headers.get("siyu-original-topic", b"").decode() or source.removesuffix(".dlq")
+                group = headers.get("siyu-consumer-group", b"").decode()
+                if consumer_group and group != consumer_group:
+                    skipped += 1
+                else:
+                    await producer.send_and_wait(
+                        original,
+                        value=record.value,
+                        key=record.key,
+                        headers=[(k, v) for k, v in (record.headers or ()) if not k.startswith("siyu-")]
+                        + [("siyu-replayed-from", source.encode())],
+                    )
+                    replayed += 1
+                await consumer.commit({tp: record.offset + 1})
+                if record.offset + 1 >= end[tp]:
+                    done.add(tp)
+        if not batches:
+            for tp in tps:
+                if await consumer.position(tp) >= end[tp]:
+                    done.add(tp)
+    return ReplayReport(source, replayed, skipped)

@@ -1,0 +1,226 @@
+"""The Kafka consumer runner every service's worker uses.
+
+Per batch: messages are grouped by partition (so per-key order holds), each partition's messages are handled
+in one database transaction with a savepoint per event, the inbox records every event id in that transaction,
+and the partition's offset is committed only after the transaction commits. A failing event is retried with
+backoff, then sent to ``<topic>.dlq`` with the error in headers, and the partition moves on. An outage
+(database or Kafka down) is not the event's fault: the batch is retried until it goes through, never
+dead-lettered. SIGTERM (via ``stop``) finishes the current batch, commits, and closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
+from aiokafka.structs import ConsumerRecord
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from siyu_shared.db.engine import SessionFactory
+from siyu_shared.events.envelope import CloudEvent
+from siyu_shared.events.registry import EventData, UnknownEventType, parse_data
+from siyu_shared.events.topics import dlq_name
+from siyu_shared.kafka.errors import PoisonEvent, is_infrastructure_failure
+from siyu_shared.logging import get_logger
+from siyu_shared.messaging.inbox import claim_event
+from siyu_shared.metrics import CONSUMER_LAG, HANDLER_LATENCY, HANDLER_OUTCOMES
+
+log = get_logger(__name__)
+
+E = TypeVar("E", bound=EventData)
+
+
+@dataclass(frozen=True, slots=True)
+class Received(Generic[E]):
+    """An event as a handler sees it: the envelope and its typed payload."""
+
+    envelope: CloudEvent
+    data: E
+
+    @property
+    def tenant(self) -> str:
+        return self.envelope.tenant
+
+
+Handler = Callable[[Received[Any], AsyncSession], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerConfig:
+    group_id: str
+    topics: tuple[str, ...]
+    max_batch: int = 500
+    max_attempts: int = 4
+    retry_backoff_s: float = 0.2
+    poll_timeout_ms: int = 500
+
+
+class ConsumerRunner:
+    def __init__(
+        self,
+        *,
+        config: RunnerConfig,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        sessions: SessionFactory,
+        handlers: Mapping[str, Handler],
+    ) -> None:
+        self._config = config
+        self._consumer = consumer
+        self._producer = producer
+        self._sessions = sessions
+        self._handlers = dict(handlers)
+        self._batch_lock = asyncio.Lock()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set. The consumer and producer are started by the caller's lifecycle."""
+        self._consumer.subscribe(list(self._config.topics), listener=_FinishBatchOnRevoke(self._batch_lock))
+        failures = 0
+        while not stop.is_set():
+            try:
+                batches = await self._consumer.getmany(
+                    timeout_ms=self._config.poll_timeout_ms, max_records=self._config.max_batch
+                )
+                if batches:
+                    async with self._batch_lock:
+                        await asyncio.gather(
+                            *(self._run_partition(tp, records, stop) for tp, records in batches.items())
+                        )
+                failures = 0
+            except Exception as exc:
+                failures += 1
+                log.warning("consumer_loop_error", group=self._config.group_id, error=repr(exc))
+                await _sleep_or_stop(stop, min(5.0, 0.2 * 2**failures))
+
+    async def _run_partition(
+        self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]], stop: asyncio.Event
+    ) -> None:
+        failures = 0
+        while True:
+            try:
+                async with self._sessions() as session, session.begin():
+                    for record in records:
+                        await self._handle_record(session, record)
+                break
+            except Exception as exc:
+                if not is_infrastructure_failure(exc) or stop.is_set():
+                    # Not retriable here, or shutting down: leave the offset uncommitted; the batch comes back.
+                    log.warning("partition_batch_abandoned", topic=tp.topic, partition=tp.partition, error=repr(exc))
+                    self._consumer.seek(tp, records[0].offset)
+                    return
+                failures += 1
+                log.warning("partition_batch_retry", topic=tp.topic, partition=tp.partition, error=repr(exc))
+                await _sleep_or_stop(stop, min(5.0, 0.2 * 2**failures))
+        with contextlib.suppress(CommitFailedError, IllegalStateError):
+            # After a rebalance the commit may be refused; the next owner re-reads and the inbox absorbs it.
+            await self._consumer.commit({tp: records[-1].offset + 1})
+        self._report_lag(tp, records[-1].offset + 1)
+
+    async def _handle_record(self, session: AsyncSession, record: ConsumerRecord[bytes, bytes]) -> None:
+        group = self._config.group_id
+        try:
+            event = _decode(record)
+            handler = self._handlers.get(event.type)
+            if handler is None:
+                HANDLER_OUTCOMES.labels(group, "ignored").inc()
+                return
+            received = Received(envelope=event, data=parse_data(event))
+        except (PoisonEvent, ValidationError, UnknownEventType) as exc:
+            await self._dead_letter(record, exc, attempts=0)
+            return
+        last_error: Exception | None = None
+        for attempt in range(1, self._config.max_attempts + 1):
+            started = time.perf_counter()
+            try:
+                async with session.begin_nested():
+                    if not await claim_event(session, consumer=group, event_id=event.id):
+                        HANDLER_OUTCOMES.labels(group, "duplicate").inc()
+                        return
+                    await handler(received, session)
+                HANDLER_LATENCY.labels(group, event.type).observe(time.perf_counter() - started)
+                HANDLER_OUTCOMES.labels(group, "ok").inc()
+                return
+            except Exception as exc:
+                if is_infrastructure_failure(exc):
+                    raise
+                last_error = exc
+                HANDLER_OUTCOMES.labels(group, "retried").inc()
+                log.warning(
+                    "handler_failed",
+                    group=group,
+                    event_id=event.id,
+                    event_type=event.type,
+                    attempt=attempt,
+                    error=repr(exc),
+                )
+                if attempt < self._config.max_attempts:
+                    await asyncio.sleep(self._config.retry_backoff_s * 2 ** (attempt - 1))
+        assert last_error is not None
+        await self._dead_letter(record, last_error, attempts=self._config.max_attempts)
+
+    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], exc: BaseException, *, attempts: int) -> None:
+        headers = [
+            *[(k, v) for k, v in (record.headers or ()) if not k.startswith("siyu-")],
+            ("siyu-error", str(exc)[:2000].encode()),
+            ("siyu-error-type", type(exc).__name__.encode()),
+            ("siyu-original-topic", record.topic.encode()),
+            ("siyu-original-partition", str(record.partition).encode()),
+            ("siyu-original-offset", str(record.offset).encode()),
+            ("siyu-consumer-group", self._config.group_id.encode()),
+            ("siyu-attempts", str(attempts).encode()),
+            ("siyu-failed-at", datetime.now(UTC).isoformat().encode()),
+        ]
+        await self._producer.send_and_wait(dlq_name(record.topic), value=record.value, key=record.key, headers=headers)
+        HANDLER_OUTCOMES.labels(self._config.group_id, "dead_lettered").inc()
+        log.error(
+            "event_dead_lettered",
+            group=self._config.group_id,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            error_type=type(exc).__name__,
+        )
+
+    def _report_lag(self, tp: TopicPartition, next_offset: int) -> None:
+        with contextlib.suppress(AssertionError, IllegalStateError):
+            highwater = self._consumer.highwater(tp)
+            if highwater is not None:
+                CONSUMER_LAG.labels(self._config.group_id, tp.topic, str(tp.partition)).set(
+                    max(0, highwater - next_offset)
+                )
+
+
+def _decode(record: ConsumerRecord[bytes, bytes]) -> CloudEvent:
+    if record.value is None:
+        raise PoisonEvent("empty message")
+    try:
+        return CloudEvent.from_json(record.value)
+    except (ValueError, ValidationError) as exc:
+        raise PoisonEvent(f"not a valid CloudEvent: {exc}") from exc
+
+
+class _FinishBatchOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Partitions are given up only after the batch in flight has committed its offsets."""
+
+    def __init__(self, batch_lock: asyncio.Lock) -> None:
+        self._batch_lock = batch_lock
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        async with self._batch_lock:
+            pass
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        return None
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)

@@ -1,0 +1,22 @@
+"""Inbox: a consumer records each processed event id in the same transaction as its effects.
+
+A redelivered event (relay crash, rebalance, DLQ replay) finds its id already there and has no second effect.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from siyu_shared.messaging.tables import inbox_table
+
+
+async def claim_event(session: AsyncSession, *, consumer: str, event_id: str) -> bool:
+    """True if this consumer has not processed ``event_id`` before (and now owns it in this transaction)."""
+    stmt = (
+        pg_insert(inbox_table)
+        .values(consumer=consumer, event_id=event_id)
+        .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
+        .returning(inbox_table.c.event_id)
+    )
+    return (await session.execute(stmt)).first() is not None

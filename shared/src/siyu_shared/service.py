@@ -1,0 +1,189 @@
+"""What a service declares about itself, and the runtime the shared app factory builds from it.
+
+A service's ``bootstrap.py`` returns a ``ServiceSpec``: its settings, routers, consumers and background loops.
+Everything else (engine, sessions, producer, outbox relay, consumer runners, readiness, shutdown) is shared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+from aiokafka import AIOKafkaProducer
+from fastapi import APIRouter
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from siyu_shared.db.engine import SessionFactory, create_engine, ping, session_factory
+from siyu_shared.events.topics import Topic
+from siyu_shared.kafka.clients import idempotent_producer, manual_commit_consumer
+from siyu_shared.kafka.probe import KafkaProbe
+from siyu_shared.kafka.runner import ConsumerRunner, Handler, RunnerConfig
+from siyu_shared.logging import get_logger
+from siyu_shared.messaging.relay import OutboxRelay, RelayConfig
+from siyu_shared.services import schema_of
+from siyu_shared.settings import ServiceSettings
+
+log = get_logger(__name__)
+
+Role = Literal["api", "worker", "all"]
+BackgroundLoop = Callable[["Runtime", asyncio.Event], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerSpec:
+    """One consumer group of a service: the topics it reads and a handler per event type."""
+
+    name: str
+    topics: tuple[Topic, ...]
+    handlers: Callable[[Runtime], Mapping[str, Handler]]
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSpec:
+    name: str
+    title: str
+    description: str
+    settings: ServiceSettings
+    migrations: Path
+    routers: Sequence[APIRouter] = ()
+    consumers: Sequence[ConsumerSpec] = ()
+    background: Sequence[BackgroundLoop] = ()
+    version: str = "0.1.0"
+
+    @property
+    def schema(self) -> str:
+        return schema_of(self.name)
+
+
+@dataclass
+class Runtime:
+    """The live resources of one service process."""
+
+    spec: ServiceSpec
+    engine: AsyncEngine
+    sessions: SessionFactory
+    kafka_probe: KafkaProbe
+    producer: AIOKafkaProducer | None = None
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def settings(self) -> ServiceSettings:
+        return self.spec.settings
+
+    def readiness_checks(self) -> dict[str, Callable[[], Awaitable[None]]]:
+        return {"database": lambda: ping(self.engine), "kafka": self.kafka_probe.check}
+
+    def group_id(self, consumer: str) -> str:
+        return f"{self.settings.kafka_topic_prefix}siyu.{self.spec.name}.{consumer}"
+
+
+def build_runtime(spec: ServiceSpec) -> Runtime:
+    settings = spec.settings
+    engine = create_engine(
+        settings.database_url,
+        schema=spec.schema,
+        pool_size=settings.database_pool_size,
+        application_name=spec.name,
+    )
+    return Runtime(
+        spec=spec,
+        engine=engine,
+        sessions=session_factory(engine),
+        kafka_probe=KafkaProbe(settings.kafka_bootstrap_servers),
+    )
+
+
+async def start_runtime(runtime: Runtime, role: Role) -> None:
+    if role in ("worker", "all"):
+        runtime.tasks.append(asyncio.create_task(_worker(runtime), name=f"{runtime.spec.name}-worker"))
+
+
+async def stop_runtime(runtime: Runtime, *, grace_s: float = 20.0) -> None:
+    """Graceful stop: no new fetches, in-flight batches finish and commit, then clients close."""
+    runtime.stop.set()
+    if runtime.tasks:
+        _, pending = await asyncio.wait(runtime.tasks, timeout=grace_s)
+        for task in pending:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*pending, return_exceptions=True)
+    await runtime.kafka_probe.close()
+    await runtime.engine.dispose()
+
+
+async def _worker(runtime: Runtime) -> None:
+    """Start the producer (retrying while Kafka is away), then run the relay, consumers and loops."""
+    settings = runtime.settings
+    producer = idempotent_producer(settings.kafka_bootstrap_servers, client_id=f"{runtime.spec.name}-worker")
+    if not await _start_with_retry(producer.start, runtime.stop, what="producer"):
+        return
+    runtime.producer = producer
+    try:
+        relay = OutboxRelay(
+            config=RelayConfig(
+                service=runtime.spec.name,
+                schema=runtime.spec.schema,
+                batch=settings.outbox_batch,
+                poll_interval_s=settings.outbox_poll_interval_s,
+                retention=timedelta(hours=settings.outbox_retention_hours),
+            ),
+            engine=runtime.engine,
+            producer=producer,
+            database_url=settings.database_url,
+        )
+        loops: list[Awaitable[None]] = [relay.run(runtime.stop)]
+        loops += [_consume(runtime, consumer, producer) for consumer in runtime.spec.consumers]
+        loops += [loop(runtime, runtime.stop) for loop in runtime.spec.background]
+        await asyncio.gather(*loops)
+    finally:
+        await producer.stop()
+
+
+async def _consume(runtime: Runtime, spec: ConsumerSpec, producer: AIOKafkaProducer) -> None:
+    settings = runtime.settings
+    group = runtime.group_id(spec.name)
+    consumer = manual_commit_consumer(
+        settings.kafka_bootstrap_servers,
+        group_id=group,
+        client_id=group,
+        max_batch=settings.consumer_max_batch,
+    )
+    if not await _start_with_retry(consumer.start, runtime.stop, what=f"consumer {group}"):
+        return
+    runner = ConsumerRunner(
+        config=RunnerConfig(
+            group_id=group,
+            topics=tuple(settings.topics.name(t) for t in spec.topics),
+            max_batch=settings.consumer_max_batch,
+            max_attempts=settings.consumer_max_attempts,
+            retry_backoff_s=settings.consumer_retry_backoff_s,
+        ),
+        consumer=consumer,
+        producer=producer,
+        sessions=runtime.sessions,
+        handlers=spec.handlers(runtime),
+    )
+    try:
+        await runner.run(runtime.stop)
+    finally:
+        await consumer.stop()
+
+
+async def _start_with_retry(start: Callable[[], Awaitable[None]], stop: asyncio.Event, *, what: str) -> bool:
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            await start()
+            return True
+        except Exception as exc:
+            log.warning("kafka_start_retry", what=what, error=repr(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(10.0, delay * 2)
+    return False

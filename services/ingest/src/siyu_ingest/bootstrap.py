@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from siyu_ingest.settings import IngestSettings
 from siyu_shared.service import ServiceSpec
@@ -10,7 +11,8 @@ from siyu_shared.service import ServiceSpec
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def build_spec(settings: IngestSettings | None = None) -> ServiceSpec:
+def build_spec(settings: IngestSettings | None = None, **overrides: Any) -> ServiceSpec:
+    """The service as configured by the environment, or by ``settings`` / keyword overrides (tests, tools)."""
     return ServiceSpec(
         name="ingest",
         title="Siyu Ingest",
@@ -18,6 +20,6 @@ def build_spec(settings: IngestSettings | None = None) -> ServiceSpec:
             "The front door: channel webhooks in, one person behind every identifier, "
             "leads/contacts/orders/persons out."
         ),
-        settings=settings or IngestSettings(),  # required values come from the environment
+        settings=settings or IngestSettings(**overrides),
         migrations=MIGRATIONS,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from siyu_journey.settings import JourneySettings
 from siyu_shared.service import ServiceSpec
@@ -10,11 +11,12 @@ from siyu_shared.service import ServiceSpec
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def build_spec(settings: JourneySettings | None = None) -> ServiceSpec:
+def build_spec(settings: JourneySettings | None = None, **overrides: Any) -> ServiceSpec:
+    """The service as configured by the environment, or by ``settings`` / keyword overrides (tests, tools)."""
     return ServiceSpec(
         name="journey",
         title="Siyu Journey",
         description="Staged touches (SOPs as data) on time, never twice, never spam.",
-        settings=settings or JourneySettings(),  # required values come from the environment
+        settings=settings or JourneySettings(**overrides),
         migrations=MIGRATIONS,
     )

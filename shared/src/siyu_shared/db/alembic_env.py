@@ -28,8 +28,10 @@ async def _run_online(*, metadata: MetaData, url: str, schema: str) -> None:
             exists = await conn.scalar(text("SELECT 1 FROM pg_namespace WHERE nspname = :s"), {"s": schema})
             if not exists:  # normally provisioned (owned by the service role); create it for bare setups
                 await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-                await conn.commit()
+            await conn.commit()
             await conn.run_sync(_run_sync, metadata=metadata, schema=schema)
+            # Alembic leaves an already-begun transaction to its owner: commit it, or it rolls back on close.
+            await conn.commit()
     finally:
         await engine.dispose()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from siyu_shared.events.topics import dlq_name
 from siyu_shared.kafka.clients import idempotent_producer, manual_commit_consumer
@@ -44,22 +45,31 @@ async def replay_dlq(
     await producer.start()
     await consumer.start()
     try:
-        return await _replay(consumer, producer, source, consumer_group, limit)
+        return await _replay(bootstrap_servers, consumer, producer, source, consumer_group, limit)
     finally:
         await consumer.stop()
         await producer.stop()
 
 
+async def _partitions(bootstrap_servers: str, topic: str) -> list[int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="siyu-dlq-replay")
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return sorted(p["partition"] for d in described if d.get("error_code", 0) == 0 for p in d["partitions"])
+
+
 async def _replay(
+    bootstrap_servers: str,
     consumer: AIOKafkaConsumer,
     producer: AIOKafkaProducer,
     source: str,
     consumer_group: str | None,
     limit: int | None,
 ) -> ReplayReport:
-    await consumer.topics()  # loads cluster metadata so the DLQ's partitions are known
-    partitions = consumer.partitions_for_topic(source) or set()
-    tps = [TopicPartition(source, p) for p in sorted(partitions)]
+    tps = [TopicPartition(source, p) for p in await _partitions(bootstrap_servers, source)]
     if not tps:
         return ReplayReport(source, 0, 0)
     consumer.assign(tps)

@@ -1,0 +1,55 @@
+# Siyu: the two commands that matter are `make run` and `make test`. Everything installs itself on first use.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PACKAGES := shared/pyproject.toml devstack/pyproject.toml $(wildcard services/*/pyproject.toml)
+
+.PHONY: install run test unit lint format bench schemas stack clean
+
+install: $(STAMP)
+
+$(STAMP): constraints.txt requirements-dev.txt $(PACKAGES)
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ is required (set PYTHON=...)"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade "pip>=24"
+	$(BIN)/pip install --quiet -c constraints.txt -r requirements-dev.txt
+	@touch $(STAMP)
+
+## Start the local stack (embedded PostgreSQL + Kafka), all four services, replay the demo; Ctrl-C stops all.
+run: install
+	$(BIN)/siyu-stack run
+
+## Unit and integration tests against a stack the tests start themselves.
+test: install
+	$(BIN)/pytest
+
+## Fast unit tests only (no Postgres, no Kafka).
+unit: install
+	$(BIN)/pytest -m "not integration and not e2e" shared/tests/unit
+
+lint: install
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy shared/src devstack/src services/ingest/src services/segmentation/src services/journey/src services/attribution/src
+	$(BIN)/siyu-schemas --out schemas/events --check
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## Regenerate the published JSON Schemas from the event models.
+schemas: install
+	$(BIN)/siyu-schemas --out schemas/events
+
+bench: install
+	$(BIN)/python -m bench
+
+## Only the stack (Postgres + Kafka), printing the environment to use it from another shell.
+stack: install
+	$(BIN)/siyu-stack up
+
+clean:
+	-$(BIN)/siyu-stack clean
+	rm -rf .state/stacks

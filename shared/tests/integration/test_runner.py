@@ -1,0 +1,158 @@
+"""The consumer runner: redeliveries have one effect, failing events go to the DLQ and come back on replay."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from siyu_devstack.testing import Scratch, effects, eventually, read_topic
+from siyu_shared.events.catalog import GroupJoined
+from siyu_shared.events.envelope import CloudEvent
+from siyu_shared.events.registry import envelope
+from siyu_shared.kafka.clients import manual_commit_consumer
+from siyu_shared.kafka.dlq import replay_dlq
+from siyu_shared.kafka.runner import ConsumerRunner, Received, RunnerConfig
+from siyu_shared.messaging.outbox import add_to_outbox
+from siyu_shared.messaging.relay import OutboxRelay, RelayConfig
+
+pytestmark = pytest.mark.integration
+
+GROUP = "test-group"
+
+
+def joined(person: str) -> CloudEvent:
+    data = GroupJoined(person_id=person, chat_id="wr_chat", join_scene=0, occurred_at=datetime.now(UTC))
+    return envelope(data, tenant="glowlab", subject=person, source="/test")
+
+
+async def record_effect(event: Received[GroupJoined], session: AsyncSession) -> None:
+    await session.execute(insert(effects).values(event_id=event.envelope.id, person_id=event.data.person_id))
+
+
+async def effect_counts(scratch: Scratch) -> dict[str, int]:
+    async with scratch.engine.connect() as conn:
+        rows = await conn.execute(select(effects.c.event_id, func.count()).group_by(effects.c.event_id))
+        return {event_id: count for event_id, count in rows.all()}
+
+
+class Worker:
+    """A ConsumerRunner on the scratch topics, started and stopped like a service worker would."""
+
+    def __init__(self, scratch: Scratch, producer: AIOKafkaProducer, handler: object) -> None:
+        self.scratch = scratch
+        self.consumer = manual_commit_consumer(
+            scratch.bootstrap, group_id=f"{scratch.schema}.{GROUP}", client_id="t", max_batch=50
+        )
+        self.runner = ConsumerRunner(
+            config=RunnerConfig(
+                group_id=GROUP,
+                topics=(scratch.topics.name(GroupJoined.topic),),
+                max_attempts=3,
+                retry_backoff_s=0.01,
+                poll_timeout_ms=200,
+            ),
+            consumer=self.consumer,
+            producer=producer,
+            sessions=scratch.sessions,
+            handlers={GroupJoined.event_type: handler},  # type: ignore[dict-item]
+        )
+        self.stop = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Worker:
+        await self.consumer.start()
+        self.task = asyncio.create_task(self.runner.run(self.stop))
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self.stop.set()
+        assert self.task is not None
+        await self.task
+        await self.consumer.stop()
+
+
+async def test_relay_crash_between_publish_and_mark_duplicates_on_kafka_but_not_in_effect(
+    scratch: Scratch, producer: AIOKafkaProducer
+) -> None:
+    events = [joined("p1"), joined("p2")]
+    async with scratch.sessions() as session, session.begin():
+        await add_to_outbox(session, events, topics=scratch.topics)
+
+    async def crash(_: list[int]) -> None:
+        raise SystemExit("relay killed after Kafka acked, before the mark")
+
+    config = RelayConfig(service="test", schema=scratch.schema, batch=100)
+    crashing = OutboxRelay(
+        config=config, engine=scratch.engine, producer=producer, database_url=scratch.url, before_mark=crash
+    )
+    with pytest.raises(SystemExit):
+        await crashing.publish_batch()
+    # The restarted relay finds the rows unmarked and publishes them again.
+    healthy = OutboxRelay(config=config, engine=scratch.engine, producer=producer, database_url=scratch.url)
+    assert await healthy.publish_batch() == 2
+    assert await healthy.publish_batch() == 0
+
+    on_kafka = await read_topic(scratch.bootstrap, scratch.topics.name(GroupJoined.topic))
+    assert len(on_kafka) == 4  # each event twice: the duplicate really is on Kafka
+
+    async with Worker(scratch, producer, record_effect):
+        await eventually(lambda: _has_effects(scratch, {e.id for e in events}))
+        await asyncio.sleep(1.0)  # let the copies arrive too
+    assert await effect_counts(scratch) == {e.id: 1 for e in events}
+
+
+async def test_failing_event_goes_to_dlq_others_flow_and_replay_brings_it_back(
+    scratch: Scratch, producer: AIOKafkaProducer
+) -> None:
+    broken = {"poison"}
+
+    async def handler(event: Received[GroupJoined], session: AsyncSession) -> None:
+        if event.data.person_id in broken:
+            raise ValueError("cannot handle this person yet")
+        await record_effect(event, session)
+
+    poison = joined("poison")
+    before, after = [joined(f"ok{i}") for i in range(3)], [joined(f"later{i}") for i in range(3)]
+    topic = scratch.topics.name(GroupJoined.topic)
+    for event in [*before, poison, *after]:
+        await producer.send_and_wait(topic, value=event.to_json(), key=event.key)
+    # And a message that is not even an event: dead-lettered without retries.
+    await producer.send_and_wait(topic, value=b"{not json", key=b"garbage")
+
+    async with Worker(scratch, producer, handler):
+        await eventually(lambda: _has_effects(scratch, {e.id for e in before + after}))
+        dlq = await eventually(lambda: _dlq(scratch, expected=2))
+    assert poison.id not in await effect_counts(scratch)
+    by_key = {key: headers for key, _, headers in dlq}
+    assert by_key[b"poison"]["siyu-error-type"] == b"ValueError"
+    assert b"cannot handle" in by_key[b"poison"]["siyu-error"]
+    assert by_key[b"poison"]["siyu-attempts"] == b"3"
+    assert by_key[b"poison"]["siyu-original-topic"] == topic.encode()
+    assert by_key[b"garbage"]["siyu-error-type"] == b"PoisonEvent"
+
+    broken.clear()  # the fix is deployed
+    report = await replay_dlq(bootstrap_servers=scratch.bootstrap, topic=topic, consumer_group=GROUP)
+    assert report.replayed == 2
+    async with Worker(scratch, producer, handler):
+        await eventually(lambda: _has_effects(scratch, {poison.id}))
+    counts = await effect_counts(scratch)
+    assert counts[poison.id] == 1
+    assert all(count == 1 for count in counts.values())
+    # The garbage failed again and is back in the DLQ; a second replay moves only that one copy, because the
+    # replayer's position in the DLQ was committed.
+    assert len(await read_topic(scratch.bootstrap, scratch.topics.dlq(GroupJoined.topic), idle_s=0.5)) == 3
+    assert (await replay_dlq(bootstrap_servers=scratch.bootstrap, topic=topic)).replayed == 1
+
+
+async def _has_effects(scratch: Scratch, ids: set[str]) -> bool:
+    return ids <= set(await effect_counts(scratch))
+
+
+async def _dlq(scratch: Scratch, *, expected: int):  # type: ignore[no-untyped-def]
+    messages = await read_topic(scratch.bootstrap, scratch.topics.dlq(GroupJoined.topic), idle_s=0.5)
+    return messages if len(messages) >= expected else None

@@ -21,8 +21,8 @@ $(STAMP): constraints.txt requirements-dev.txt $(PACKAGES)
 run: install
 	$(BIN)/siyu-stack run
 
-## Unit and integration tests against a stack the tests start themselves.
-test: install
+## Lint, then unit and integration tests against a stack the tests start themselves.
+test: lint
 	$(BIN)/pytest
 
 ## Fast unit tests only (no Postgres, no Kafka).

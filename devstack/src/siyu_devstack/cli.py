@@ -103,6 +103,14 @@ def shutdown_signals() -> Iterator[threading.Event]:
             signal.signal(sig, old)
 
 
+def block_shutdown_signals() -> None:
+    """From now on SIGINT/SIGTERM wait: a second Ctrl-C (or a supervisor's repeat) must not cut a teardown short.
+
+    Called at the start of a teardown; the process exits when it is done, so they are never unblocked.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
 def serve_until_signal(
     stack: Stack,
     *,
@@ -148,6 +156,7 @@ def _up(args: argparse.Namespace) -> int:
             sys.stdout.flush()
             return serve_until_signal(stack, stop=stop)
     finally:
+        block_shutdown_signals()
         stack.stop()
 
 
@@ -178,8 +187,26 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_configure(parser: argparse.ArgumentParser) -> None:
+    from siyu_devstack import run
+
+    run.configure(parser)
+
+
+def _run_handle(args: argparse.Namespace) -> int:
+    from siyu_devstack import run
+
+    return run.handle(args)
+
+
 COMMANDS: list[Command] = [
     Command("up", "start a stack, print its environment, stop it on Ctrl-C / SIGTERM", add_stack_options, _up),
+    Command(
+        "run",
+        "start the stack and all four services, print their URLs, stop everything on Ctrl-C / SIGTERM",
+        _run_configure,
+        _run_handle,
+    ),
     Command("clean", "stop and remove stacks left behind by killed runs", lambda parser: None, _clean),
     Command("status", "list the stacks of this checkout", _configure_status, _status),
 ]
@@ -203,6 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.verbose < 2:
         logging.getLogger("aiokafka").setLevel(logging.WARNING)
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     handler: Callable[[argparse.Namespace], int] = args.handler
     return handler(args)
 

@@ -6,7 +6,7 @@ import asyncio
 from datetime import UTC, datetime
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -156,3 +156,34 @@ async def _has_effects(scratch: Scratch, ids: set[str]) -> bool:
 async def _dlq(scratch: Scratch, *, expected: int):  # type: ignore[no-untyped-def]
     messages = await read_topic(scratch.bootstrap, scratch.topics.dlq(GroupJoined.topic), idle_s=0.5)
     return messages if len(messages) >= expected else None
+
+
+async def test_stop_finishes_the_batch_in_flight_and_commits_it(scratch: Scratch, producer: AIOKafkaProducer) -> None:
+    started = asyncio.Event()
+
+    async def slow(event: Received[GroupJoined], session: AsyncSession) -> None:
+        started.set()
+        await asyncio.sleep(0.1)
+        await record_effect(event, session)
+
+    events = [joined("same-person") for _ in range(10)]  # one key: one partition, one batch, in order
+    for event in events:
+        await producer.send_and_wait(scratch.topics.name(GroupJoined.topic), value=event.to_json(), key=event.key)
+
+    worker = Worker(scratch, producer, slow)
+    async with worker:
+        await started.wait()  # SIGTERM arrives while the batch is being handled
+    handled = await effect_counts(scratch)
+    assert set(handled) == {e.id for e in events}  # the whole batch finished
+
+    # Its offsets were committed before the consumer closed (the inbox would hide a redelivery, so look directly).
+    probe = manual_commit_consumer(
+        scratch.bootstrap, group_id=f"{scratch.schema}.{GROUP}", client_id="probe", max_batch=1
+    )
+    await probe.start()
+    try:
+        topic = scratch.topics.name(GroupJoined.topic)
+        committed = [await probe.committed(TopicPartition(topic, p)) or 0 for p in range(3)]
+    finally:
+        await probe.stop()
+    assert sum(committed) == len(events)

@@ -32,7 +32,7 @@ unit: install
 lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	$(BIN)/mypy shared/src devstack/src services/ingest/src services/segmentation/src services/journey/src services/attribution/src
+	$(BIN)/mypy shared/src devstack/src services/ingest/src services/segmentation/src services/journey/src services/attribution/src bench
 	$(BIN)/siyu-schemas --out schemas/events --check
 
 format: install
@@ -44,7 +44,7 @@ schemas: install
 	$(BIN)/siyu-schemas --out schemas/events
 
 bench: install
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(SUITES)
 
 ## Only the stack (Postgres + Kafka), printing the environment to use it from another shell.
 stack: install

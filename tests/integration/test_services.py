@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
-from importlib import import_module
 
 import httpx
 import pytest
@@ -12,37 +10,17 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from siyu_devstack.stack import Stack
-from siyu_shared.app import create_app
+from siyu_devstack.testing import running_service
 from siyu_shared.auth.keys import issue_key
 from siyu_shared.db.engine import create_engine, session_factory, unit_of_work
-from siyu_shared.db.migrate import upgrade
-from siyu_shared.service import ServiceSpec
 from siyu_shared.services import SERVICES
 
 pytestmark = pytest.mark.integration
 
 
-def spec_for(service: str, stack: Stack) -> ServiceSpec:
-    build_spec = import_module(f"siyu_{service}.bootstrap").build_spec
-    spec: ServiceSpec = build_spec(
-        database_url=stack.service_dsn(service),
-        kafka_bootstrap_servers=stack.bootstrap_servers,
-        kafka_topic_prefix=stack.topic_prefix,
-    )
-    return spec
-
-
-@pytest.fixture(scope="session")
-async def migrated(stack: Stack) -> None:
-    for service in SERVICES:
-        spec = spec_for(service, stack)
-        await asyncio.to_thread(upgrade, migrations=spec.migrations, url=spec.settings.database_url, schema=spec.schema)
-
-
 @pytest.fixture
-async def ingest_app(stack: Stack, migrated: None) -> AsyncIterator[FastAPI]:
-    app = create_app(spec_for("ingest", stack), role="all")
-    async with app.router.lifespan_context(app):
+async def ingest_app(migrated: Stack, topic_prefix: str) -> AsyncIterator[FastAPI]:
+    async with running_service("ingest", migrated, topic_prefix=topic_prefix) as (app, _):
         yield app
 
 
@@ -51,10 +29,8 @@ def client(app: FastAPI) -> httpx.AsyncClient:
 
 
 @pytest.mark.parametrize("service", SERVICES)
-async def test_migrations_land_in_the_service_schema_with_the_version_table(
-    stack: Stack, migrated: None, service: str
-) -> None:
-    engine = create_engine(stack.service_dsn(service), schema=service, pool_size=1)
+async def test_migrations_land_in_the_service_schema_with_the_version_table(migrated: Stack, service: str) -> None:
+    engine = create_engine(migrated.service_dsn(service), schema=service, pool_size=1)
     try:
         async with engine.connect() as conn:
             tables = set(
@@ -80,7 +56,7 @@ async def test_health_ready_and_metrics(ingest_app: FastAPI) -> None:
     assert 'route="/readyz"' in metrics
 
 
-async def test_a_key_of_tenant_a_never_reaches_tenant_b(stack: Stack, ingest_app: FastAPI) -> None:
+async def test_a_key_of_tenant_a_never_reaches_tenant_b(ingest_app: FastAPI) -> None:
     sessions = session_factory(ingest_app.state.runtime.engine)
     async with unit_of_work(sessions) as session:
         a_admin = await issue_key(session, tenant="brand-a", scopes=("admin",), name="a admin")

@@ -36,3 +36,28 @@ def stack() -> Iterator[Stack]:
 def stack_env(stack: Stack) -> dict[str, str]:
     """The environment a service process needs to run against the session's stack (see :meth:`Stack.env`)."""
     return stack.env()
+
+
+@pytest.fixture
+async def topic_prefix(stack: Stack) -> str:
+    """A prefix of this test's own: every topic (and DLQ) created under it, so tests never read each other's events.
+
+    Pass it as ``kafka_topic_prefix`` to a service (consumer groups carry it too).
+    """
+    from siyu_devstack.topics import create_topics
+    from siyu_shared.events.topics import TopicNames
+
+    prefix = f"{stack.topic_prefix}t{secrets.token_hex(4)}."
+    await create_topics(stack.bootstrap_servers, TopicNames(prefix).all(), partitions=stack.partitions)
+    return prefix
+
+
+@pytest.fixture(scope="session")
+async def migrated(stack: Stack) -> Stack:
+    """The stack with every service's migrations applied (once per session)."""
+    import asyncio
+
+    from siyu_devstack.testing import migrate_all
+
+    await asyncio.to_thread(migrate_all, stack)
+    return stack

@@ -1,19 +1,28 @@
-"""Helpers for tests that run against the real stack: a scratch schema, read a topic, wait for a condition."""
+"""Helpers for tests that run against the real stack: a service in-process, a scratch schema, read a topic, wait."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TypeVar
+from importlib import import_module
+from typing import Any, TypeVar
 
+import httpx
 from aiokafka import AIOKafkaConsumer
+from fastapi import FastAPI
 from sqlalchemy import BigInteger, Column, MetaData, String, Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from siyu_devstack.stack import Stack
+from siyu_shared.app import create_app
 from siyu_shared.db.engine import SessionFactory
+from siyu_shared.db.migrate import upgrade
 from siyu_shared.db.platform_tables import add_platform_tables
 from siyu_shared.events.topics import TopicNames
+from siyu_shared.service import Role, ServiceSpec
+from siyu_shared.services import SERVICES
 
 T = TypeVar("T")
 Message = tuple[bytes | None, bytes, dict[str, bytes]]
@@ -71,3 +80,37 @@ async def eventually(probe: Callable[[], Awaitable[T]], *, timeout_s: float = 20
         if loop.time() > deadline:
             raise AssertionError(f"condition not met within {timeout_s}s (last value: {value!r})")
         await asyncio.sleep(interval_s)
+
+
+def service_spec(service: str, stack: Stack, *, topic_prefix: str | None = None, **overrides: Any) -> ServiceSpec:
+    """The service's spec pointed at the stack (its own role and schema), with settings overrides for the test."""
+    build_spec = import_module(f"siyu_{service}.bootstrap").build_spec
+    spec: ServiceSpec = build_spec(
+        database_url=stack.service_dsn(service),
+        kafka_bootstrap_servers=stack.bootstrap_servers,
+        kafka_topic_prefix=stack.topic_prefix if topic_prefix is None else topic_prefix,
+        **overrides,
+    )
+    return spec
+
+
+def migrate_all(stack: Stack) -> None:
+    """Apply every service's migrations (blocking: call through ``asyncio.to_thread`` from async code)."""
+    for service in SERVICES:
+        spec = service_spec(service, stack)
+        upgrade(migrations=spec.migrations, url=spec.settings.database_url, schema=spec.schema)
+
+
+@asynccontextmanager
+async def running_service(
+    service: str, stack: Stack, *, topic_prefix: str, role: Role = "all", **overrides: Any
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """The service running in this process (lifespan started: consumers, relay, loops) and an HTTP client to it.
+
+    Use with the ``migrated`` and ``topic_prefix`` fixtures of ``siyu_devstack.pytest_plugin``.
+    """
+    app = create_app(service_spec(service, stack, topic_prefix=topic_prefix, **overrides), role=role)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=f"http://{service}.test") as client:
+            yield app, client

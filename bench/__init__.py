@@ -1,0 +1,1 @@
+"""Siyu benchmarks: ``make bench`` runs every suite on one local stack and writes ``bench/results.json``."""

@@ -1,0 +1,173 @@
+"""A journey definition: an SOP of the middle office as data (JSON, or YAML for GitOps).
+
+A trigger enrols a person; steps run in list order unless a step names its ``next``; a wait parks the enrolment
+on a durable timer; a send queues a touch; branch, split and goto move elsewhere; exit ends it early.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from siyu_shared.events.catalog.touches import TouchChannel
+
+TriggerEvent = Literal["contact.added", "lead.captured", "order.paid", "group.joined", "tag.added", "tag.removed"]
+ExitEvent = Literal["order.paid", "opted_out", "contact.removed"]
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+_SLUG = r"^[a-z0-9][a-z0-9_\-]{0,63}$"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Trigger(_Model):
+    event: TriggerEvent
+    tag: str | None = Field(default=None, description="For tag.added / tag.removed: which tag.")
+    min_amount_fen: int | None = Field(default=None, ge=0, description="For order.paid: at least this much.")
+    incentive: bool | None = Field(default=None, description="For lead.captured: only (non-)incentive leads.")
+
+    @model_validator(mode="after")
+    def _tag_for_tag_triggers(self) -> Trigger:
+        if self.event in ("tag.added", "tag.removed") and not self.tag:
+            raise ValueError(f"trigger {self.event} needs a tag")
+        return self
+
+
+class Entry(_Model):
+    """Who may enter again: ``once`` ever, ``once_per_period`` (one entry per period_days), or ``reentry``."""
+
+    mode: Literal["once", "once_per_period", "reentry"] = "once"
+    period_days: int = Field(default=7, ge=1)
+
+
+class Condition(_Model):
+    """All given parts must hold."""
+
+    has_tag: str | None = None
+    lacks_tag: str | None = None
+    fact_gte: dict[str, float] = Field(default_factory=dict)
+    fact_eq: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    paid_since_entry: bool | None = Field(default=None, description="Whether an order was paid since entry.")
+
+
+class _Step(_Model):
+    id: str = Field(pattern=_SLUG)
+    next: str | None = Field(default=None, description="The step after this one (default: the next in the list).")
+
+
+class Wait(_Step):
+    kind: Literal["wait"]
+    seconds: int | None = Field(default=None, ge=0)
+    until_local: str | None = Field(default=None, description="HH:MM Asia/Shanghai: the next such time.")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Wait:
+        if (self.seconds is None) == (self.until_local is None):
+            raise ValueError(f"wait step {self.id!r} needs exactly one of seconds / until_local")
+        if self.until_local is not None and not _HHMM.match(self.until_local):
+            raise ValueError(f"wait step {self.id!r}: until_local must be HH:MM")
+        return self
+
+
+class Send(_Step):
+    kind: Literal["send"]
+    channel: TouchChannel = "wecom_1v1"
+    template: str
+    campaign_id: str | None = None
+
+
+class Branch(_Step):
+    kind: Literal["branch"]
+    condition: Condition
+    then: str
+    otherwise: str | None = Field(default=None, description="Default: the step after the branch.")
+
+
+class Variant(_Model):
+    name: str
+    weight: int = Field(ge=0)
+    next: str
+
+
+class Split(_Step):
+    """A/B split, deterministic by person: the same person always lands in the same variant."""
+
+    kind: Literal["split"]
+    variants: list[Variant] = Field(min_length=2)
+
+    @field_validator("variants")
+    @classmethod
+    def _weights(cls, variants: list[Variant]) -> list[Variant]:
+        if sum(v.weight for v in variants) <= 0:
+            raise ValueError("split weights must add up to more than 0")
+        return variants
+
+
+class Goto(_Step):
+    """Jump to a stage (another step)."""
+
+    kind: Literal["goto"]
+    target: str
+
+
+class Exit(_Step):
+    kind: Literal["exit"]
+    reason: str = "goal"
+
+
+Step = Annotated[Wait | Send | Branch | Split | Goto | Exit, Field(discriminator="kind")]
+
+
+class JourneyDefinition(_Model):
+    id: str = Field(pattern=_SLUG, examples=["greeting"])
+    name: str = Field(min_length=1, max_length=200)
+    trigger: Trigger
+    entry: Entry = Entry()
+    exit_on: list[ExitEvent] = Field(default_factory=list)
+    exit_on_tag_lost: list[str] = Field(default_factory=list)
+    steps: list[Step] = Field(min_length=1)
+    templates: dict[str, str] = Field(default_factory=dict, description="Jinja2 (sandboxed) templates by name.")
+    persona: str | None = Field(default=None, description="The voice touches go out as (e.g. 小完子).")
+    staff_pool: list[str] = Field(
+        default_factory=list, description="Staff accounts new contacts are assigned to (by person hash)."
+    )
+    priority: int = Field(default=0, description="Campaign priority: a higher one overrides lower ones that day.")
+    campaign_id: str | None = None
+
+    def step(self, step_id: str) -> Step:
+        for step in self.steps:
+            if step.id == step_id:
+                return step
+        raise KeyError(step_id)
+
+    def successor(self, step_id: str) -> str | None:
+        """Where control goes after a step that does not choose (wait, send): its ``next``, else the next listed."""
+        index = next(i for i, s in enumerate(self.steps) if s.id == step_id)
+        step = self.steps[index]
+        if step.next is not None:
+            return step.next
+        return self.steps[index + 1].id if index + 1 < len(self.steps) else None
+
+    def targets(self, step_id: str) -> list[str]:
+        """Every step control can go to from ``step_id`` (for validation)."""
+        step = self.step(step_id)
+        match step:
+            case Branch():
+                other = step.otherwise if step.otherwise is not None else self.successor(step_id)
+                return [t for t in (step.then, other) if t is not None]
+            case Split():
+                return [v.next for v in step.variants]
+            case Goto():
+                return [step.target]
+            case Exit():
+                return []
+            case _:
+                successor = self.successor(step_id)
+                return [successor] if successor is not None else []
+
+
+def parse_definition(raw: dict[str, Any]) -> JourneyDefinition:
+    return JourneyDefinition.model_validate(raw)

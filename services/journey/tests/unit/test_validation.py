@@ -1,0 +1,62 @@
+"""Validation names the step at fault."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from siyu_journey.domain.definition import parse_definition
+from siyu_journey.domain.validation import validate
+
+
+def problems(steps: list[dict[str, Any]], **extra: Any) -> list[str]:
+    definition = parse_definition(
+        {
+            "id": "j",
+            "name": "t",
+            "trigger": {"event": "contact.added"},
+            "steps": steps,
+            "templates": {"hi": "hi"},
+            **extra,
+        }
+    )
+    return [str(p) for p in validate(definition, known_tags={"vip"})]
+
+
+def test_a_good_journey_has_no_problems() -> None:
+    assert problems([{"id": "s", "kind": "send", "template": "hi"}, {"id": "w", "kind": "wait", "seconds": 60}]) == []
+
+
+def test_loop_without_wait_is_rejected_naming_the_step() -> None:
+    found = problems([{"id": "s", "kind": "send", "template": "hi"}, {"id": "again", "kind": "goto", "target": "s"}])
+    assert any("'s'" in p and "loop without a wait" in p for p in found), found
+
+
+def test_loop_through_a_wait_is_fine() -> None:
+    steps = [
+        {"id": "s", "kind": "send", "template": "hi"},
+        {"id": "w", "kind": "wait", "seconds": 3600},
+        {"id": "again", "kind": "goto", "target": "s"},
+    ]
+    assert problems(steps) == []
+
+
+def test_unknown_template_tag_and_step() -> None:
+    found = problems(
+        [
+            {"id": "b", "kind": "branch", "condition": {"has_tag": "nope"}, "then": "missing"},
+            {"id": "s", "kind": "send", "template": "bye"},
+        ]
+    )
+    assert "step 'b': goes to unknown step 'missing'" in found
+    assert "step 'b': unknown tag 'nope'" in found
+    assert "step 's': unknown template 'bye'" in found
+
+
+def test_unreachable_steps_are_named() -> None:
+    found = problems([{"id": "end", "kind": "exit"}, {"id": "orphan", "kind": "send", "template": "hi"}])
+    assert found == ["step 'orphan': unreachable from the first step"]
+
+
+def test_template_syntax_errors() -> None:
+    found = problems([{"id": "s", "kind": "send", "template": "hi"}], templates={"hi": "{{ oops"})
+    assert found and "template 'hi' does not parse" in found[0]

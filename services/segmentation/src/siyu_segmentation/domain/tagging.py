@@ -1,0 +1,141 @@
+"""Rules, families and the tag set they decide for one person; the diff against the tags the person has.
+
+A rule holds one tag while its condition is true: it adds the tag when the condition becomes true and removes it
+when it becomes false. In an exclusive family (the DCBA stage, the frequency x ticket quadrant) only the true rule
+with the highest priority holds its tag.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from siyu_segmentation.domain.evaluate import aggregate_value, evaluate, fact_value
+from siyu_segmentation.domain.facts import Profile
+from siyu_segmentation.domain.rules import Aggregate, Condition, FactTest, RuleError, parse_condition, walk
+
+SLUG = r"^[a-z0-9][a-z0-9_\-.:]{0,63}$"
+
+
+class RuleBody(BaseModel):
+    """A rule as written by an operator (JSON over the API, YAML in a pack)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tag: str = Field(pattern=SLUG, examples=["super_vip"])
+    family: str | None = Field(default=None, pattern=SLUG, examples=["value"])
+    priority: int = Field(default=0, description="In an exclusive family the true rule with the highest wins.")
+    description: str = Field(default="", max_length=500)
+    enabled: bool = True
+    when: dict[str, Any] = Field(examples=[{"count": "orders", "within": "365d", "gt": 10}])
+
+    @field_validator("when")
+    @classmethod
+    def _valid_condition(cls, when: dict[str, Any]) -> dict[str, Any]:
+        parse_condition(when)  # raises RuleError (a ValueError): pydantic reports it at `when`
+        return when
+
+    def condition(self) -> Condition:
+        return parse_condition(self.when)
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveRule:
+    rule_id: str
+    version: int
+    tag: str
+    family: str | None
+    priority: int
+    condition: Condition
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    tag: str
+    family: str | None
+    rule_id: str
+    rule_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class TagDiff:
+    added: tuple[Decision, ...]
+    removed: tuple[Decision, ...]
+    tags: tuple[str, ...]  # the full set after the change
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.removed)
+
+
+def validate_rule(raw: Mapping[str, Any]) -> RuleBody:
+    """A rule body from plain data; raises RuleError (path, message) or pydantic.ValidationError."""
+    when = raw.get("when")
+    if when is not None:
+        parse_condition(when)  # the precise path first
+    return RuleBody.model_validate(raw)
+
+
+def decide(
+    rules: Sequence[ActiveRule], exclusive: Mapping[str, bool], profile: Profile, now: datetime
+) -> dict[str, Decision]:
+    """The tags the person should hold now, each with the rule version that puts it there."""
+    winners: dict[str, ActiveRule] = {}
+    held: dict[str, Decision] = {}
+    for rule in rules:
+        if not evaluate(rule.condition, profile, now):
+            continue
+        if rule.family is not None and exclusive.get(rule.family, False):
+            best = winners.get(rule.family)
+            if best is None or (rule.priority, best.rule_id) > (best.priority, rule.rule_id):
+                winners[rule.family] = rule
+        else:
+            held[rule.tag] = Decision(rule.tag, rule.family, rule.rule_id, rule.version)
+    for rule in winners.values():
+        held[rule.tag] = Decision(rule.tag, rule.family, rule.rule_id, rule.version)
+    return held
+
+
+def diff(current: Mapping[str, Decision], desired: Mapping[str, Decision]) -> TagDiff:
+    added = tuple(desired[t] for t in sorted(desired.keys() - current.keys()))
+    removed = tuple(current[t] for t in sorted(current.keys() - desired.keys()))
+    return TagDiff(added=added, removed=removed, tags=tuple(sorted(desired)))
+
+
+def deciding_facts(rules: Iterable[ActiveRule], tags: Iterable[str], profile: Profile, now: datetime) -> dict[str, Any]:
+    """The facts the rules of the changed tags looked at, as JSON-ready values (for `tags.changed`)."""
+    wanted = set(tags)
+    out: dict[str, Any] = {}
+    for rule in rules:
+        if rule.tag not in wanted:
+            continue
+        for leaf in walk(rule.condition):
+            if isinstance(leaf, FactTest):
+                out[leaf.fact] = _jsonable(fact_value(leaf, profile))
+            elif isinstance(leaf, Aggregate):
+                out[aggregate_label(leaf)] = _jsonable(aggregate_value(leaf, profile, now))
+    return out
+
+
+def aggregate_label(agg: Aggregate) -> str:
+    target = agg.source if agg.field is None else f"{agg.source}.{agg.field}"
+    window = f"@{int(agg.within.total_seconds() // 3600)}h" if agg.within is not None else ""
+    scope = f"[{agg.category or agg.channel}]" if agg.category or agg.channel else ""
+    return f"{agg.fn}({target}{scope}){window}"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, set | frozenset | tuple):
+        return sorted(value)
+    if value is not None and not isinstance(value, str | int | float | bool | list | dict):
+        return float(value)
+    return value
+
+
+__all__ = ["RuleError"]

@@ -1,0 +1,57 @@
+"""Deciding the tag set: exclusive families, priorities, diffs that are empty for no-ops."""
+
+from __future__ import annotations
+
+from siyu_segmentation.domain.rules import parse_condition
+from siyu_segmentation.domain.tagging import ActiveRule, Decision, decide, deciding_facts, diff
+
+from ..conftest import ALICE, BOB, NOW
+
+
+def rule(rule_id: str, tag: str, when: dict[str, object], family: str | None = None, priority: int = 0) -> ActiveRule:
+    return ActiveRule(rule_id, 1, tag, family, priority, parse_condition(when))
+
+
+DCBA = [
+    rule("d", "D_stranger", {"fact": "lead_count", "gte": 0}, "dcba", 0),
+    rule("c", "C_ice_broken", {"fact": "wecom_status", "eq": "friend"}, "dcba", 1),
+    rule("b", "B_relationship", {"count": "touches", "gte": 1}, "dcba", 2),
+    rule("a", "A_buying", {"count": "orders", "gte": 1}, "dcba", 3),
+]
+
+
+def test_an_exclusive_family_holds_only_its_highest_true_tag() -> None:
+    assert set(decide(DCBA, {"dcba": True}, ALICE, NOW)) == {"A_buying"}
+    assert set(decide(DCBA, {"dcba": True}, BOB, NOW)) == {"D_stranger"}
+    # The same rules in a family that is not exclusive: every true rule holds its tag.
+    assert set(decide(DCBA, {}, ALICE, NOW)) == {"A_buying", "B_relationship", "C_ice_broken", "D_stranger"}
+
+
+def test_priority_ties_go_to_the_smaller_rule_id() -> None:
+    rules = [
+        rule("z", "z_tag", {"fact": "order_count", "gte": 0}, "f"),
+        rule("m", "m_tag", {"fact": "order_count", "gte": 0}, "f"),
+    ]
+    assert set(decide(rules, {"f": True}, ALICE, NOW)) == {"m_tag"}
+
+
+def test_diff_is_empty_when_nothing_changes_and_names_both_sides_otherwise() -> None:
+    held = decide(DCBA, {"dcba": True}, BOB, NOW)
+    assert not diff(held, decide(DCBA, {"dcba": True}, BOB, NOW)).changed
+    moved = diff(held, decide(DCBA, {"dcba": True}, ALICE, NOW))
+    assert [d.tag for d in moved.added] == ["A_buying"]
+    assert [d.tag for d in moved.removed] == ["D_stranger"]
+    assert moved.tags == ("A_buying",)
+    # A new rule version with the same outcome is not a change of the tag set.
+    bumped = {t: Decision(d.tag, d.family, d.rule_id, 2) for t, d in held.items()}
+    assert not diff(held, bumped).changed
+
+
+def test_deciding_facts_name_what_the_rule_looked_at() -> None:
+    vip = rule(
+        "vip",
+        "vip",
+        {"all": [{"fact": "order_count", "gte": 3}, {"sum": "orders.amount_fen", "within": "365d", "gte": 1}]},
+    )
+    facts = deciding_facts([vip], ["vip"], ALICE, NOW)
+    assert facts == {"order_count": 3, "sum(orders.amount_fen)@8760h": 48000}

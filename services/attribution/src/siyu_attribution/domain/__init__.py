@@ -1,0 +1,1 @@
+"""Business rules of attribution and commissions: plain data and functions, no I/O."""

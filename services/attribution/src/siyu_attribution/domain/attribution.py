@@ -1,0 +1,149 @@
+"""Who earns an order: first claim (seed 004 §14), touch-based models, KOL/KOC source credit, auditor overrides."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from fractions import Fraction
+from typing import Literal
+
+from siyu_attribution.domain.facts import ClaimFact, Evidence, OrderFacts, TouchFact
+from siyu_attribution.domain.plans import ModelName, PlanBody
+from siyu_shared.events.catalog.commissions import PayeeRole
+
+CreditKind = Literal["commission", "activity"]
+
+
+@dataclass(frozen=True, slots=True)
+class Credit:
+    """A payee's part in an order. ``weight`` is its share of the order's amount (0 for activity credit)."""
+
+    payee_id: str
+    role: PayeeRole
+    weight: Fraction
+    kind: CreditKind
+    basis: str
+    pool: Literal["seller", "source"] = "seller"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    model: str
+    credits: tuple[Credit, ...]
+
+
+def attribute(order: OrderFacts, evidence: Evidence, plan: PlanBody) -> Decision:
+    """The credits of an order under ``plan`` given everything known now (re-run when late data arrives)."""
+    since = order.paid_at - plan.lookback
+    window = sorted(
+        (t for t in evidence.touches if since <= t.occurred_at <= order.paid_at),
+        key=lambda t: (t.occurred_at, t.touch_id),
+    )
+    credits: list[Credit] = []
+    model = plan.model
+    overrides = [o for o in evidence.overrides if o.order_no == order.order_no]
+    if overrides:
+        latest = max(overrides, key=lambda o: (o.decided_at, o.seq, o.override_id))
+        model_used = "override"
+        credits.append(
+            Credit(latest.payee_id, latest.payee_role, Fraction(1), "commission", f"override:{latest.override_id}")
+        )
+    else:
+        claim = first_valid_claim(order, evidence, plan) if model == "first_claim" else None
+        if claim is not None:
+            model_used = "first_claim"
+            credits.append(Credit(claim.staff_id, "staff_1v1", Fraction(1), "commission", f"claim:{claim.claim_id}"))
+        else:
+            touch_model = plan.fallback_model if model == "first_claim" else model
+            model_used = touch_model if model == touch_model else f"{model}>{touch_model}"
+            paid = [t for t in window if t.kind in plan.touch_kinds and t.kind != "group"]
+            credits += touch_credits(touch_model, paid, order, plan)
+    credits += activity_credits(order, evidence, window)
+    credits += source_credits(order, evidence)
+    return Decision(model=model_used, credits=tuple(credits))
+
+
+def first_valid_claim(order: OrderFacts, evidence: Evidence, plan: PlanBody) -> ClaimFact | None:
+    """The first claim of the order number by a 1v1 staff inside the claim window; group activators never win it."""
+    deadline = order.paid_at + timedelta(days=plan.claim_window_days)
+    valid = [
+        c
+        for c in evidence.claims
+        if c.order_no == order.order_no and c.role == "staff_1v1" and c.claimed_at <= deadline
+    ]
+    if not valid:
+        return None
+    return min(valid, key=lambda c: (c.claimed_at, c.seq, c.claim_id))
+
+
+def activity_credits(order: OrderFacts, evidence: Evidence, window: Sequence[TouchFact]) -> list[Credit]:
+    """Group activators who touched the buyer in the lookback window or claimed the order through a group."""
+    seen: dict[str, str] = {}
+    for touch in window:
+        if touch.kind == "group" and touch.staff_id and touch.staff_id not in seen:
+            seen[touch.staff_id] = f"touch:{touch.touch_id}"
+    for claim in sorted(evidence.claims, key=lambda c: (c.claimed_at, c.seq, c.claim_id)):
+        if claim.order_no == order.order_no and claim.role == "group_activator" and claim.staff_id not in seen:
+            seen[claim.staff_id] = f"claim:{claim.claim_id}"
+    return [Credit(staff, "group_activator", Fraction(0), "activity", basis) for staff, basis in seen.items()]
+
+
+def source_credits(order: OrderFacts, evidence: Evidence) -> list[Credit]:
+    """The KOL/KOC whose content first brought the person in (before the order) earns its agreed share."""
+    before = [s for s in evidence.sources if s.occurred_at <= order.paid_at]
+    if not before:
+        return []
+    first = min(before, key=lambda s: (s.occurred_at, s.lead_id))
+    basis = f"source:{first.lead_id}"
+    return [Credit(first.partner_id, first.account_kind, Fraction(1), "commission", basis, "source")]
+
+
+def touch_weights(model: ModelName, touches: Sequence[TouchFact], order: OrderFacts, plan: PlanBody) -> list[Fraction]:
+    """The share of each touch (sorted by time) under a touch-based model; they sum to 1 (or 0 without touches)."""
+    n = len(touches)
+    if n == 0:
+        return []
+    if model in ("last_touch", "first_claim"):
+        return [Fraction(0)] * (n - 1) + [Fraction(1)]
+    if model == "first_touch":
+        return [Fraction(1)] + [Fraction(0)] * (n - 1)
+    if model == "linear":
+        return [Fraction(1, n)] * n
+    if model == "time_decay":
+        half_life_s = plan.half_life_hours * 3600
+        raw = [Fraction(math.pow(2.0, -(order.paid_at - t.occurred_at).total_seconds() / half_life_s)) for t in touches]
+        whole = sum(raw, Fraction(0))
+        return [w / whole for w in raw]
+    first, middle, last = plan.position_weights
+    if n == 1:
+        return [Fraction(1)]
+    if n == 2:
+        ends = Fraction(first + last) or Fraction(1)
+        return [Fraction(first) / ends, Fraction(last) / ends]
+    total = Fraction(first + middle + last)
+    inner = Fraction(middle) / total / (n - 2)
+    return [Fraction(first) / total, *([inner] * (n - 2)), Fraction(last) / total]
+
+
+def touch_payee(touch: TouchFact) -> tuple[str, PayeeRole] | None:
+    """Who a touch pays: the persona team for a persona's journey touch, else the staff; none for pure automation."""
+    if touch.kind == "journey" and touch.persona:
+        return f"persona:{touch.persona}", "persona_team"
+    if touch.staff_id:
+        return touch.staff_id, "staff_1v1"
+    return None
+
+
+def touch_credits(model: ModelName, touches: Sequence[TouchFact], order: OrderFacts, plan: PlanBody) -> list[Credit]:
+    weights: dict[tuple[str, PayeeRole], Fraction] = defaultdict(Fraction)
+    bases: dict[tuple[str, PayeeRole], str] = {}
+    for touch, weight in zip(touches, touch_weights(model, touches, order, plan), strict=True):
+        payee = touch_payee(touch)
+        if payee is None or weight == 0:
+            continue  # the brand's own automation: that share earns no one a commission
+        weights[payee] += weight
+        bases.setdefault(payee, f"{model}:touch:{touch.touch_id}")
+    return [Credit(p, r, w, "commission", bases[(p, r)]) for (p, r), w in weights.items()]

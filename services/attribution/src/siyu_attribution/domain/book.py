@@ -1,0 +1,137 @@
+"""The ledger decisions for one order, from its facts and its entries so far (pure: the caller loads and saves).
+
+- ``reattribute``: decide who earns the order (at payment, and again when a late touch, claim or override
+  arrives) and post the difference;
+- ``rescale``: after a refund or a close, bring what the order owes each payee down proportionally;
+- ``release``: the holding period is over, move held commission to payable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from siyu_attribution.domain import ledger
+from siyu_attribution.domain.attribution import attribute
+from siyu_attribution.domain.commission import Share, shares, targets
+from siyu_attribution.domain.facts import Evidence, OrderFacts
+from siyu_attribution.domain.ledger import Entry, Posting
+from siyu_attribution.domain.periods import posting_period
+from siyu_attribution.domain.plans import PlanVersion
+
+
+@dataclass(frozen=True, slots=True)
+class AttributionRecord:
+    """One decision on an order; a re-attribution appends a new record, the latest is current."""
+
+    attribution_id: str
+    order_id: str
+    model: str
+    plan_id: str
+    plan_version: int
+    shares: tuple[Share, ...]
+    cause: str
+    decided_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    attribution: AttributionRecord | None
+    entries: list[Entry]
+
+
+def reattribute(
+    *,
+    tenant: str,
+    order: OrderFacts,
+    evidence: Evidence,
+    plan: PlanVersion,
+    existing: Sequence[Entry],
+    current: AttributionRecord | None,
+    settled: bool,
+    cause: str,
+    at: datetime,
+    last_closed: str | None,
+    month_gmv: Mapping[str, int] | None = None,
+    month_commission: Mapping[str, int] | None = None,
+) -> Outcome:
+    """Attribute the order under ``plan`` with all evidence known now; post only what changed.
+
+    No new record when the decision is the same as the current one (a late touch that changes nothing).
+    """
+    decision = attribute(order, evidence, plan.body)
+    money = shares(order, decision, plan.body, month_gmv=month_gmv, month_commission=month_commission)
+    if current is not None and current.shares == money and current.model == decision.model:
+        return Outcome(None, [])
+    record = AttributionRecord(
+        attribution_id=ledger.stable_id(tenant, order.order_id, "attribution", cause),
+        order_id=order.order_id,
+        model=decision.model,
+        plan_id=plan.plan_id,
+        plan_version=plan.version,
+        shares=money,
+        cause=cause,
+        decided_at=at,
+    )
+    return Outcome(record, _post(tenant, order, record, existing, settled, cause, at, last_closed))
+
+
+def rescale(
+    *,
+    tenant: str,
+    order: OrderFacts,
+    current: AttributionRecord,
+    existing: Sequence[Entry],
+    settled: bool,
+    cause: str,
+    at: datetime,
+    last_closed: str | None,
+) -> Outcome:
+    """After a refund or a close: proportional reversals under the current attribution."""
+    return Outcome(None, _post(tenant, order, current, existing, settled, cause, at, last_closed))
+
+
+def release(
+    *,
+    tenant: str,
+    order: OrderFacts,
+    current: AttributionRecord,
+    existing: Sequence[Entry],
+    at: datetime,
+    last_closed: str | None,
+) -> list[Entry]:
+    posting = _posting(tenant, order, current, "settlement", at, last_closed)
+    return ledger.settle(posting, existing=existing)
+
+
+def _post(
+    tenant: str,
+    order: OrderFacts,
+    record: AttributionRecord,
+    existing: Sequence[Entry],
+    settled: bool,
+    cause: str,
+    at: datetime,
+    last_closed: str | None,
+) -> list[Entry]:
+    posting = _posting(tenant, order, record, cause, at, last_closed)
+    rules = {s.key: f"{record.model}/{s.basis}" for s in record.shares if s.kind == "commission"}
+    return ledger.reconcile(
+        posting, existing=existing, wanted=targets(order, record.shares), settled=settled, rules=rules
+    )
+
+
+def _posting(
+    tenant: str, order: OrderFacts, record: AttributionRecord, cause: str, at: datetime, last_closed: str | None
+) -> Posting:
+    return Posting(
+        tenant=tenant,
+        order_id=order.order_id,
+        cause=cause,
+        plan_id=record.plan_id,
+        plan_version=record.plan_version,
+        attribution_id=record.attribution_id,
+        posted_at=at,
+        period=posting_period(at, last_closed=last_closed),
+    )

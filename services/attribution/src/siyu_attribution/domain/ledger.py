@@ -1,0 +1,183 @@
+"""The double-entry commission ledger: append-only postings in integer fen, every transaction summing to zero.
+
+Sign convention: debits positive, credits negative. Accounts:
+
+- ``expense:commission``: the brand's commission expense (debited when commission accrues);
+- ``held:<payee>``: earned but not yet payable (the order is inside its holding period);
+- ``payable:<payee>``: payable on the payee's statement for the entry's period.
+
+An accrual debits expense and credits held (or payable, once the order is settled); a reversal does the
+opposite; settlement moves an order's held balance to payable. Nothing is ever edited: a change of mind is a new
+transaction, and ``reconcile`` posts only the difference between what an order owes each payee and what it should.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from siyu_attribution.domain.commission import PayeeKey
+from siyu_shared.events.catalog.commissions import PayeeRole
+
+EXPENSE = "expense:commission"
+EntryKind = Literal["accrual", "reversal", "settlement"]
+_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "siyu:attribution:ledger")
+
+
+def held(payee_id: str) -> str:
+    return f"held:{payee_id}"
+
+
+def payable(payee_id: str) -> str:
+    return f"payable:{payee_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    entry_id: str
+    txn_id: str
+    kind: EntryKind
+    account: str
+    amount_fen: int
+    order_id: str
+    payee_id: str
+    payee_role: PayeeRole
+    rule: str
+    plan_id: str
+    plan_version: int
+    attribution_id: str
+    posted_at: datetime
+    period: str
+
+
+@dataclass(frozen=True, slots=True)
+class Posting:
+    """Where the entries of one unit of work come from (same for every transaction it posts)."""
+
+    tenant: str
+    order_id: str
+    cause: str
+    plan_id: str
+    plan_version: int
+    attribution_id: str
+    posted_at: datetime
+    period: str
+
+
+def stable_id(*parts: str) -> str:
+    """Ids derived from the cause: replaying the same events yields the very same ledger, id for id."""
+    return str(uuid.uuid5(_NAMESPACE, "/".join(parts)))
+
+
+def owed(entries: Iterable[Entry]) -> dict[PayeeKey, int]:
+    """What the order currently owes each payee (held and payable together)."""
+    out: dict[PayeeKey, int] = defaultdict(int)
+    for entry in entries:
+        if entry.account != EXPENSE:
+            out[(entry.payee_id, entry.payee_role)] -= entry.amount_fen
+    return dict(out)
+
+
+def held_balances(entries: Iterable[Entry]) -> dict[PayeeKey, int]:
+    out: dict[PayeeKey, int] = defaultdict(int)
+    for entry in entries:
+        if entry.account.startswith("held:"):
+            out[(entry.payee_id, entry.payee_role)] -= entry.amount_fen
+    return {k: v for k, v in out.items() if v}
+
+
+def _transaction(
+    posting: Posting, key: PayeeKey, *, debit: str, credit: str, amount: int, kind: EntryKind, rule: str
+) -> list[Entry]:
+    payee_id, role = key
+    txn_id = stable_id(posting.tenant, posting.order_id, posting.cause, kind, payee_id, role)
+    common = {
+        "txn_id": txn_id,
+        "kind": kind,
+        "order_id": posting.order_id,
+        "payee_id": payee_id,
+        "payee_role": role,
+        "rule": rule,
+        "plan_id": posting.plan_id,
+        "plan_version": posting.plan_version,
+        "attribution_id": posting.attribution_id,
+        "posted_at": posting.posted_at,
+        "period": posting.period,
+    }
+    return [
+        Entry(entry_id=f"{txn_id}:d", account=debit, amount_fen=amount, **common),  # type: ignore[arg-type]
+        Entry(entry_id=f"{txn_id}:c", account=credit, amount_fen=-amount, **common),  # type: ignore[arg-type]
+    ]
+
+
+def reconcile(
+    posting: Posting,
+    *,
+    existing: Iterable[Entry],
+    wanted: Mapping[PayeeKey, int],
+    settled: bool,
+    rules: Mapping[PayeeKey, str],
+) -> list[Entry]:
+    """Transactions that bring what the order owes each payee to ``wanted`` (accruals and reversals).
+
+    Before settlement the movement goes through ``held``; after it, straight to ``payable`` (an adjustment on the
+    payee's next open statement). Payees absent from ``wanted`` are brought to zero.
+    """
+    current = owed(existing)
+    out: list[Entry] = []
+    for key in sorted(set(current) | set(wanted)):
+        diff = wanted.get(key, 0) - current.get(key, 0)
+        if diff == 0:
+            continue
+        account = payable(key[0]) if settled else held(key[0])
+        rule = rules.get(key, posting.cause)
+        if diff > 0:
+            out += _transaction(posting, key, debit=EXPENSE, credit=account, amount=diff, kind="accrual", rule=rule)
+        else:
+            out += _transaction(posting, key, debit=account, credit=EXPENSE, amount=-diff, kind="reversal", rule=rule)
+    return out
+
+
+def settle(posting: Posting, *, existing: Iterable[Entry]) -> list[Entry]:
+    """Move everything the order holds for its payees to their payable accounts (the holding period is over)."""
+    out: list[Entry] = []
+    for key, amount in sorted(held_balances(existing).items()):
+        debit, credit = (held(key[0]), payable(key[0])) if amount > 0 else (payable(key[0]), held(key[0]))
+        out += _transaction(
+            posting, key, debit=debit, credit=credit, amount=abs(amount), kind="settlement", rule="holding_period_over"
+        )
+    return out
+
+
+def transaction_sums(entries: Iterable[Entry]) -> dict[str, int]:
+    sums: dict[str, int] = defaultdict(int)
+    for entry in entries:
+        sums[entry.txn_id] += entry.amount_fen
+    return dict(sums)
+
+
+@dataclass(frozen=True, slots=True)
+class StatementLine:
+    statement_id: str
+    payee_id: str
+    period: str
+    total_fen: int
+    entry_count: int
+
+
+def statements(tenant: str, period: str, entries: Iterable[Entry]) -> list[StatementLine]:
+    """Per payee: what became payable in ``period`` (payable entries of that period, credits as positive pay)."""
+    totals: dict[str, int] = defaultdict(int)
+    counts: dict[str, int] = defaultdict(int)
+    for entry in entries:
+        if entry.period == period and entry.account.startswith("payable:"):
+            totals[entry.payee_id] -= entry.amount_fen
+            counts[entry.payee_id] += 1
+    return [
+        StatementLine(stable_id(tenant, "statement", payee, period), payee, period, totals[payee], counts[payee])
+        for payee in sorted(totals)
+    ]

@@ -1,0 +1,40 @@
+"""Statement periods: calendar months in Asia/Shanghai, named ``YYYY-MM``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def period_of(moment: datetime) -> str:
+    """The statement period a moment falls in (the Shanghai calendar month)."""
+    if moment.tzinfo is None:
+        raise ValueError("moment must carry a timezone")
+    local = moment.astimezone(SHANGHAI)
+    return f"{local.year:04d}-{local.month:02d}"
+
+
+def next_period(period: str) -> str:
+    year, month = (int(part) for part in period.split("-"))
+    return f"{year + month // 12:04d}-{month % 12 + 1:02d}"
+
+
+def posting_period(moment: datetime, *, last_closed: str | None) -> str:
+    """The period an entry posted at ``moment`` belongs to: its own month, or the first open one after a close.
+
+    A closed statement never changes, so anything dated in a closed period carries over to the next open period.
+    """
+    own = period_of(moment)
+    if last_closed is not None and own <= last_closed:
+        return next_period(last_closed)
+    return own
+
+
+def period_bounds(period: str) -> tuple[datetime, datetime]:
+    """Start (inclusive) and end (exclusive) of a period, as aware datetimes."""
+    year, month = (int(part) for part in period.split("-"))
+    start = datetime(year, month, 1, tzinfo=SHANGHAI)
+    ny, nm = (int(part) for part in next_period(period).split("-"))
+    return start, datetime(ny, nm, 1, tzinfo=SHANGHAI)

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from fractions import Fraction
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from siyu_attribution.domain.money import apply_rate, split
+from siyu_attribution.domain.periods import next_period, period_of, posting_period
+
+
+@given(
+    total=st.integers(min_value=-(10**9), max_value=10**12),
+    weights=st.lists(st.integers(min_value=0, max_value=10**6), min_size=1, max_size=12).filter(any),
+)
+def test_split_parts_sum_exactly_and_stay_within_a_fen_of_their_quota(total: int, weights: list[int]) -> None:
+    parts = split(total, weights)
+    assert sum(parts) == total
+    whole = sum(weights)
+    for part, weight in zip(parts, weights, strict=True):
+        assert abs(Fraction(part) - Fraction(total * weight, whole)) < 1
+
+
+def test_split_gives_leftover_fen_to_the_largest_remainders_then_the_earliest() -> None:
+    assert split(100, [1, 1, 1]) == [34, 33, 33]
+    assert split(10, [Fraction(1, 3), Fraction(2, 3)]) == [3, 7]
+    assert split(0, [0, 0]) == [0, 0]
+    with pytest.raises(ValueError):
+        split(5, [0, 0])
+
+
+def test_rate_rounds_down_to_the_fen() -> None:
+    assert apply_rate(999, 500) == 49
+    assert apply_rate(100_000, 500) == 5_000
+
+
+def test_periods_are_shanghai_months_and_closed_ones_carry_over() -> None:
+    # 2026-10-31 17:00 UTC is already November 1st in Shanghai.
+    assert period_of(datetime(2026, 10, 31, 17, 0, tzinfo=UTC)) == "2026-11"
+    assert period_of(datetime(2026, 10, 31, 15, 59, tzinfo=UTC)) == "2026-10"
+    assert next_period("2026-12") == "2027-01"
+    late = datetime(2026, 10, 20, tzinfo=UTC)
+    assert posting_period(late, last_closed=None) == "2026-10"
+    assert posting_period(late, last_closed="2026-10") == "2026-11"
+    assert posting_period(late, last_closed="2026-09") == "2026-10"

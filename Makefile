@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PACKAGES := shared/pyproject.toml devstack/pyproject.toml $(wildcard services/*/pyproject.toml)
 
-.PHONY: install run test unit lint format bench schemas stack clean
+.PHONY: install run test unit lint format bench schemas manifests stack clean
 
 install: $(STAMP)
 
@@ -32,7 +32,8 @@ unit: install
 lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	$(BIN)/mypy shared/src devstack/src services/ingest/src services/segmentation/src services/journey/src services/attribution/src bench
+	$(BIN)/mypy shared/src devstack/src services/ingest/src services/segmentation/src services/journey/src services/attribution/src bench deploy/render.py
+	$(BIN)/python deploy/render.py --check
 	$(BIN)/siyu-schemas --out schemas/events --check
 
 format: install
@@ -42,6 +43,10 @@ format: install
 ## Regenerate the published JSON Schemas from the event models.
 schemas: install
 	$(BIN)/siyu-schemas --out schemas/events
+
+## Regenerate docker-compose.yml and deploy/k8s/base from the code (settings, topics, services).
+manifests: install
+	$(BIN)/python deploy/render.py
 
 bench: install
 	$(BIN)/python -m bench $(SUITES)

@@ -1,0 +1,553 @@
+"""Render the deployment manifests from the code: ``docker-compose.yml`` and ``deploy/k8s/base/``.
+
+    .venv/bin/python deploy/render.py          # write
+    .venv/bin/python deploy/render.py --check  # fail if the committed files differ (run by the tests)
+
+Generated, not hand-written, so that every setting a service reads appears in its manifests, every topic and DLQ
+has a KafkaTopic and a compose creation step, and the four services cannot drift apart. The overlays
+(``deploy/k8s/overlays/*``) are hand-written on top of the generated base.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import import_module
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import SecretStr
+
+from siyu_shared.events.topics import TopicNames
+from siyu_shared.services import SERVICES, env_prefix_of, role_of
+from siyu_shared.settings import ServiceSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+K8S_BASE = ROOT / "deploy" / "k8s" / "base"
+COMPOSE = ROOT / "docker-compose.yml"
+KAFKA_IMAGE = "apache/kafka:4.1.1"
+POSTGRES_IMAGE = "postgres:17"
+PARTITIONS = 6
+API_PORT = 8000
+# Settings whose values are credentials: never in a ConfigMap.
+SECRET_SETTINGS = {"database_url"}
+EGRESS_HTTPS = {"journey"}  # senders call WeCom / SMS gateways
+
+
+class _Dumper(yaml.SafeDumper):
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def dump(*docs: Any) -> str:
+    return "---\n".join(yaml.dump(d, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120) for d in docs)
+
+
+def settings_class(service: str) -> type[ServiceSettings]:
+    module = import_module(f"siyu_{service}.settings")
+    found = [
+        v
+        for v in vars(module).values()
+        if isinstance(v, type) and issubclass(v, ServiceSettings) and v is not ServiceSettings
+    ]
+    if len(found) != 1:
+        raise RuntimeError(f"siyu_{service}.settings must define exactly one ServiceSettings subclass")
+    return found[0]
+
+
+def settings_env(service: str) -> tuple[dict[str, str], list[str]]:
+    """(ConfigMap entries with their defaults, names that must come from a Secret) for every field."""
+    prefix = env_prefix_of(service)
+    config: dict[str, str] = {}
+    secrets: list[str] = []
+    for name, field in settings_class(service).model_fields.items():
+        env = f"{prefix}{name.upper()}"
+        if name in SECRET_SETTINGS or field.annotation is SecretStr or field.annotation == SecretStr | None:
+            secrets.append(env)
+            continue
+        if name == "kafka_bootstrap_servers":
+            config[env] = "siyu-kafka-kafka-bootstrap:9092"
+        elif name == "environment":
+            config[env] = "production"
+        elif field.is_required():
+            raise RuntimeError(f"{env} is required but has no deployment value; add one to deploy/render.py")
+        else:
+            default = field.get_default(call_default_factory=True)
+            config[env] = _env_value(default)
+    return config, secrets
+
+
+def _env_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple | dict):
+        import json
+
+        return json.dumps(value)
+    return str(value)
+
+
+def labels(service: str, role: str | None = None) -> dict[str, str]:
+    out = {"app.kubernetes.io/name": service, "app.kubernetes.io/part-of": "siyu"}
+    if role:
+        out["app.kubernetes.io/component"] = role
+    return out
+
+
+def env_from(service: str) -> list[dict[str, Any]]:
+    _, secrets = settings_env(service)
+    return [{"configMapRef": {"name": f"{service}-config"}}] + (
+        [{"secretRef": {"name": f"{service}-secrets"}}] if secrets else []
+    )
+
+
+def container(service: str, role: str, *, args: list[str]) -> dict[str, Any]:
+    probe_port = "http"
+    spec: dict[str, Any] = {
+        "name": service,
+        "image": f"siyu/{service}",
+        "args": args,
+        "envFrom": env_from(service),
+        "ports": [{"name": "http", "containerPort": API_PORT}],
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 10001,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "resources": {
+            "requests": {"cpu": "250m" if role == "api" else "500m", "memory": "256Mi" if role == "api" else "384Mi"},
+            "limits": {"memory": "512Mi" if role == "api" else "768Mi"},
+        },
+    }
+    if role != "migrate":
+        spec["livenessProbe"] = {
+            "httpGet": {"path": "/healthz", "port": probe_port},
+            "periodSeconds": 10,
+            "failureThreshold": 3,
+        }
+        spec["readinessProbe"] = {
+            "httpGet": {"path": "/readyz", "port": probe_port},
+            "periodSeconds": 5,
+            "failureThreshold": 2,
+        }
+        spec["startupProbe"] = {
+            "httpGet": {"path": "/healthz", "port": probe_port},
+            "periodSeconds": 2,
+            "failureThreshold": 30,
+        }
+    else:
+        del spec["ports"]
+    return spec
+
+
+def pod_spec(service: str, containers: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {
+        "serviceAccountName": service,
+        "automountServiceAccountToken": False,
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": containers,
+        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
+        **extra,
+    }
+
+
+def deployment(service: str, role: str) -> dict[str, Any]:
+    name = f"{service}-{role}"
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": labels(service, role)},
+        "spec": {
+            "replicas": 2,
+            "revisionHistoryLimit": 5,
+            "selector": {"matchLabels": labels(service, role)},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "template": {
+                "metadata": {"labels": labels(service, role)},
+                "spec": pod_spec(
+                    service,
+                    [
+                        container(
+                            service, role, args=["serve", "--role", role, "--host", "0.0.0.0", "--port", str(API_PORT)]
+                        )
+                    ],
+                    # Workers drain on SIGTERM: finish the batch, commit offsets, close.
+                    terminationGracePeriodSeconds=45 if role == "worker" else 30,
+                ),
+            },
+        },
+    }
+
+
+def manifests(service: str) -> dict[str, str]:
+    config, secrets = settings_env(service)
+    files: dict[str, str] = {}
+    files["serviceaccount.yaml"] = dump(
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": service, "labels": labels(service)},
+            "automountServiceAccountToken": False,
+        }
+    )
+    files["configmap.yaml"] = dump(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": f"{service}-config", "labels": labels(service)},
+            "data": config,
+        }
+    )
+    files["deployment-api.yaml"] = dump(deployment(service, "api"))
+    files["deployment-worker.yaml"] = dump(deployment(service, "worker"))
+    files["service.yaml"] = dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": service, "labels": labels(service, "api")},
+            "spec": {"selector": labels(service, "api"), "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
+        }
+    )
+    files["hpa.yaml"] = dump(
+        *[
+            {
+                "apiVersion": "autoscaling/v2",
+                "kind": "HorizontalPodAutoscaler",
+                "metadata": {"name": f"{service}-{role}", "labels": labels(service, role)},
+                "spec": {
+                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": f"{service}-{role}"},
+                    "minReplicas": 2,
+                    # A consumer group scales to the partition count; more workers would idle.
+                    "maxReplicas": 10 if role == "api" else PARTITIONS,
+                    "metrics": [
+                        {
+                            "type": "Resource",
+                            "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}},
+                        }
+                    ],
+                },
+            }
+            for role in ("api", "worker")
+        ]
+    )
+    files["pdb.yaml"] = dump(
+        *[
+            {
+                "apiVersion": "policy/v1",
+                "kind": "PodDisruptionBudget",
+                "metadata": {"name": f"{service}-{role}", "labels": labels(service, role)},
+                "spec": {"minAvailable": 1, "selector": {"matchLabels": labels(service, role)}},
+            }
+            for role in ("api", "worker")
+        ]
+    )
+    egress: list[dict[str, Any]] = [
+        {
+            "to": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+            "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+        },
+        {
+            "to": [{"podSelector": {"matchLabels": {"cnpg.io/cluster": "siyu-postgres"}}}],
+            "ports": [{"protocol": "TCP", "port": 5432}],
+        },
+        {
+            "to": [{"podSelector": {"matchLabels": {"strimzi.io/cluster": "siyu-kafka"}}}],
+            "ports": [{"protocol": "TCP", "port": 9092}],
+        },
+    ]
+    if service in EGRESS_HTTPS:
+        egress.append({"ports": [{"protocol": "TCP", "port": 443}]})
+    files["networkpolicy.yaml"] = dump(
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": service, "labels": labels(service)},
+            "spec": {
+                "podSelector": {"matchLabels": {"app.kubernetes.io/name": service}},
+                "policyTypes": ["Ingress", "Egress"],
+                # HTTP from inside the namespace and the ingress controller; Prometheus scrapes /metrics.
+                "ingress": [{"ports": [{"protocol": "TCP", "port": API_PORT}]}],
+                "egress": egress,
+            },
+        }
+    )
+    files["job-migrate.yaml"] = dump(
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": f"{service}-migrate", "labels": labels(service, "migrate")},
+            "spec": {
+                "backoffLimit": 6,
+                "ttlSecondsAfterFinished": 3600,
+                "template": {
+                    "metadata": {"labels": labels(service, "migrate")},
+                    "spec": pod_spec(
+                        service, [container(service, "migrate", args=["migrate"])], restartPolicy="OnFailure"
+                    ),
+                },
+            },
+        }
+    )
+    resources = sorted(files)
+    files["kustomization.yaml"] = dump(
+        {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": resources}
+    )
+    if secrets:
+        files["README.md"] = (
+            f"# {service}\n\nGenerated by `deploy/render.py`. Expects a Secret `{service}-secrets` with: "
+            + ", ".join(f"`{s}`" for s in secrets)
+            + f" (the database URL of role `{role_of(service)}`, e.g. built from CloudNativePG's role secret).\n"
+        )
+    return files
+
+
+def kafka_topics() -> str:
+    docs = []
+    for topic in TopicNames().all():
+        docs.append(
+            {
+                "apiVersion": "kafka.strimzi.io/v1beta2",
+                "kind": "KafkaTopic",
+                "metadata": {"name": topic.replace(".", "-"), "labels": {"strimzi.io/cluster": "siyu-kafka"}},
+                "spec": {
+                    "topicName": topic,
+                    "partitions": PARTITIONS,
+                    "replicas": 3,
+                    "config": {
+                        "min.insync.replicas": "2",
+                        "retention.ms": str(30 * 24 * 3600 * 1000 if topic.endswith(".dlq") else 7 * 24 * 3600 * 1000),
+                    },
+                },
+            }
+        )
+    return dump(*docs)
+
+
+def postgres_cluster() -> str:
+    roles = [
+        {"name": role_of(s), "ensure": "present", "login": True, "passwordSecret": {"name": f"{s}-db-credentials"}}
+        for s in SERVICES
+    ]
+    sql = []
+    for s in SERVICES:
+        sql += [
+            f'CREATE SCHEMA IF NOT EXISTS "{s}" AUTHORIZATION {role_of(s)}',
+            f'REVOKE ALL ON SCHEMA "{s}" FROM PUBLIC',
+            f'ALTER ROLE {role_of(s)} SET search_path = "{s}"',
+            f"GRANT CONNECT ON DATABASE siyu TO {role_of(s)}",
+        ]
+    cluster = {
+        "apiVersion": "postgresql.cnpg.io/v1",
+        "kind": "Cluster",
+        "metadata": {"name": "siyu-postgres"},
+        "spec": {
+            "instances": 3,
+            "imageName": "ghcr.io/cloudnative-pg/postgresql:17",
+            "storage": {"size": "50Gi"},
+            "managed": {"roles": roles},
+            "bootstrap": {
+                "initdb": {
+                    "database": "siyu",
+                    "owner": "siyu_owner",
+                    "postInitApplicationSQL": [
+                        "REVOKE ALL ON SCHEMA public FROM PUBLIC",
+                        "REVOKE ALL ON DATABASE siyu FROM PUBLIC",
+                        *sql,
+                    ],
+                }
+            },
+            "monitoring": {"enablePodMonitor": True},
+        },
+    }
+    return dump(cluster)
+
+
+def k8s_base() -> dict[str, str]:
+    files: dict[str, str] = {}
+    for service in SERVICES:
+        for name, body in manifests(service).items():
+            files[f"{service}/{name}"] = body
+    files["kafka/topics.yaml"] = kafka_topics()
+    files["kafka/kustomization.yaml"] = dump(
+        {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": ["topics.yaml"]}
+    )
+    files["postgres/cluster.yaml"] = postgres_cluster()
+    files["postgres/kustomization.yaml"] = dump(
+        {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": ["cluster.yaml"]}
+    )
+    files["kustomization.yaml"] = dump(
+        {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "resources": ["postgres", "kafka", *SERVICES],
+        }
+    )
+    return {
+        k: "# Generated by deploy/render.py: edit the generator, not this file.\n" + v if k.endswith(".yaml") else v
+        for k, v in files.items()
+    }
+
+
+def compose() -> str:
+    common_env = {"KAFKA_BOOTSTRAP_SERVERS": "kafka:9092", "SIYU_ENVIRONMENT": "development"}
+    services: dict[str, Any] = {
+        "postgres": {
+            "image": POSTGRES_IMAGE,
+            "environment": {"POSTGRES_PASSWORD": "dev-only-postgres", "POSTGRES_DB": "siyu"},
+            "volumes": [
+                "./deploy/compose/postgres-init.sql:/docker-entrypoint-initdb.d/10-siyu.sql:ro",
+                "pgdata:/var/lib/postgresql/data",
+            ],
+            "healthcheck": {
+                "test": ["CMD-SHELL", "pg_isready -U postgres -d siyu"],
+                "interval": "2s",
+                "timeout": "3s",
+                "retries": 30,
+            },
+        },
+        "kafka": {
+            "image": KAFKA_IMAGE,
+            "environment": {
+                "KAFKA_NODE_ID": "1",
+                "KAFKA_PROCESS_ROLES": "broker,controller",
+                "KAFKA_LISTENERS": "PLAINTEXT://:9092,CONTROLLER://:9093",
+                "KAFKA_ADVERTISED_LISTENERS": "PLAINTEXT://kafka:9092",
+                "KAFKA_CONTROLLER_LISTENER_NAMES": "CONTROLLER",
+                "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                "KAFKA_CONTROLLER_QUORUM_VOTERS": "1@kafka:9093",
+                "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1",
+                "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "1",
+                "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": "1",
+                "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
+                "KAFKA_AUTO_CREATE_TOPICS_ENABLE": "false",
+            },
+            "healthcheck": {
+                "test": [
+                    "CMD-SHELL",
+                    "/opt/kafka/bin/kafka-broker-api-versions.sh --bootstrap-server localhost:9092 >/dev/null",
+                ],
+                "interval": "3s",
+                "timeout": "10s",
+                "retries": 40,
+            },
+        },
+        "kafka-topics": {
+            "image": KAFKA_IMAGE,
+            "depends_on": {"kafka": {"condition": "service_healthy"}},
+            "entrypoint": ["/bin/sh", "-c"],
+            "command": [" && ".join(_create_topic(t) for t in TopicNames().all())],
+            "restart": "no",
+        },
+    }
+    for service in SERVICES:
+        env = {
+            **common_env,
+            f"{env_prefix_of(service)}DATABASE_URL": f"postgresql://{role_of(service)}:dev-only-{service}@postgres:5432/siyu",
+        }
+        build = {"context": ".", "dockerfile": f"services/{service}/Dockerfile"}
+        services[f"{service}-migrate"] = {
+            "build": build,
+            "image": f"siyu/{service}",
+            "command": ["migrate"],
+            "environment": env,
+            "depends_on": {"postgres": {"condition": "service_healthy"}},
+            "restart": "no",
+        }
+        after = {
+            f"{service}-migrate": {"condition": "service_completed_successfully"},
+            "kafka-topics": {"condition": "service_completed_successfully"},
+        }
+        health = {
+            "test": [
+                "CMD",
+                "python",
+                "-c",
+                f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{API_PORT}/readyz', timeout=3)",
+            ],
+            "interval": "5s",
+            "timeout": "5s",
+            "retries": 12,
+        }
+        for role in ("api", "worker"):
+            entry: dict[str, Any] = {
+                "image": f"siyu/{service}",
+                "command": ["serve", "--role", role, "--host", "0.0.0.0", "--port", str(API_PORT)],
+                "environment": env,
+                "depends_on": after,
+                "healthcheck": health,
+                "restart": "unless-stopped",
+                "stop_grace_period": "45s",
+            }
+            if role == "api":
+                entry["ports"] = [f"127.0.0.1:{8001 + SERVICES.index(service)}:{API_PORT}"]
+            services[f"{service}-{role}"] = entry
+    doc = {"name": "siyu", "services": services, "volumes": {"pgdata": {}}}
+    header = (
+        "# Generated by deploy/render.py: edit the generator, not this file.\n"
+        "# docker compose up --build: Postgres, Kafka (KRaft), topics, migrations, each service's api and worker.\n"
+    )
+    return header + dump(doc)
+
+
+def _create_topic(topic: str) -> str:
+    return (
+        "/opt/kafka/bin/kafka-topics.sh --bootstrap-server kafka:9092 --create --if-not-exists"
+        f" --topic {topic} --partitions {PARTITIONS} --replication-factor 1"
+    )
+
+
+def compose_postgres_init() -> str:
+    lines = [
+        "-- Generated by deploy/render.py. One role and one schema per service; each role reaches only its own.",
+        "REVOKE ALL ON SCHEMA public FROM PUBLIC;",
+        "REVOKE ALL ON DATABASE siyu FROM PUBLIC;",
+    ]
+    for s in SERVICES:
+        lines += [
+            f"CREATE ROLE {role_of(s)} LOGIN PASSWORD 'dev-only-{s}';",
+            f"GRANT CONNECT ON DATABASE siyu TO {role_of(s)};",
+            f'CREATE SCHEMA "{s}" AUTHORIZATION {role_of(s)};',
+            f'REVOKE ALL ON SCHEMA "{s}" FROM PUBLIC;',
+            f'ALTER ROLE {role_of(s)} SET search_path = "{s}";',
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def render() -> dict[Path, str]:
+    out: dict[Path, str] = {
+        COMPOSE: compose(),
+        ROOT / "deploy" / "compose" / "postgres-init.sql": compose_postgres_init(),
+    }
+    for rel, body in k8s_base().items():
+        out[K8S_BASE / rel] = body
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--check", action="store_true")
+    args = parser.parse_args(argv)
+    rendered = render()
+    if args.check:
+        stale = [p for p, body in rendered.items() if not p.exists() or p.read_text() != body]
+        extra = sorted(set(K8S_BASE.rglob("*")) - set(rendered) - {p for p in K8S_BASE.rglob("*") if p.is_dir()})
+        for p in stale:
+            print(f"out of date: {p.relative_to(ROOT)} (run: .venv/bin/python deploy/render.py)", file=sys.stderr)
+        for p in extra:
+            print(f"not generated: {p.relative_to(ROOT)}", file=sys.stderr)
+        return 1 if stale or extra else 0
+    for path, body in rendered.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(body)
+    print(f"wrote {len(rendered)} files")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,138 @@
+"""The deployment manifests: generated from the code, buildable, valid Kubernetes, and complete."""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from siyu_shared.events.topics import TopicNames
+from siyu_shared.services import SERVICES, role_of
+
+ROOT = Path(__file__).resolve().parents[2]
+KUSTOMIZE_VERSION = "v5.7.1"
+K8S_VERSION = "1.33"
+sys.path.insert(0, str(ROOT / "deploy"))
+import render  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def kustomize() -> str:
+    """kustomize, installed from the Go module proxy into the project's state directory on first use."""
+    tools = ROOT / ".state" / "tools" / "bin"
+    binary = tools / "kustomize"
+    if not binary.exists():
+        go = shutil.which("go")
+        if go is None:
+            pytest.fail("Go is needed to install kustomize for the manifest tests (https://go.dev/dl/)")
+        tools.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [go, "install", f"sigs.k8s.io/kustomize/kustomize/v5@{KUSTOMIZE_VERSION}"],
+            env={**os.environ, "GOBIN": str(tools), "CGO_ENABLED": "0"},
+            check=True,
+            timeout=600,
+        )
+    return str(binary)
+
+
+def build(kustomize: str, overlay: str) -> list[dict[str, Any]]:
+    out = subprocess.run(
+        [kustomize, "build", str(ROOT / "deploy" / "k8s" / "overlays" / overlay)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def test_generated_files_are_up_to_date() -> None:
+    assert render.main(["--check"]) == 0, "run: .venv/bin/python deploy/render.py"
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_overlays_build_and_validate_against_the_kubernetes_schemas(kustomize: str, overlay: str) -> None:
+    docs = build(kustomize, overlay)
+    builtin = [d for d in docs if d["kind"] not in {"KafkaTopic", "Cluster"}]
+    assert len(builtin) >= len(SERVICES) * 10
+    for doc in builtin:
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+    kinds = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    for service in SERVICES:
+        for kind, name in [
+            ("Deployment", f"{service}-api"),
+            ("Deployment", f"{service}-worker"),
+            ("Service", service),
+            ("HorizontalPodAutoscaler", f"{service}-api"),
+            ("HorizontalPodAutoscaler", f"{service}-worker"),
+            ("PodDisruptionBudget", f"{service}-api"),
+            ("PodDisruptionBudget", f"{service}-worker"),
+            ("NetworkPolicy", service),
+            ("ServiceAccount", service),
+            ("Job", f"{service}-migrate"),
+        ]:
+            assert (kind, name) in kinds, (overlay, kind, name)
+
+
+def test_every_topic_and_dlq_has_a_kafka_topic(kustomize: str) -> None:
+    docs = build(kustomize, "prod")
+    topics = {d["spec"]["topicName"]: d["spec"] for d in docs if d["kind"] == "KafkaTopic"}
+    assert set(topics) == set(TopicNames().all())
+    assert {spec["partitions"] for spec in topics.values()} == {6}
+
+
+def test_postgres_cluster_has_a_role_and_schema_per_service(kustomize: str) -> None:
+    (cluster,) = [d for d in build(kustomize, "prod") if d["kind"] == "Cluster"]
+    roles = {r["name"] for r in cluster["spec"]["managed"]["roles"]}
+    assert roles == {role_of(s) for s in SERVICES}
+    sql = "\n".join(cluster["spec"]["bootstrap"]["initdb"]["postInitApplicationSQL"])
+    for service in SERVICES:
+        assert f'CREATE SCHEMA IF NOT EXISTS "{service}" AUTHORIZATION {role_of(service)}' in sql
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_setting_a_service_reads_is_set_in_its_manifests(kustomize: str, service: str) -> None:
+    config, secrets = render.settings_env(service)
+    needed = set(config) | set(secrets)
+    docs = build(kustomize, "dev")
+    by_name = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    for workload in (f"{service}-api", f"{service}-worker", f"{service}-migrate"):
+        kind = "Job" if workload.endswith("migrate") else "Deployment"
+        (container,) = by_name[(kind, workload)]["spec"]["template"]["spec"]["containers"]
+        provided: set[str] = {e["name"] for e in container.get("env", [])}
+        for source in container["envFrom"]:
+            if "configMapRef" in source:
+                provided |= set(by_name[("ConfigMap", source["configMapRef"]["name"])]["data"])
+            if "secretRef" in source:
+                secret = by_name[("Secret", source["secretRef"]["name"])]
+                provided |= set(secret["data"])
+                assert all(base64.b64decode(v) for v in secret["data"].values())
+        assert needed <= provided, (workload, sorted(needed - provided))
+
+
+def test_compose_runs_everything_with_migrations_first() -> None:
+    doc = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = doc["services"]
+    created = services["kafka-topics"]["command"][0]
+    for topic in TopicNames().all():
+        assert f"--topic {topic} " in created
+    for service in SERVICES:
+        migrate = services[f"{service}-migrate"]
+        assert migrate["command"] == ["migrate"]
+        for role in ("api", "worker"):
+            entry = services[f"{service}-{role}"]
+            assert entry["depends_on"][f"{service}-migrate"]["condition"] == "service_completed_successfully"
+            assert "healthcheck" in entry
+            env = set(entry["environment"])
+            for name, field in render.settings_class(service).model_fields.items():
+                if field.is_required():  # set with the service's prefix or through the unprefixed fallback
+                    assert {f"{service.upper()}_{name.upper()}", name.upper()} & env, (service, role, name)
+            assert entry["environment"]["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"

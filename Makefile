@@ -34,7 +34,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy shared/src devstack/src services/ingest/src services/segmentation/src services/journey/src services/attribution/src bench deploy/render.py
 	$(BIN)/python deploy/render.py --check
-	$(BIN)/siyu-schemas --out schemas/events --check
+	$(BIN)/siyu-schemas --out schemas/events --asyncapi schemas/asyncapi.yaml --check
 
 format: install
 	$(BIN)/ruff format .
@@ -42,7 +42,7 @@ format: install
 
 ## Regenerate the published JSON Schemas from the event models.
 schemas: install
-	$(BIN)/siyu-schemas --out schemas/events
+	$(BIN)/siyu-schemas --out schemas/events --asyncapi schemas/asyncapi.yaml
 
 ## Regenerate docker-compose.yml and deploy/k8s/base from the code (settings, topics, services).
 manifests: install

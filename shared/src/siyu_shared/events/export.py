@@ -1,4 +1,6 @@
-"""JSON Schema for every event type, exported to files (``siyu-schemas --out schemas/events``).
+"""JSON Schema for every event type and the AsyncAPI document, exported to files.
+
+    siyu-schemas --out schemas/events --asyncapi schemas/asyncapi.yaml [--check]
 
 `--check` compares the files with the models and fails when they differ, so the published schemas can never
 drift from the code.
@@ -12,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import yaml
 
+from siyu_shared.events.asyncapi import asyncapi_document
 from siyu_shared.events.envelope import CloudEvent
 from siyu_shared.events.registry import EventSpec, all_specs
 
@@ -49,10 +53,17 @@ def render_all() -> dict[str, bytes]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="siyu-schemas", description=__doc__)
     parser.add_argument("--out", type=Path, required=True, help="directory for the schema files")
+    parser.add_argument("--asyncapi", type=Path, help="also write the AsyncAPI document to this file")
     parser.add_argument("--check", action="store_true", help="fail if the files differ from the models")
     args = parser.parse_args(argv)
     rendered = render_all()
     out: Path = args.out
+    asyncapi: bytes | None = None
+    if args.asyncapi is not None:
+        schema_dir = str(out.resolve().relative_to(args.asyncapi.resolve().parent))
+        asyncapi = yaml.safe_dump(
+            asyncapi_document(schema_dir=schema_dir), sort_keys=False, allow_unicode=True
+        ).encode()
     if args.check:
         stale = [
             name for name, body in rendered.items() if not (out / name).exists() or (out / name).read_bytes() != body
@@ -62,11 +73,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"out of date: {out / name}", file=sys.stderr)
         for name in extra:
             print(f"no such event type: {out / name}", file=sys.stderr)
-        return 1 if stale or extra else 0
+        asyncapi_stale = asyncapi is not None and (not args.asyncapi.exists() or args.asyncapi.read_bytes() != asyncapi)
+        if asyncapi_stale:
+            print(f"out of date: {args.asyncapi}", file=sys.stderr)
+        return 1 if stale or extra or asyncapi_stale else 0
     out.mkdir(parents=True, exist_ok=True)
     for name, body in rendered.items():
         (out / name).write_bytes(body)
-    print(f"wrote {len(rendered)} schemas to {out}")
+    if asyncapi is not None:
+        args.asyncapi.write_bytes(asyncapi)
+    print(f"wrote {len(rendered)} schemas to {out}" + (f" and {args.asyncapi}" if asyncapi is not None else ""))
     return 0
 
 

@@ -1,0 +1,69 @@
+"""The AsyncAPI 3.0 document of every topic and event type, generated from the registry.
+
+Payloads point at the JSON Schema files of ``schemas/events/`` so an internal tool can consume a topic without
+reading Python.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from siyu_shared.events.registry import all_specs
+from siyu_shared.events.topics import TOPIC_DESCRIPTIONS, Topic, TopicNames
+
+ASYNCAPI_VERSION = "3.0.0"
+
+
+def asyncapi_document(*, schema_dir: str = "events", version: str = "1.0.0") -> dict[str, Any]:
+    names = TopicNames()
+    specs = all_specs()
+    channels: dict[str, Any] = {}
+    operations: dict[str, Any] = {}
+    messages: dict[str, Any] = {}
+    for spec in specs:
+        messages[spec.type_name] = {
+            "name": spec.type_name,
+            "title": spec.type_name,
+            "summary": spec.description,
+            "contentType": "application/cloudevents+json",
+            "payload": {"$ref": f"{schema_dir}/{spec.type_name}.json"},
+            "bindings": {"kafka": {"key": {"type": "string", "description": "The person id (CloudEvents `subject`)."}}},
+        }
+    for topic in Topic:
+        of_topic = {s.type_name: {"$ref": f"#/components/messages/{s.type_name}"} for s in specs if s.topic is topic}
+        key = topic.value.replace(".", "_")
+        channels[key] = {
+            "address": names.name(topic),
+            "description": TOPIC_DESCRIPTIONS[topic],
+            "messages": of_topic,
+            "bindings": {"kafka": {"partitions": 6}},
+        }
+        channels[f"{key}_dlq"] = {
+            "address": names.dlq(topic),
+            "description": (
+                f"Dead letters of {names.name(topic)}: the original key, value and headers, plus `siyu-error`, "
+                "`siyu-error-type`, `siyu-original-topic`, `siyu-original-partition`, `siyu-original-offset`, "
+                "`siyu-consumer-group`, `siyu-attempts`, `siyu-failed-at`. Replay with `siyu-dlq replay`."
+            ),
+            "messages": dict(of_topic),
+        }
+        operations[f"consume_{key}"] = {
+            "action": "receive",
+            "channel": {"$ref": f"#/channels/{key}"},
+            "summary": f"Consume {names.name(topic)} (keyed by person id; one person's events in order).",
+        }
+    return {
+        "asyncapi": ASYNCAPI_VERSION,
+        "info": {
+            "title": "Siyu events",
+            "version": version,
+            "description": (
+                "Every event is a CloudEvents 1.0 structured JSON document with a `tenant` extension; the Kafka key "
+                "is the person id. Consumers must deduplicate on the CloudEvents `id` (delivery is at least once)."
+            ),
+        },
+        "defaultContentType": "application/cloudevents+json",
+        "channels": channels,
+        "operations": operations,
+        "components": {"messages": messages},
+    }

@@ -45,7 +45,7 @@ def asyncapi_document(*, schema_dir: str = "events", version: str = "1.0.0") -> 
                 "`siyu-error-type`, `siyu-original-topic`, `siyu-original-partition`, `siyu-original-offset`, "
                 "`siyu-consumer-group`, `siyu-attempts`, `siyu-failed-at`. Replay with `siyu-dlq replay`."
             ),
-            "messages": dict(of_topic),
+            "messages": {name: dict(ref) for name, ref in of_topic.items()},
         }
         operations[f"consume_{key}"] = {
             "action": "receive",

@@ -2,21 +2,73 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from siyu_journey.adapters.senders import ChannelRouter
+from siyu_journey.adapters.senders.sandbox import SandboxSender
+from siyu_journey.api.routes import build_router
+from siyu_journey.handlers import Handlers
 from siyu_journey.settings import JourneySettings
-from siyu_shared.service import ServiceSpec
+from siyu_journey.workers import SenderFactory, delivery_loop, timer_loop
+from siyu_shared.events.topics import Topic
+from siyu_shared.service import ConsumerSpec, Runtime, ServiceSpec
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def build_spec(settings: JourneySettings | None = None, **overrides: Any) -> ServiceSpec:
-    """The service as configured by the environment, or by ``settings`` / keyword overrides (tests, tools)."""
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def default_senders(settings: JourneySettings) -> SenderFactory:
+    def build(runtime: Runtime) -> ChannelRouter:
+        sandbox = SandboxSender(runtime.engine)
+        if settings.wecom_channels and settings.wecom_corp_id and settings.wecom_corp_secret:
+            from siyu_journey.adapters.senders.wecom import WeComSender
+
+            wecom = WeComSender(
+                base_url=settings.wecom_base_url,
+                corp_id=settings.wecom_corp_id,
+                corp_secret=settings.wecom_corp_secret.get_secret_value(),
+            )
+            return ChannelRouter(sandbox, dict.fromkeys(settings.wecom_channels, wecom))
+        return ChannelRouter(sandbox)
+
+    return build
+
+
+def build_spec(
+    settings: JourneySettings | None = None,
+    *,
+    clock: Callable[[], datetime] = system_clock,
+    senders: SenderFactory | None = None,
+    **overrides: Any,
+) -> ServiceSpec:
+    """The service as configured by the environment, or by ``settings`` / keyword overrides (tests, tools).
+
+    ``clock`` and ``senders`` are seams for tests and benchmarks (a controllable clock, a local WeCom server).
+    """
+    settings = settings or JourneySettings(**overrides)
+    handlers = Handlers(clock=clock, topics=settings.topics)
     return ServiceSpec(
         name="journey",
         title="Siyu Journey",
         description="Staged touches (SOPs as data) on time, never twice, never spam.",
-        settings=settings or JourneySettings(**overrides),
+        settings=settings,
         migrations=MIGRATIONS,
+        routers=(build_router(clock),),
+        consumers=(
+            ConsumerSpec(
+                name="main",
+                topics=(Topic.TAGS, Topic.LEADS, Topic.CONTACTS, Topic.ORDERS, Topic.PERSONS),
+                handlers=lambda runtime: handlers.table(),
+            ),
+        ),
+        background=(
+            timer_loop(settings, clock),
+            delivery_loop(settings, clock, senders or default_senders(settings)),
+        ),
     )

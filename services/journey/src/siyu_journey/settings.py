@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from siyu_shared.settings import ServiceSettings
@@ -9,3 +10,16 @@ from siyu_shared.settings import ServiceSettings
 
 class JourneySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="JOURNEY_", extra="ignore", frozen=True)
+
+    timer_batch: int = Field(default=500, ge=1, description="Timers fired per transaction.")
+    timer_poll_s: float = Field(default=0.2, gt=0, description="Timer poll when nothing was due.")
+    sender_batch: int = Field(default=500, ge=1, description="Touches claimed per delivery round.")
+    sender_poll_s: float = Field(default=0.05, gt=0, description="Delivery poll when nothing was pending.")
+    sender_max_attempts: int = Field(default=5, ge=1)
+    sending_lease_s: float = Field(default=300, gt=0, description="After this, a `sending` touch is recovered.")
+    wecom_base_url: str = "https://qyapi.weixin.qq.com"
+    wecom_corp_id: str | None = None
+    wecom_corp_secret: SecretStr | None = None
+    wecom_channels: list[str] = Field(
+        default_factory=list, description="Channels sent through WeCom (empty: everything goes to the sandbox)."
+    )

@@ -1,0 +1,524 @@
+"""All SQL of the journey service. Every query is filtered by tenant (timers and touches are claimed across
+tenants by the workers, and carry their tenant on each row)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, bindparam, delete, func, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from siyu_journey.adapters.tables import enrolments, journeys, people, policies, timers, touches
+from siyu_journey.domain.definition import JourneyDefinition
+from siyu_journey.domain.guardrails import GuardrailPolicy, PastTouch
+from siyu_journey.domain.machine import Enrolment, PersonView
+
+# ---- journeys ---------------------------------------------------------------------------------------------
+
+_definitions: dict[tuple[str, str, int], JourneyDefinition] = {}
+
+
+async def definition(session: AsyncSession, *, tenant: str, journey_id: str, version: int) -> JourneyDefinition:
+    """A version's definition; versions that ran are immutable, so they are cached per process."""
+    key = (tenant, journey_id, version)
+    cached = _definitions.get(key)
+    if cached is None:
+        raw = await session.scalar(
+            select(journeys.c.definition).where(
+                journeys.c.tenant == tenant, journeys.c.journey_id == journey_id, journeys.c.version == version
+            )
+        )
+        if raw is None:
+            raise LookupError(f"journey {journey_id} v{version} not found")
+        cached = _definitions[key] = JourneyDefinition.model_validate(raw)
+    return cached
+
+
+async def live_journeys(session: AsyncSession, *, tenant: str) -> list[tuple[int, JourneyDefinition]]:
+    rows = await session.execute(
+        select(journeys.c.journey_id, journeys.c.version).where(
+            journeys.c.tenant == tenant, journeys.c.status == "published"
+        )
+    )
+    return [
+        (r.version, await definition(session, tenant=tenant, journey_id=r.journey_id, version=r.version)) for r in rows
+    ]
+
+
+async def journey_versions(session: AsyncSession, *, tenant: str, journey_id: str) -> list[Row[Any]]:
+    result = await session.execute(
+        select(journeys)
+        .where(journeys.c.tenant == tenant, journeys.c.journey_id == journey_id)
+        .order_by(journeys.c.version)
+    )
+    return list(result.all())
+
+
+async def list_journeys(session: AsyncSession, *, tenant: str) -> list[Row[Any]]:
+    latest = (
+        select(journeys.c.journey_id, func.max(journeys.c.version).label("version"))
+        .where(journeys.c.tenant == tenant)
+        .group_by(journeys.c.journey_id)
+        .subquery()
+    )
+    result = await session.execute(
+        select(journeys)
+        .join(latest, and_(journeys.c.journey_id == latest.c.journey_id, journeys.c.version == latest.c.version))
+        .where(journeys.c.tenant == tenant)
+        .order_by(journeys.c.journey_id)
+    )
+    return list(result.all())
+
+
+async def add_version(session: AsyncSession, *, tenant: str, definition: JourneyDefinition, now: datetime) -> int:
+    """A new draft version (or replaces the latest version while it is still a draft)."""
+    await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"{tenant}/{definition.id}"})
+    latest = (await journey_versions(session, tenant=tenant, journey_id=definition.id))[-1:]
+    body = definition.model_dump(mode="json")
+    if latest and latest[0].status == "draft":
+        version = int(latest[0].version)
+        await session.execute(
+            update(journeys)
+            .where(journeys.c.tenant == tenant, journeys.c.journey_id == definition.id, journeys.c.version == version)
+            .values(definition=body, updated_at=now)
+        )
+        return version
+    version = int(latest[0].version) + 1 if latest else 1
+    await session.execute(
+        journeys.insert().values(
+            tenant=tenant,
+            journey_id=definition.id,
+            version=version,
+            status="draft",
+            definition=body,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    return version
+
+
+async def set_status(
+    session: AsyncSession, *, tenant: str, journey_id: str, version: int, status: str, now: datetime
+) -> None:
+    if status == "published":
+        # People finish the version they started: older live versions take no new entries.
+        await session.execute(
+            update(journeys)
+            .where(
+                journeys.c.tenant == tenant,
+                journeys.c.journey_id == journey_id,
+                journeys.c.version != version,
+                journeys.c.status.in_(("published", "paused")),
+            )
+            .values(status="superseded", updated_at=now)
+        )
+    await session.execute(
+        update(journeys)
+        .where(journeys.c.tenant == tenant, journeys.c.journey_id == journey_id, journeys.c.version == version)
+        .values(status=status, updated_at=now)
+    )
+
+
+# ---- people -----------------------------------------------------------------------------------------------
+
+
+async def person_row(session: AsyncSession, *, tenant: str, person_id: str) -> Row[Any] | None:
+    result = await session.execute(
+        select(people).where(people.c.tenant == tenant, people.c.person_id == person_id).with_for_update()
+    )
+    return result.first()
+
+
+async def ensure_person(session: AsyncSession, *, tenant: str, person_id: str, now: datetime) -> Row[Any]:
+    await session.execute(
+        pg_insert(people)
+        .values(tenant=tenant, person_id=person_id, updated_at=now)
+        .on_conflict_do_nothing(index_elements=["tenant", "person_id"])
+    )
+    row = await person_row(session, tenant=tenant, person_id=person_id)
+    assert row is not None
+    return row
+
+
+async def update_person(session: AsyncSession, *, tenant: str, person_id: str, **values: Any) -> None:
+    await session.execute(
+        update(people).where(people.c.tenant == tenant, people.c.person_id == person_id).values(**values)
+    )
+
+
+async def people_rows(session: AsyncSession, *, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Row[Any]]:
+    wanted = list(set(keys))
+    if not wanted:
+        return {}
+    result = await session.execute(select(people).where(tuple_(people.c.tenant, people.c.person_id).in_(wanted)))
+    return {(r.tenant, r.person_id): r for r in result}
+
+
+async def delete_person(session: AsyncSession, *, tenant: str, person_id: str) -> None:
+    await session.execute(delete(people).where(people.c.tenant == tenant, people.c.person_id == person_id))
+
+
+def person_view(person_id: str, row: Row[Any] | None) -> PersonView:
+    if row is None:
+        return PersonView(person_id)
+    return PersonView(person_id, frozenset(row.tags), dict(row.facts), row.last_paid_at)
+
+
+# ---- enrolments -------------------------------------------------------------------------------------------
+
+
+def _enrolment(row: Row[Any]) -> Enrolment:
+    return Enrolment(
+        enrolment_id=row.enrolment_id,
+        journey_id=row.journey_id,
+        version=row.version,
+        person_id=row.person_id,
+        entered_at=row.entered_at,
+        status=row.status,
+        step_id=row.step_id,
+        visits=dict(row.visits),
+        exit_reason=row.exit_reason,
+    )
+
+
+async def insert_enrolment(session: AsyncSession, *, tenant: str, enrolment: Enrolment, entry_key: str) -> bool:
+    """False when this entry already happened (the entry policy's key is taken)."""
+    inserted = await session.scalar(
+        pg_insert(enrolments)
+        .values(
+            enrolment_id=enrolment.enrolment_id,
+            tenant=tenant,
+            journey_id=enrolment.journey_id,
+            version=enrolment.version,
+            person_id=enrolment.person_id,
+            entry_key=entry_key,
+            status=enrolment.status,
+            step_id=enrolment.step_id,
+            visits=dict(enrolment.visits),
+            entered_at=enrolment.entered_at,
+            updated_at=enrolment.entered_at,
+        )
+        .on_conflict_do_nothing()
+        .returning(enrolments.c.enrolment_id)
+    )
+    return inserted is not None
+
+
+async def has_active(session: AsyncSession, *, tenant: str, journey_id: str, person_id: str) -> bool:
+    found = await session.scalar(
+        select(enrolments.c.enrolment_id)
+        .where(
+            enrolments.c.tenant == tenant,
+            enrolments.c.journey_id == journey_id,
+            enrolments.c.person_id == person_id,
+            enrolments.c.status == "active",
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+async def active_enrolments(session: AsyncSession, *, tenant: str, person_id: str) -> list[Enrolment]:
+    result = await session.execute(
+        select(enrolments)
+        .where(enrolments.c.tenant == tenant, enrolments.c.person_id == person_id, enrolments.c.status == "active")
+        .with_for_update()
+    )
+    return [_enrolment(r) for r in result]
+
+
+async def enrolments_by_id(session: AsyncSession, *, ids: Sequence[str]) -> dict[str, tuple[str, Enrolment]]:
+    """Locked enrolments by id, with their tenant (the timer worker claims across tenants)."""
+    if not ids:
+        return {}
+    result = await session.execute(select(enrolments).where(enrolments.c.enrolment_id.in_(ids)).with_for_update())
+    return {r.enrolment_id: (r.tenant, _enrolment(r)) for r in result}
+
+
+async def save_enrolments(session: AsyncSession, *, saved: Sequence[Enrolment], now: datetime) -> None:
+    if not saved:
+        return
+    await session.execute(
+        update(enrolments)
+        .where(enrolments.c.enrolment_id == bindparam("b_id"))
+        .values(
+            status=bindparam("b_status"),
+            step_id=bindparam("b_step"),
+            visits=bindparam("b_visits", type_=enrolments.c.visits.type),
+            exit_reason=bindparam("b_reason"),
+            person_id=bindparam("b_person"),
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False),
+        [
+            {
+                "b_id": e.enrolment_id,
+                "b_status": e.status,
+                "b_step": e.step_id,
+                "b_visits": dict(e.visits),
+                "b_reason": e.exit_reason,
+                "b_person": e.person_id,
+            }
+            for e in saved
+        ],
+    )
+
+
+async def person_enrolments(session: AsyncSession, *, tenant: str, person_id: str) -> list[Row[Any]]:
+    result = await session.execute(
+        select(enrolments)
+        .where(enrolments.c.tenant == tenant, enrolments.c.person_id == person_id)
+        .order_by(enrolments.c.entered_at)
+    )
+    return list(result.all())
+
+
+async def move_enrolments(session: AsyncSession, *, tenant: str, merged_id: str, survivor_id: str) -> list[str]:
+    """Moves a merged person's enrolments to the survivor; returns the ids of those that would duplicate one of
+    the survivor's entries (same journey and entry key) and so were left behind for the caller to exit."""
+    result = await session.execute(
+        text(
+            """
+            UPDATE enrolments e SET person_id = :survivor
+            WHERE e.tenant = :tenant AND e.person_id = :merged
+              AND NOT EXISTS (SELECT 1 FROM enrolments s WHERE s.tenant = e.tenant AND s.person_id = :survivor
+                              AND s.journey_id = e.journey_id AND s.entry_key = e.entry_key)
+            """
+        ),
+        {"tenant": tenant, "merged": merged_id, "survivor": survivor_id},
+    )
+    del result
+    left = await session.execute(
+        select(enrolments.c.enrolment_id).where(
+            enrolments.c.tenant == tenant, enrolments.c.person_id == merged_id, enrolments.c.status == "active"
+        )
+    )
+    return list(left.scalars())
+
+
+# ---- timers -----------------------------------------------------------------------------------------------
+
+
+async def set_timers(session: AsyncSession, *, rows: Sequence[dict[str, Any]]) -> None:
+    """rows: tenant, enrolment_id, step_id, due_at. An enrolment waits on one timer at a time."""
+    if not rows:
+        return
+    stmt = pg_insert(timers)
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["enrolment_id"], set_={"step_id": stmt.excluded.step_id, "due_at": stmt.excluded.due_at}
+        ),
+        list(rows),
+    )
+
+
+async def delete_timers(session: AsyncSession, *, enrolment_ids: Sequence[str]) -> None:
+    if enrolment_ids:
+        await session.execute(delete(timers).where(timers.c.enrolment_id.in_(enrolment_ids)))
+
+
+async def claim_due_timers(session: AsyncSession, *, now: datetime, limit: int) -> list[Any]:
+    """Due timers in due order, locked; rows another worker holds are skipped, not waited for."""
+    result = await session.execute(
+        select(timers.c.timer_id, timers.c.enrolment_id, timers.c.step_id, timers.c.tenant)
+        .where(timers.c.due_at <= now)
+        .order_by(timers.c.due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(result.all())
+
+
+async def delete_timers_by_id(session: AsyncSession, *, timer_ids: Sequence[int]) -> None:
+    if timer_ids:
+        await session.execute(delete(timers).where(timers.c.timer_id.in_(timer_ids)))
+
+
+# ---- touches ----------------------------------------------------------------------------------------------
+
+
+async def insert_touches(session: AsyncSession, *, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(pg_insert(touches).on_conflict_do_nothing(index_elements=["touch_id"]), list(rows))
+
+
+async def claim_pending_touches(session: AsyncSession, *, now: datetime, limit: int) -> list[Row[Any]]:
+    result = await session.execute(
+        select(touches)
+        .where(touches.c.status == "pending", touches.c.due_at <= now)
+        .order_by(touches.c.due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(result.all())
+
+
+async def try_lock_people(session: AsyncSession, *, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Transaction-scoped advisory locks per person (so two workers never check one person's caps at once).
+
+    Tries, never waits: a person another worker holds is left for the next round (and no deadlock is possible).
+    """
+    wanted = sorted(set(keys))
+    if not wanted:
+        return set()
+    result = await session.execute(
+        text(
+            "SELECT k.tenant, k.person FROM unnest(CAST(:ts AS text[]), CAST(:ps AS text[])) AS k(tenant, person) "
+            "WHERE pg_try_advisory_xact_lock(hashtext('journey-person:' || k.tenant || '/' || k.person))"
+        ),
+        {"ts": [t for t, _ in wanted], "ps": [p for _, p in wanted]},
+    )
+    return {(r.tenant, r.person) for r in result}
+
+
+async def recent_touches(
+    session: AsyncSession, *, keys: Iterable[tuple[str, str]], since: datetime
+) -> dict[tuple[str, str], list[PastTouch]]:
+    wanted = list(set(keys))
+    out: dict[tuple[str, str], list[PastTouch]] = {k: [] for k in wanted}
+    if not wanted:
+        return out
+    result = await session.execute(
+        select(
+            touches.c.tenant,
+            touches.c.person_id,
+            touches.c.channel,
+            touches.c.sent_at,
+            touches.c.priority,
+            touches.c.campaign_id,
+        ).where(
+            tuple_(touches.c.tenant, touches.c.person_id).in_(wanted),
+            touches.c.status.in_(("sent", "sending")),
+            touches.c.sent_at >= since,
+        )
+    )
+    for r in result:
+        out[(r.tenant, r.person_id)].append(PastTouch(r.channel, r.sent_at, r.priority, r.campaign_id))
+    return out
+
+
+async def update_touches(session: AsyncSession, *, changes: Sequence[dict[str, Any]]) -> None:
+    """changes: b_id plus status, reason, due_at, attempt_at, sent_at, attempts, staff_id (all given)."""
+    if not changes:
+        return
+    await session.execute(
+        update(touches)
+        .where(touches.c.touch_id == bindparam("b_id"))
+        .values(
+            status=bindparam("b_status"),
+            reason=bindparam("b_reason"),
+            due_at=bindparam("b_due"),
+            attempt_at=bindparam("b_attempt_at"),
+            sent_at=bindparam("b_sent_at"),
+            attempts=bindparam("b_attempts"),
+            staff_id=bindparam("b_staff"),
+        )
+        .execution_options(synchronize_session=False),
+        list(changes),
+    )
+
+
+async def pending_touches_of(session: AsyncSession, *, enrolment_ids: Sequence[str]) -> list[Row[Any]]:
+    if not enrolment_ids:
+        return []
+    result = await session.execute(
+        select(touches)
+        .where(touches.c.enrolment_id.in_(enrolment_ids), touches.c.status == "pending")
+        .with_for_update()
+    )
+    return list(result.all())
+
+
+async def stale_sending(session: AsyncSession, *, before: datetime, limit: int) -> list[Row[Any]]:
+    result = await session.execute(
+        select(touches)
+        .where(touches.c.status == "sending", touches.c.attempt_at < before)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(result.all())
+
+
+async def person_touches(session: AsyncSession, *, tenant: str, person_id: str) -> list[Row[Any]]:
+    result = await session.execute(
+        select(touches)
+        .where(touches.c.tenant == tenant, touches.c.person_id == person_id)
+        .order_by(touches.c.created_at, touches.c.step_id)
+    )
+    return list(result.all())
+
+
+async def move_touches(session: AsyncSession, *, tenant: str, merged_id: str, survivor_id: str) -> None:
+    await session.execute(
+        update(touches)
+        .where(touches.c.tenant == tenant, touches.c.person_id == merged_id)
+        .values(person_id=survivor_id)
+    )
+
+
+async def step_counts(session: AsyncSession, *, tenant: str, journey_id: str) -> dict[str, dict[str, int]]:
+    """Per step: entered (visits), waiting (timers parked there), sent/skipped/failed/pending touches."""
+    counts: dict[str, dict[str, int]] = {}
+
+    def bump(step: str, what: str, n: int) -> None:
+        counts.setdefault(step, {}).setdefault(what, 0)
+        counts[step][what] += n
+
+    visits = await session.execute(
+        text(
+            "SELECT v.key AS step, sum(v.value::int) AS n FROM enrolments e, jsonb_each_text(e.visits) v "
+            "WHERE e.tenant = :t AND e.journey_id = :j GROUP BY v.key"
+        ),
+        {"t": tenant, "j": journey_id},
+    )
+    for r in visits:
+        bump(r.step, "entered", int(r.n))
+    waiting = await session.execute(
+        select(enrolments.c.step_id, func.count())
+        .where(enrolments.c.tenant == tenant, enrolments.c.journey_id == journey_id, enrolments.c.status == "active")
+        .group_by(enrolments.c.step_id)
+    )
+    for step, n in waiting:
+        if step is not None:
+            bump(step, "waiting", int(n))
+    sent = await session.execute(
+        select(touches.c.step_id, touches.c.status, func.count())
+        .where(touches.c.tenant == tenant, touches.c.journey_id == journey_id)
+        .group_by(touches.c.step_id, touches.c.status)
+    )
+    for step, status, n in sent:
+        bump(step, status, int(n))
+    return counts
+
+
+async def converted(session: AsyncSession, *, tenant: str, journey_id: str) -> int:
+    return int(
+        await session.scalar(
+            select(func.count()).where(
+                enrolments.c.tenant == tenant,
+                enrolments.c.journey_id == journey_id,
+                enrolments.c.exit_reason == "order.paid",
+            )
+        )
+        or 0
+    )
+
+
+# ---- policies ---------------------------------------------------------------------------------------------
+
+
+async def policy(session: AsyncSession, *, tenant: str) -> GuardrailPolicy:
+    raw = await session.scalar(select(policies.c.policy).where(policies.c.tenant == tenant))
+    return GuardrailPolicy() if raw is None else GuardrailPolicy.model_validate(raw)
+
+
+async def put_policy(session: AsyncSession, *, tenant: str, value: GuardrailPolicy, now: datetime) -> None:
+    stmt = pg_insert(policies).values(tenant=tenant, policy=value.model_dump(mode="json"), updated_at=now)
+    await session.execute(
+        stmt.on_conflict_do_update(index_elements=["tenant"], set_={"policy": stmt.excluded.policy, "updated_at": now})
+    )

@@ -1,0 +1,204 @@
+"""Delivering queued touches: guardrails at send time, then the channel, then the outcome and its event.
+
+Three steps, so a touch is never sent twice and never lost:
+1. In one transaction: claim due ``pending`` touches (SKIP LOCKED), lock their persons, decide each with the
+   guardrails: skip (recorded + ``siyu.touch.skipped``), defer (new due time + reason), or mark ``sending``.
+2. Outside any transaction: hand the ``sending`` touches to their channel, with the touch id as idempotency key.
+3. In one transaction: record each outcome (sent / failed / retry later) with its event through the outbox.
+
+A crash between 2 and 3 leaves touches in ``sending`` whose outcome nobody knows. After a lease, recovery puts
+them back to ``pending`` when the channel deduplicates on the touch id (sandbox; nothing is sent twice), and
+otherwise records them ``failed`` with reason ``outcome_unknown`` rather than risk a second message (WeCom's
+1v1 send has no idempotency key): for those, the window between the HTTP call and the commit is the one place
+a touch can be lost; it is recorded and visible, never silently dropped or duplicated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from siyu_journey.adapters import repository as repo
+from siyu_journey.adapters.senders import ChannelRouter, Delivered, Failed, Outgoing, RetryLater
+from siyu_journey.domain import guardrails
+from siyu_journey.domain.localtime import start_of_month, start_of_week
+from siyu_journey.domain.templates import render
+from siyu_journey.service import change
+from siyu_journey.touch_events import emit, touch_event
+from siyu_shared.db.engine import SessionFactory, unit_of_work
+from siyu_shared.events.topics import TopicNames
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryConfig:
+    batch: int = 500
+    max_attempts: int = 5
+    lease: timedelta = timedelta(minutes=5)
+
+
+async def deliver_round(
+    *, sessions: SessionFactory, sender: ChannelRouter, clock: Clock, topics: TopicNames, config: DeliveryConfig
+) -> int:
+    """One round; returns how many touches it claimed."""
+    now = clock()
+    outgoing: list[Outgoing] = []
+    claimed: dict[str, Any] = {}
+    async with unit_of_work(sessions) as session:
+        rows = await repo.claim_pending_touches(session, now=now, limit=config.batch)
+        if not rows:
+            return 0
+        locked = await repo.try_lock_people(session, keys=[(t.tenant, t.person_id) for t in rows])
+        rows = [t for t in rows if (t.tenant, t.person_id) in locked]
+        since = min(start_of_month(now), start_of_week(now))
+        history = await repo.recent_touches(session, keys=locked, since=since)
+        persons = await repo.people_rows(session, keys=locked)
+        policies: dict[str, guardrails.GuardrailPolicy] = {}
+        changes: list[dict[str, Any]] = []
+        events = []
+        for touch in rows:
+            if touch.tenant not in policies:
+                policies[touch.tenant] = await repo.policy(session, tenant=touch.tenant)
+            person = persons.get((touch.tenant, touch.person_id))
+            status = guardrails.PersonStatus(
+                opted_out=bool(person and person.opted_out),
+                consents=frozenset(person.consents if person else ()),
+            )
+            past = history.setdefault((touch.tenant, touch.person_id), [])
+            decision = guardrails.decide(
+                channel=touch.channel,
+                priority=touch.priority,
+                person=status,
+                history=past,
+                policy=policies[touch.tenant],
+                now=now,
+            )
+            if isinstance(decision, guardrails.Skip):
+                changes.append(change(touch, status="skipped", reason=decision.reason))
+                events.append(touch_event(touch, "skipped", at=now, reason=decision.reason))
+                continue
+            if isinstance(decision, guardrails.Defer):
+                changes.append(change(touch, due=decision.until, reason=decision.reason))
+                continue
+            staff = touch.staff_id or (person.owner_staff_id if person else None)
+            definition = await repo.definition(
+                session, tenant=touch.tenant, journey_id=touch.journey_id, version=touch.version
+            )
+            try:
+                body = render(
+                    definition.templates[touch.template],
+                    {
+                        "persona": touch.persona or "",
+                        "staff_id": staff or "",
+                        "tags": list(person.tags) if person else [],
+                        "facts": dict(person.facts) if person else {},
+                    },
+                )
+            except Exception as exc:  # a template that cannot render never will: record it, do not retry
+                reason = f"template_error: {type(exc).__name__}"
+                changes.append(change(touch, status="failed", reason=reason))
+                events.append(touch_event(touch, "failed", at=now, reason=reason))
+                continue
+            past.append(guardrails.PastTouch(touch.channel, now, touch.priority, touch.campaign_id))
+            changes.append(
+                change(
+                    touch, status="sending", attempt_at=now, sent_at=now, staff_id=staff, attempts=touch.attempts + 1
+                )
+            )
+            claimed[touch.touch_id] = touch
+            outgoing.append(
+                Outgoing(
+                    touch.touch_id,
+                    touch.tenant,
+                    touch.person_id,
+                    touch.channel,
+                    staff,
+                    touch.persona,
+                    body,
+                    recipient=person.external_userid if person else None,
+                )
+            )
+        await repo.update_touches(session, changes=changes)
+        await emit(session, events, topics=topics)
+    if outgoing:
+        outcomes = await sender.send(outgoing)
+        await record_outcomes(
+            sessions=sessions,
+            results=[(claimed[o.touch_id], o.staff_id, r) for o, r in zip(outgoing, outcomes, strict=True)],
+            clock=clock,
+            topics=topics,
+            config=config,
+        )
+    return len(rows) or 1
+
+
+async def record_outcomes(
+    *,
+    sessions: SessionFactory,
+    results: list[tuple[Any, str | None, Delivered | Failed | RetryLater]],
+    clock: Clock,
+    topics: TopicNames,
+    config: DeliveryConfig,
+) -> None:
+    now = clock()
+    changes: list[dict[str, Any]] = []
+    events = []
+    for touch, staff, outcome in results:
+        attempts = touch.attempts + 1
+        if isinstance(outcome, Delivered):
+            changes.append(change(touch, status="sent", sent_at=now, attempt_at=now, staff_id=staff, attempts=attempts))
+            events.append(touch_event(_with(touch, staff_id=staff), "sent", at=now))
+        elif isinstance(outcome, RetryLater) and attempts < config.max_attempts:
+            changes.append(
+                change(
+                    touch,
+                    status="pending",
+                    reason=outcome.reason,
+                    due=now + timedelta(seconds=outcome.after_s),
+                    staff_id=staff,
+                    attempts=attempts,
+                )
+            )
+        else:
+            reason = outcome.reason if isinstance(outcome, Failed | RetryLater) else "failed"
+            changes.append(change(touch, status="failed", reason=reason, staff_id=staff, attempts=attempts))
+            events.append(touch_event(_with(touch, staff_id=staff), "failed", at=now, reason=reason))
+    async with unit_of_work(sessions) as session:
+        await repo.update_touches(session, changes=changes)
+        await emit(session, events, topics=topics)
+
+
+async def recover_stale(
+    *, sessions: SessionFactory, sender: ChannelRouter, clock: Clock, topics: TopicNames, config: DeliveryConfig
+) -> int:
+    """Touches left in ``sending`` by a crash (see the module docstring)."""
+    now = clock()
+    async with unit_of_work(sessions) as session:
+        stale = await repo.stale_sending(session, before=now - config.lease, limit=config.batch)
+        changes: list[dict[str, Any]] = []
+        events = []
+        for touch in stale:
+            if sender.for_channel(touch.channel).idempotent:
+                changes.append(change(touch, status="pending", due=now, sent_at=None, reason="resumed_after_crash"))
+            else:
+                changes.append(change(touch, status="failed", reason="outcome_unknown"))
+                events.append(touch_event(touch, "failed", at=now, reason="outcome_unknown"))
+        await repo.update_touches(session, changes=changes)
+        await emit(session, events, topics=topics)
+    return len(stale)
+
+
+class _Row:
+    def __init__(self, row: Any, **overrides: Any) -> None:
+        self._row = row
+        self._overrides = overrides
+
+    def __getattr__(self, name: str) -> Any:
+        return self._overrides[name] if name in self._overrides else getattr(self._row, name)
+
+
+def _with(row: Any, **overrides: Any) -> Any:
+    return _Row(row, **overrides)

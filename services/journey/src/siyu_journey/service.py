@@ -1,0 +1,255 @@
+"""Application functions: load state through the repository, ask the domain, save, queue touches and events.
+
+Called by the event handlers, the timer worker and the API; none of them commits (the caller owns the
+transaction), so the enrolment's new state, its timer, its touches and its events commit together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from siyu_journey.adapters import repository as repo
+from siyu_journey.domain import machine
+from siyu_journey.domain.definition import JourneyDefinition
+from siyu_journey.domain.machine import Enrolment, PersonView, Transition
+from siyu_journey.domain.triggers import Occurrence, matches
+from siyu_journey.touch_events import emit, touch_event
+from siyu_shared.events.topics import TopicNames
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """One transition to save: whose, under which journey, with which staff account."""
+
+    tenant: str
+    definition: JourneyDefinition
+    transition: Transition
+    staff_id: str | None
+
+
+def touch_rows(planned: Planned, *, now: datetime) -> list[dict[str, Any]]:
+    enrolment = planned.transition.enrolment
+    return [
+        {
+            "touch_id": t.touch_id,
+            "tenant": planned.tenant,
+            "enrolment_id": enrolment.enrolment_id,
+            "person_id": enrolment.person_id,
+            "journey_id": enrolment.journey_id,
+            "version": enrolment.version,
+            "step_id": t.step_id,
+            "occurrence": t.occurrence,
+            "channel": t.channel,
+            "template": t.template,
+            "campaign_id": t.campaign_id or planned.definition.campaign_id,
+            "priority": planned.definition.priority,
+            "persona": planned.definition.persona,
+            "staff_id": planned.staff_id,
+            "status": "pending",
+            "due_at": now,
+            "created_at": now,
+        }
+        for t in planned.transition.touches
+    ]
+
+
+async def save(session: AsyncSession, plans: Sequence[Planned], *, now: datetime) -> None:
+    """Saves transitions of existing enrolments: state, the next timer (or none), the touches they queued."""
+    await repo.save_enrolments(session, saved=[p.transition.enrolment for p in plans], now=now)
+    await _queue(session, plans, now=now)
+
+
+async def _queue(session: AsyncSession, plans: Sequence[Planned], *, now: datetime) -> None:
+    timers = []
+    finished = []
+    for p in plans:
+        timer = p.transition.timer
+        if timer is not None:
+            timers.append(
+                {
+                    "tenant": p.tenant,
+                    "enrolment_id": p.transition.enrolment.enrolment_id,
+                    "step_id": timer.step_id,
+                    "due_at": timer.due_at,
+                }
+            )
+        else:
+            finished.append(p.transition.enrolment.enrolment_id)
+    await repo.delete_timers(session, enrolment_ids=finished)
+    await repo.set_timers(session, rows=timers)
+    await repo.insert_touches(session, rows=[row for p in plans for row in touch_rows(p, now=now)])
+
+
+async def enter(
+    session: AsyncSession,
+    *,
+    tenant: str,
+    person_id: str,
+    occurrence: Occurrence,
+    trigger_event_id: str,
+    now: datetime,
+) -> list[str]:
+    """Enrols the person in every live journey the occurrence triggers; returns the new enrolment ids."""
+    entered: list[str] = []
+    person: Any = None
+    for version, definition in await repo.live_journeys(session, tenant=tenant):
+        if not matches(definition.trigger, occurrence):
+            continue
+        if person is None:
+            person = await repo.ensure_person(session, tenant=tenant, person_id=person_id, now=now)
+        if definition.entry.mode == "reentry" and await repo.has_active(
+            session, tenant=tenant, journey_id=definition.id, person_id=person_id
+        ):
+            continue
+        key = machine.entry_key(definition.entry, now=now, trigger_event_id=trigger_event_id)
+        enrolment = Enrolment(
+            enrolment_id=machine.enrolment_id(
+                tenant=tenant, journey_id=definition.id, version=version, person_id=person_id, key=key
+            ),
+            journey_id=definition.id,
+            version=version,
+            person_id=person_id,
+            entered_at=now,
+        )
+        transition = machine.start(definition, enrolment, repo.person_view(person_id, person), now=now)
+        if not await repo.insert_enrolment(session, tenant=tenant, enrolment=transition.enrolment, entry_key=key):
+            continue  # this entry already happened: a duplicate trigger never enrols twice
+        staff = person.owner_staff_id or machine.assign_staff(definition.staff_pool, person_id)
+        await _queue(session, [Planned(tenant, definition, transition, staff)], now=now)
+        entered.append(enrolment.enrolment_id)
+    return entered
+
+
+async def exit_where(
+    session: AsyncSession,
+    *,
+    tenant: str,
+    person_id: str,
+    event: str,
+    lost_tags: frozenset[str] = frozenset(),
+    now: datetime,
+    topics: TopicNames,
+    everything: bool = False,
+) -> list[str]:
+    """Exits the person's active enrolments whose journey ends on this event; their queued touches are skipped."""
+    leaving: list[Enrolment] = []
+    for enrolment in await repo.active_enrolments(session, tenant=tenant, person_id=person_id):
+        definition = await repo.definition(
+            session, tenant=tenant, journey_id=enrolment.journey_id, version=enrolment.version
+        )
+        reason = event if everything else machine.exit_reason(definition, event=event, lost_tags=lost_tags)
+        if reason is not None:
+            leaving.append(machine.exit_now(enrolment, reason))
+    await end(session, leaving, now=now, topics=topics)
+    return [e.enrolment_id for e in leaving]
+
+
+async def end(session: AsyncSession, leaving: Sequence[Enrolment], *, now: datetime, topics: TopicNames) -> None:
+    if not leaving:
+        return
+    ids = [e.enrolment_id for e in leaving]
+    await repo.save_enrolments(session, saved=leaving, now=now)
+    await repo.delete_timers(session, enrolment_ids=ids)
+    reasons = {e.enrolment_id: f"exited:{e.exit_reason}" for e in leaving}
+    cancelled = await repo.pending_touches_of(session, enrolment_ids=ids)
+    await repo.update_touches(
+        session,
+        changes=[
+            _change(t, status="skipped", reason=reasons[t.enrolment_id], due=t.due_at, attempt_at=t.attempt_at)
+            for t in cancelled
+        ],
+    )
+    await emit(
+        session,
+        [touch_event(t, "skipped", at=now, reason=reasons[t.enrolment_id]) for t in cancelled],
+        topics=topics,
+    )
+
+
+def _change(touch: Any, **values: Any) -> dict[str, Any]:
+    return {
+        "b_id": touch.touch_id,
+        "b_status": values.get("status", touch.status),
+        "b_reason": values.get("reason", touch.reason),
+        "b_due": values.get("due", touch.due_at),
+        "b_attempt_at": values.get("attempt_at", touch.attempt_at),
+        "b_sent_at": values.get("sent_at", touch.sent_at),
+        "b_attempts": values.get("attempts", touch.attempts),
+        "b_staff": values.get("staff_id", touch.staff_id),
+    }
+
+
+change = _change
+
+
+async def fire_due_timers(session: AsyncSession, *, now: datetime, limit: int) -> int:
+    """Fires up to ``limit`` due timers in due order; returns how many. Safe with any number of workers."""
+    due = await repo.claim_due_timers(session, now=now, limit=limit)
+    if not due:
+        return 0
+    held = await repo.enrolments_by_id(session, ids=[t.enrolment_id for t in due])
+    persons = await repo.people_rows(session, keys=[(tenant, e.person_id) for tenant, e in held.values()])
+    plans: list[Planned] = []
+    for timer in due:
+        if timer.enrolment_id not in held:
+            continue
+        tenant, enrolment = held[timer.enrolment_id]
+        if enrolment.step_id != timer.step_id:
+            continue  # stale timer (the enrolment moved on)
+        definition = await repo.definition(
+            session, tenant=tenant, journey_id=enrolment.journey_id, version=enrolment.version
+        )
+        person = persons.get((tenant, enrolment.person_id))
+        view: PersonView = repo.person_view(enrolment.person_id, person)
+        transition = machine.resume(definition, enrolment, view, now=now)
+        staff = (person.owner_staff_id if person is not None else None) or machine.assign_staff(
+            definition.staff_pool, enrolment.person_id
+        )
+        plans.append(Planned(tenant, definition, transition, staff))
+    await repo.delete_timers_by_id(session, timer_ids=[t.timer_id for t in due])
+    await save(session, plans, now=now)
+    return len(due)
+
+
+async def merge(
+    session: AsyncSession,
+    *,
+    tenant: str,
+    survivor_id: str,
+    merged_ids: Sequence[str],
+    now: datetime,
+    topics: TopicNames,
+) -> None:
+    """Folds merged persons into the survivor: enrolments and touches move (ids unchanged, so nothing is sent
+    again); an enrolment the survivor already has an entry for is exited instead of duplicated."""
+    survivor = await repo.ensure_person(session, tenant=tenant, person_id=survivor_id, now=now)
+    tags = set(survivor.tags)
+    facts = dict(survivor.facts)
+    for merged_id in merged_ids:
+        merged = await repo.person_row(session, tenant=tenant, person_id=merged_id)
+        if merged is not None:
+            tags |= set(merged.tags)
+            facts = {**merged.facts, **facts}
+            await repo.update_person(
+                session,
+                tenant=tenant,
+                person_id=survivor_id,
+                owner_staff_id=survivor.owner_staff_id or merged.owner_staff_id,
+                opted_out=survivor.opted_out or merged.opted_out,
+                paid_total_fen=survivor.paid_total_fen + merged.paid_total_fen,
+                last_paid_at=max((d for d in (survivor.last_paid_at, merged.last_paid_at) if d), default=None),
+            )
+            await repo.delete_person(session, tenant=tenant, person_id=merged_id)
+        duplicates = await repo.move_enrolments(session, tenant=tenant, merged_id=merged_id, survivor_id=survivor_id)
+        await repo.move_touches(session, tenant=tenant, merged_id=merged_id, survivor_id=survivor_id)
+        if duplicates:
+            held = await repo.enrolments_by_id(session, ids=duplicates)
+            await end(
+                session, [machine.exit_now(e, "merged_duplicate") for _, e in held.values()], now=now, topics=topics
+            )
+    await repo.update_person(session, tenant=tenant, person_id=survivor_id, tags=sorted(tags), facts=facts)

@@ -1,0 +1,82 @@
+"""Background loops of the worker role: fire due timers, deliver queued touches, recover stale sends.
+
+Both loops claim rows with ``FOR UPDATE SKIP LOCKED``, so any number of worker processes can run them; a
+stopped worker leaves its rows untouched (uncommitted claims roll back) for the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from siyu_journey import delivery, service
+from siyu_journey.adapters.senders import ChannelRouter
+from siyu_journey.settings import JourneySettings
+from siyu_shared.db.engine import unit_of_work
+from siyu_shared.kafka.errors import is_infrastructure_failure
+from siyu_shared.logging import get_logger
+from siyu_shared.service import BackgroundLoop, Runtime
+
+log = get_logger(__name__)
+Clock = Callable[[], datetime]
+SenderFactory = Callable[[Runtime], ChannelRouter]
+
+
+async def _pause(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+def timer_loop(settings: JourneySettings, clock: Clock) -> BackgroundLoop:
+    async def run(runtime: Runtime, stop: asyncio.Event) -> None:
+        failures = 0
+        while not stop.is_set():
+            try:
+                async with unit_of_work(runtime.sessions) as session:
+                    fired = await service.fire_due_timers(session, now=clock(), limit=settings.timer_batch)
+                failures = 0
+            except Exception as exc:
+                failures += 1
+                log.warning("timer_round_failed", error=repr(exc), infrastructure=is_infrastructure_failure(exc))
+                await _pause(stop, min(5.0, 0.2 * 2**failures))
+                continue
+            if not fired:
+                await _pause(stop, settings.timer_poll_s)
+
+    return run
+
+
+def delivery_loop(settings: JourneySettings, clock: Clock, senders: SenderFactory) -> BackgroundLoop:
+    config = delivery.DeliveryConfig(
+        batch=settings.sender_batch,
+        max_attempts=settings.sender_max_attempts,
+        lease=timedelta(seconds=settings.sending_lease_s),
+    )
+
+    async def run(runtime: Runtime, stop: asyncio.Event) -> None:
+        sender = senders(runtime)
+        failures = 0
+        last_recovery = 0.0
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            try:
+                if loop.time() - last_recovery > 5.0:
+                    last_recovery = loop.time()
+                    await delivery.recover_stale(
+                        sessions=runtime.sessions, sender=sender, clock=clock, topics=settings.topics, config=config
+                    )
+                claimed = await delivery.deliver_round(
+                    sessions=runtime.sessions, sender=sender, clock=clock, topics=settings.topics, config=config
+                )
+                failures = 0
+            except Exception as exc:
+                failures += 1
+                log.warning("delivery_round_failed", error=repr(exc))
+                await _pause(stop, min(5.0, 0.2 * 2**failures))
+                continue
+            if not claimed:
+                await _pause(stop, settings.sender_poll_s)
+
+    return run

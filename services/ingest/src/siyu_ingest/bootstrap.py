@@ -5,7 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from siyu_ingest.api.admin import admin_router
+from siyu_ingest.api.webhooks import webhook_router
+from siyu_ingest.context import IngestContext
 from siyu_ingest.settings import IngestSettings
+from siyu_ingest.worker import delivery_worker
 from siyu_shared.service import ServiceSpec
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -13,6 +17,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def build_spec(settings: IngestSettings | None = None, **overrides: Any) -> ServiceSpec:
     """The service as configured by the environment, or by ``settings`` / keyword overrides (tests, tools)."""
+    settings = settings or IngestSettings(**overrides)
+    ctx = IngestContext.build(settings)
     return ServiceSpec(
         name="ingest",
         title="Siyu Ingest",
@@ -20,6 +26,8 @@ def build_spec(settings: IngestSettings | None = None, **overrides: Any) -> Serv
             "The front door: channel webhooks in, one person behind every identifier, "
             "leads/contacts/orders/persons out."
         ),
-        settings=settings or IngestSettings(**overrides),
+        settings=settings,
         migrations=MIGRATIONS,
+        routers=(webhook_router(ctx), admin_router(ctx)),
+        background=(delivery_worker(ctx),),
     )

@@ -1,0 +1,144 @@
+"""Raw deliveries: stored before the reply, claimed by the worker in received order, kept with their error."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from siyu_ingest.adapters.tables import deliveries
+
+_LOCK = text("SELECT pg_try_advisory_xact_lock(hashtext('siyu-ingest-deliveries:' || current_schema()))")
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    id: int
+    tenant: str
+    channel: str
+    dedupe_key: str
+    received_at: datetime
+    headers: dict[str, str]
+    query: dict[str, str]
+    body: bytes
+    status: str
+    attempts: int
+    error: str | None
+    processed_at: datetime | None
+
+
+_COLUMNS = (
+    deliveries.c.id,
+    deliveries.c.tenant,
+    deliveries.c.channel,
+    deliveries.c.dedupe_key,
+    deliveries.c.received_at,
+    deliveries.c.headers,
+    deliveries.c.query,
+    deliveries.c.body,
+    deliveries.c.status,
+    deliveries.c.attempts,
+    deliveries.c.error,
+    deliveries.c.processed_at,
+)
+
+
+def _delivery(row: Any) -> Delivery:
+    return Delivery(**row._mapping)
+
+
+async def store(
+    session: AsyncSession,
+    *,
+    tenant: str,
+    channel: str,
+    dedupe_key: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    query: Mapping[str, str],
+) -> bool:
+    """Insert the delivery unless the channel already sent it; True when it is new."""
+    stmt = (
+        pg_insert(deliveries)
+        .values(
+            tenant=tenant,
+            channel=channel,
+            dedupe_key=dedupe_key,
+            body=body,
+            headers=dict(headers),
+            query=dict(query),
+        )
+        .on_conflict_do_nothing(constraint="deliveries_dedupe")
+        .returning(deliveries.c.id)
+    )
+    return (await session.execute(stmt)).first() is not None
+
+
+async def claim_pending(session: AsyncSession, *, limit: int) -> list[Delivery] | None:
+    """Pending deliveries in received order, locked for this transaction; None when another worker holds the
+    processing lock (one processor at a time keeps a person's and an order's changes in order)."""
+    if not await session.scalar(_LOCK):
+        return None
+    rows = await session.execute(
+        select(*_COLUMNS)
+        .where(deliveries.c.status == "pending")
+        .order_by(deliveries.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return [_delivery(r) for r in rows]
+
+
+async def mark(session: AsyncSession, *, delivery_id: int, status: str, error: str | None = None) -> None:
+    await session.execute(
+        update(deliveries)
+        .where(deliveries.c.id == delivery_id)
+        .values(
+            status=status,
+            error=error,
+            attempts=deliveries.c.attempts + 1,
+            processed_at=func.now() if status != "pending" else None,
+        )
+    )
+
+
+async def get(session: AsyncSession, *, tenant: str, delivery_id: int) -> Delivery | None:
+    row = (
+        await session.execute(select(*_COLUMNS).where(deliveries.c.tenant == tenant, deliveries.c.id == delivery_id))
+    ).first()
+    return _delivery(row) if row is not None else None
+
+
+async def list_for(
+    session: AsyncSession, *, tenant: str, status: str | None, channel: str | None, after_id: int, limit: int
+) -> Sequence[Delivery]:
+    query = select(*_COLUMNS).where(deliveries.c.tenant == tenant, deliveries.c.id > after_id)
+    if status:
+        query = query.where(deliveries.c.status == status)
+    if channel:
+        query = query.where(deliveries.c.channel == channel)
+    rows = await session.execute(query.order_by(deliveries.c.id).limit(limit))
+    return [_delivery(r) for r in rows]
+
+
+async def requeue(
+    session: AsyncSession, *, tenant: str, delivery_ids: Sequence[int] | None = None, status: str = "failed"
+) -> int:
+    """Put failed deliveries (all of the tenant's, or the given ones) back to pending; returns how many."""
+    stmt = update(deliveries).where(deliveries.c.tenant == tenant, deliveries.c.status == status)
+    if delivery_ids is not None:
+        stmt = stmt.where(deliveries.c.id.in_(list(delivery_ids)))
+    result = await session.execute(stmt.values(status="pending", error=None, attempts=0))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def count_by_status(session: AsyncSession, *, tenant: str) -> dict[str, int]:
+    rows = await session.execute(
+        select(deliveries.c.status, func.count()).where(deliveries.c.tenant == tenant).group_by(deliveries.c.status)
+    )
+    return {status: int(count) for status, count in rows.all()}

@@ -1,0 +1,1 @@
+"""HTTP routes of ingest: channel webhooks, and the tenant-scoped admin API."""

@@ -1,0 +1,116 @@
+"""`/v1/webhooks/{tenant}/{channel}`: verify on the raw bytes, store durably, reply as the platform expects.
+
+Nothing is parsed beyond what the dedupe key needs: processing happens in the worker, so the reply is fast
+and a parse bug can never lose a delivery. Status codes: 401 bad signature (nothing stored), 400 malformed,
+404 unknown channel or not configured for the tenant, 413 too large, 503 when the database is away (the
+platform retries); never 500.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Request, Response
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from siyu_ingest.adapters import deliveries
+from siyu_ingest.adapters.channels import ADAPTERS
+from siyu_ingest.adapters.channels.base import ChannelAdapter, Credentials, Reply, WebhookRequest
+from siyu_ingest.context import IngestContext
+from siyu_ingest.domain.errors import BadSignature, Malformed
+from siyu_shared.db.engine import SessionFactory
+
+TenantPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+ChannelPath = Annotated[str, Path(description=f"one of {', '.join(sorted(ADAPTERS))}", examples=["xiaohongshu"])]
+_RESPONSES: dict[int | str, dict[str, str]] = {
+    400: {"description": "malformed body (the reason is in `detail`)"},
+    401: {"description": "signature does not match the tenant's credentials"},
+    404: {"description": "unknown channel, or the channel is not configured for the tenant"},
+    413: {"description": "body larger than the limit"},
+    503: {"description": "storage unavailable: the platform should retry"},
+}
+
+
+def _reply(reply: Reply) -> Response:
+    return Response(content=reply.body, status_code=reply.status, media_type=reply.media_type)
+
+
+def webhook_router(ctx: IngestContext) -> APIRouter:
+    router = APIRouter(tags=["webhooks"])
+    limit = ctx.settings.max_body_bytes
+
+    async def context_of(request: Request, tenant: str, channel: str) -> tuple[ChannelAdapter, Credentials]:
+        adapter = ADAPTERS.get(channel)
+        if adapter is None:
+            raise HTTPException(404, detail=f"unknown channel {channel!r}")
+        sessions: SessionFactory = request.app.state.runtime.sessions
+        try:
+            async with sessions() as session:
+                creds = await ctx.credentials.get(session, tenant=tenant, channel=channel)
+        except (OperationalError, DBAPIError, OSError) as exc:
+            raise HTTPException(503, detail="storage unavailable, retry later") from exc
+        if creds is None:
+            raise HTTPException(404, detail=f"channel {channel!r} is not configured for this tenant")
+        return adapter, creds
+
+    @router.post("/v1/webhooks/{tenant}/{channel}", responses=_RESPONSES, summary="Receive a channel webhook")
+    async def receive(tenant: TenantPath, channel: ChannelPath, request: Request) -> Response:
+        """Verify the platform's signature on the raw body, store the delivery once, and acknowledge it."""
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise HTTPException(413, detail=f"body larger than {limit} bytes")
+        body = await _read_limited(request, limit)
+        adapter, creds = await context_of(request, tenant, channel)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        incoming = WebhookRequest(body=body, headers=headers, query=dict(request.query_params))
+        try:
+            adapter.verify(incoming, creds)
+            challenge = adapter.challenge(incoming, creds)
+            if challenge is not None:
+                return _reply(challenge)
+            dedupe_key = adapter.dedupe_key(incoming, creds)
+        except BadSignature as exc:
+            raise HTTPException(401, detail=str(exc)) from exc
+        except Malformed as exc:
+            raise HTTPException(400, detail=str(exc)) from exc
+        kept = {h: headers[h] for h in adapter.signature_headers if h in headers and h != "x-siyu-origin"}
+        sessions: SessionFactory = request.app.state.runtime.sessions
+        try:
+            async with sessions() as session, session.begin():
+                await deliveries.store(
+                    session,
+                    tenant=tenant,
+                    channel=channel,
+                    dedupe_key=dedupe_key,
+                    body=body,
+                    headers=kept,
+                    query=dict(request.query_params),
+                )
+        except (OperationalError, DBAPIError, OSError) as exc:
+            raise HTTPException(503, detail="storage unavailable, retry later") from exc
+        return _reply(adapter.ack())
+
+    @router.get("/v1/webhooks/{tenant}/{channel}", responses=_RESPONSES, summary="Answer a URL verification")
+    async def verify_url(tenant: TenantPath, channel: ChannelPath, request: Request) -> Response:
+        """WeCom `echostr` (verified and decrypted) and the Ocean Engine `challenge` echo."""
+        adapter, creds = await context_of(request, tenant, channel)
+        incoming = WebhookRequest(body=b"", query=dict(request.query_params))
+        try:
+            return _reply(adapter.verify_get(incoming, creds))
+        except BadSignature as exc:
+            raise HTTPException(401, detail=str(exc)) from exc
+        except Malformed as exc:
+            raise HTTPException(400, detail=str(exc)) from exc
+
+    return router
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, detail=f"body larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,1 @@
+"""Business rules of ingest: canonical models, normalisation, identity resolution, order lifecycle. No I/O."""

@@ -1,0 +1,114 @@
+"""Normalisation rules: phones to E.164, money to fen, platform clocks to UTC, names NFKC-trimmed."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from zoneinfo import ZoneInfo
+
+import phonenumbers
+
+from siyu_ingest.domain.errors import Malformed
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+_MASK = re.compile(r"[*xX×＊]")
+_DIGITISH = re.compile(r"^[+\d\s\-()*xX×＊]{5,}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Phone:
+    """A phone number as given: E.164 when complete and valid, else the masked/partial form (never matched)."""
+
+    e164: str | None = None
+    partial: str | None = None
+
+
+def normalise_phone(raw: str | None, *, region: str = "CN") -> Phone | None:
+    """E.164 for a valid number (China by default); masked numbers like ``138****0000`` are kept as partial."""
+    if raw is None:
+        return None
+    text = unicodedata.normalize("NFKC", str(raw)).strip()
+    if not text:
+        return None
+    if _MASK.search(text):
+        return Phone(partial=text) if _DIGITISH.match(text) else None
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return Phone(partial=text) if _DIGITISH.match(text) else None
+    if not phonenumbers.is_valid_number(number):
+        return Phone(partial=text)
+    return Phone(e164=phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
+def phones_in_text(text: str, *, region: str = "CN") -> list[str]:
+    """Every valid phone number written inside free text (a Douyin private message), in E.164."""
+    found: list[str] = []
+    for match in phonenumbers.PhoneNumberMatcher(unicodedata.normalize("NFKC", text), region):
+        e164 = phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
+        if e164 not in found:
+            found.append(e164)
+    return found
+
+
+def yuan_to_fen(raw: str | int | float | None) -> int:
+    """``"99.00"`` yuan → 9900 fen, rounding half up at the fen; a negative or non-numeric amount is malformed."""
+    if raw is None or raw == "":
+        return 0
+    try:
+        amount = Decimal(str(raw)) * 100
+    except InvalidOperation as exc:
+        raise Malformed(f"amount {raw!r} is not a number") from exc
+    if not amount.is_finite() or amount < 0:
+        raise Malformed(f"amount {raw!r} is not a non-negative amount")
+    return int(amount.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def fen(raw: object) -> int:
+    """An amount the platform already gives in fen (抖店 ``pay_amount``)."""
+    if isinstance(raw, bool) or not isinstance(raw, int | str):
+        raise Malformed(f"amount {raw!r} is not an integer of fen")
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise Malformed(f"amount {raw!r} is not an integer of fen") from exc
+    if value < 0:
+        raise Malformed("negative amount")
+    return value
+
+
+def shanghai_time(raw: str) -> datetime:
+    """A platform wall-clock time (``2024-01-01 12:00:00``, Asia/Shanghai) → aware UTC."""
+    try:
+        parsed = datetime.fromisoformat(raw.strip())
+    except (ValueError, AttributeError) as exc:
+        raise Malformed(f"time {raw!r} is not YYYY-MM-DD HH:MM:SS") from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=SHANGHAI)
+    return parsed.astimezone(UTC)
+
+
+def epoch_time(raw: object) -> datetime:
+    """Epoch seconds or milliseconds (both occur, sometimes in one payload) → aware UTC."""
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise Malformed(f"time {raw!r} is not an epoch")
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise Malformed(f"time {raw!r} is not an epoch") from exc
+    if value > 1e11:
+        value /= 1000
+    if not 0 <= value < 1e10:
+        raise Malformed(f"time {raw!r} is out of range")
+    return datetime.fromtimestamp(value, UTC)
+
+
+def clean_name(raw: str | None) -> str | None:
+    """NFKC-normalised, trimmed, inner whitespace collapsed; empty → None."""
+    if raw is None:
+        return None
+    text = " ".join(unicodedata.normalize("NFKC", str(raw)).split())
+    return text or None

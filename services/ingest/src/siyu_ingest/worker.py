@@ -1,0 +1,101 @@
+"""The delivery worker: claims pending deliveries in received order and processes each in a savepoint.
+
+Woken by ``NOTIFY <schema>_deliveries`` (a trigger on insert) with a short poll as the fallback. One processor
+at a time holds the advisory lock, so a person's and an order's deliveries apply in the order received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import asyncpg
+from pydantic import ValidationError
+
+from siyu_ingest.adapters import deliveries
+from siyu_ingest.context import IngestContext
+from siyu_ingest.domain.errors import BadSignature, Malformed, NotConfigured
+from siyu_ingest.processing import process_delivery
+from siyu_shared.db.engine import SessionFactory
+from siyu_shared.logging import get_logger
+from siyu_shared.service import BackgroundLoop, Runtime
+from siyu_shared.settings import to_libpq_url
+
+log = get_logger(__name__)
+_EXPECTED = (Malformed, NotConfigured, BadSignature, ValidationError, ValueError, KeyError, TypeError)
+
+
+async def process_round(sessions: SessionFactory, ctx: IngestContext) -> int:
+    """Process one batch of pending deliveries; returns how many were claimed."""
+    async with sessions() as session, session.begin():
+        claimed = await deliveries.claim_pending(session, limit=ctx.settings.worker_batch)
+        if not claimed:
+            return 0
+        for delivery in claimed:
+            try:
+                async with session.begin_nested():
+                    await process_delivery(session, ctx=ctx, delivery=delivery)
+            except _EXPECTED as exc:
+                error = f"{type(exc).__name__}: {exc}"[:2000]
+                log.info("delivery_failed", delivery_id=delivery.id, channel=delivery.channel, error=error)
+                await deliveries.mark(session, delivery_id=delivery.id, status="failed", error=error)
+            except Exception as exc:
+                log.exception("delivery_crashed", delivery_id=delivery.id, channel=delivery.channel)
+                error = f"{type(exc).__name__}: {exc}"[:2000]
+                await deliveries.mark(session, delivery_id=delivery.id, status="failed", error=error)
+            else:
+                await deliveries.mark(session, delivery_id=delivery.id, status="processed")
+        return len(claimed)
+
+
+def delivery_worker(ctx: IngestContext) -> BackgroundLoop:
+    async def run(runtime: Runtime, stop: asyncio.Event) -> None:
+        wake = asyncio.Event()
+        listener: asyncpg.Connection | None = None
+        failures = 0
+        try:
+            while not stop.is_set():
+                if listener is None or listener.is_closed():
+                    listener = await _listen(runtime, wake)
+                try:
+                    claimed = await process_round(runtime.sessions, ctx)
+                    failures = 0
+                except Exception as exc:
+                    failures += 1
+                    log.warning("delivery_round_failed", error=repr(exc), failures=failures)
+                    await _wait(stop, wake, min(5.0, 0.1 * 2**failures))
+                    continue
+                if claimed >= ctx.settings.worker_batch:
+                    continue
+                wake.clear()
+                await _wait(stop, wake, ctx.settings.worker_poll_interval_s)
+        finally:
+            if listener is not None:
+                with contextlib.suppress(Exception):
+                    await listener.close(timeout=2)
+            await ctx.close()
+
+    return run
+
+
+async def _listen(runtime: Runtime, wake: asyncio.Event) -> asyncpg.Connection | None:
+    try:
+        conn = await asyncpg.connect(
+            to_libpq_url(runtime.settings.database_url),
+            timeout=3,
+            server_settings={"search_path": runtime.spec.schema, "application_name": "ingest-worker"},
+        )
+        await conn.add_listener(f"{runtime.spec.schema}_deliveries", lambda *_: wake.set())
+        return conn
+    except Exception as exc:
+        log.info("delivery_listener_unavailable", error=repr(exc))
+        return None
+
+
+async def _wait(stop: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:
+    waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(wake.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

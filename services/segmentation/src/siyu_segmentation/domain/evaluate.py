@@ -105,6 +105,9 @@ def _same(a: object, b: object) -> bool:
 
 
 def _as_fraction(value: Any) -> Fraction:
+    # Floats as written (0.1 is one tenth), the way Postgres reads a numeric literal.
+    if isinstance(value, float):
+        return Fraction(repr(value))
     return value if isinstance(value, Fraction) else Fraction(value)
 
 

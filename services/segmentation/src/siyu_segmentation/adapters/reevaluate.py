@@ -1,0 +1,233 @@
+"""Set-based re-evaluation of a tenant's rules over a range of profiles: backfills, the recency sweep, dry runs.
+
+One chunk = one transaction holding the tenant lock exclusively (live events hold it shared), so a person's live
+events wait for the chunk and are then evaluated against the tags it wrote: nothing is lost or reordered. The
+diff is computed against the person_tags table in SQL, applied in SQL, and the `tags.changed` outbox rows are
+generated in SQL (one per changed person, ids derived from the cause), never person by person in Python.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Boolean, Column, Integer, MetaData, Table, Text, case, false, func, insert, literal, select, text
+from sqlalchemy.dialects.postgresql import array
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from siyu_segmentation.adapters.rule_sql import compile_condition
+from siyu_segmentation.adapters.rule_store import lock_tenant_exclusive
+from siyu_segmentation.adapters.tables import person_tags, profiles
+from siyu_segmentation.domain.facts import ATTRIBUTE_PREFIX
+from siyu_segmentation.domain.rules import referenced_facts
+from siyu_segmentation.domain.tagging import ActiveRule
+from siyu_shared.events.catalog import TagsChanged
+from siyu_shared.events.registry import spec_of
+from siyu_shared.events.topics import TopicNames
+
+_temp = MetaData()
+seg_diff = Table(
+    "seg_diff",
+    _temp,
+    Column("person_id", Text),
+    Column("tag", Text),
+    Column("added", Boolean),
+    Column("family", Text),
+    Column("rule_id", Text),
+    Column("rule_version", Integer),
+)
+_CREATE_DIFF = text(
+    "CREATE TEMP TABLE IF NOT EXISTS seg_diff (person_id text, tag text, added boolean, family text, "
+    "rule_id text, rule_version int) ON COMMIT DELETE ROWS"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Rules decided together: one rule, or an exclusive family (first true rule by priority wins)."""
+
+    rules: tuple[ActiveRule, ...]
+
+    @property
+    def tags(self) -> list[str]:
+        return [r.tag for r in self.rules]
+
+
+def scopes_for(
+    rules: Sequence[ActiveRule], exclusive: dict[str, bool], *, rule_ids: set[str] | None = None
+) -> list[Scope]:
+    """The scopes containing ``rule_ids`` (all when None); an exclusive family is always taken whole."""
+    out: list[Scope] = []
+    families: dict[str, list[ActiveRule]] = {}
+    for rule in rules:
+        if rule.family is not None and exclusive.get(rule.family, False):
+            families.setdefault(rule.family, []).append(rule)
+        elif rule_ids is None or rule.rule_id in rule_ids:
+            out.append(Scope((rule,)))
+    for members in families.values():
+        if rule_ids is None or any(r.rule_id in rule_ids for r in members):
+            ordered = sorted(members, key=lambda r: (-r.priority, r.rule_id))
+            out.append(Scope(tuple(ordered)))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkResult:
+    last_person: str | None
+    processed: int
+    changed: int
+
+
+async def reevaluate_chunk(
+    session: AsyncSession,
+    *,
+    tenant: str,
+    scopes: Sequence[Scope],
+    drop_tags: Sequence[str] = (),
+    after: str | None,
+    limit: int,
+    now: datetime,
+    cause: str,
+    topics: TopicNames,
+) -> ChunkResult:
+    """Re-decide the scopes' tags (and drop ``drop_tags``) for the next ``limit`` profiles after ``after``."""
+    await lock_tenant_exclusive(session, tenant)
+    p = profiles
+    window = select(p.c.person_id).where(p.c.tenant == tenant).order_by(p.c.person_id).limit(limit)
+    if after is not None:
+        window = window.where(p.c.person_id > after)
+    chunk = window.subquery()
+    bounds = (await session.execute(select(func.count(), func.max(chunk.c.person_id)))).one()
+    processed, upto = int(bounds[0]), bounds[1]
+    if upto is None:
+        return ChunkResult(None, 0, 0)
+    await session.execute(_CREATE_DIFF)
+
+    def in_range(column: Any) -> Any:
+        lower = column > after if after is not None else literal(True)
+        return lower & (column <= upto)
+
+    tags = sorted({t for s in scopes for t in s.tags} | set(drop_tags))
+    cases = [case(*((compile_condition(r.condition, p, now), r.tag) for r in s.rules), else_=None) for s in scopes]
+    if cases:
+        unnested = (
+            select(p.c.person_id, func.unnest(array(cases)).label("tag"))
+            .where(p.c.tenant == tenant, in_range(p.c.person_id))
+            .subquery()
+        )
+        desired = select(unnested.c.person_id, unnested.c.tag).where(unnested.c.tag.is_not(None))
+    else:
+        desired = select(p.c.person_id, p.c.first_channel.label("tag")).where(false())
+    pt = person_tags
+    current = select(pt.c.person_id, pt.c.tag).where(
+        pt.c.tenant == tenant, in_range(pt.c.person_id), pt.c.tag.in_(tags)
+    )
+    added = desired.except_(current).subquery()
+    removed = current.except_(desired).subquery()
+    await session.execute(
+        insert(seg_diff).from_select(
+            ["person_id", "tag", "added"], select(added.c.person_id, added.c.tag, literal(True))
+        )
+    )
+    await session.execute(
+        insert(seg_diff).from_select(
+            ["person_id", "tag", "added", "family", "rule_id", "rule_version"],
+            select(removed.c.person_id, removed.c.tag, literal(False), pt.c.family, pt.c.rule_id, pt.c.rule_version)
+            .join(pt, (pt.c.person_id == removed.c.person_id) & (pt.c.tag == removed.c.tag))
+            .where(pt.c.tenant == tenant),
+        )
+    )
+    meta = [
+        {"tag": r.tag, "family": r.family, "rule_id": r.rule_id, "rule_version": r.version}
+        for s in scopes
+        for r in s.rules
+    ]
+    params = {"tenant": tenant, "now": now, "meta": json.dumps(meta)}
+    await session.execute(_FILL_META, params)
+    await session.execute(_DELETE_REMOVED, params)
+    await session.execute(_INSERT_ADDED, params)
+    facts = sorted({f for s in scopes for r in s.rules for f in referenced_facts(r.condition)})
+    changed = await session.scalar(
+        _outbox_insert(facts),
+        {
+            **params,
+            "now_text": now.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "cause": cause,
+            "topic": topics.name(TagsChanged.topic),
+            "schema_uri": spec_of(TagsChanged.event_type).schema_uri,
+        },
+    )
+    await session.execute(text("DELETE FROM seg_diff"))
+    return ChunkResult(str(upto), processed, int(changed or 0))
+
+
+_FILL_META = text(
+    """
+    UPDATE seg_diff d SET family = m.family, rule_id = m.rule_id, rule_version = m.rule_version
+    FROM jsonb_to_recordset(CAST(:meta AS jsonb)) AS m(tag text, family text, rule_id text, rule_version int)
+    WHERE d.added AND d.tag = m.tag
+    """
+)
+_DELETE_REMOVED = text(
+    """
+    DELETE FROM person_tags pt USING seg_diff d
+    WHERE NOT d.added AND pt.tenant = :tenant AND pt.person_id = d.person_id AND pt.tag = d.tag
+    """
+)
+_INSERT_ADDED = text(
+    """
+    INSERT INTO person_tags (tenant, person_id, tag, family, rule_id, rule_version, tagged_at)
+    SELECT :tenant, d.person_id, d.tag, d.family, d.rule_id, d.rule_version, :now FROM seg_diff d WHERE d.added
+    ON CONFLICT DO NOTHING
+    """
+)
+
+
+def _facts_sql(facts: Sequence[str]) -> str:
+    parts = []
+    for fact in facts[:50]:
+        # Names are validated by the rule parser (known facts, attribute names of [A-Za-z0-9_-]).
+        if fact.startswith(ATTRIBUTE_PREFIX):
+            parts.append(f"'{fact}', p.attributes -> '{fact.removeprefix(ATTRIBUTE_PREFIX)}'")
+        else:
+            parts.append(f"'{fact}', to_jsonb(p.{fact})")
+    return f"jsonb_build_object({', '.join(parts)})" if parts else "'{}'::jsonb"
+
+
+def _outbox_insert(facts: Sequence[str]) -> Any:
+    return text(
+        f"""
+        WITH per_person AS (
+          SELECT d.person_id,
+                 coalesce(jsonb_agg(jsonb_build_object('tag', d.tag, 'family', d.family, 'rule_id', d.rule_id,
+                          'rule_version', d.rule_version) ORDER BY d.tag) FILTER (WHERE d.added), '[]') AS added,
+                 coalesce(jsonb_agg(jsonb_build_object('tag', d.tag, 'family', d.family, 'rule_id', d.rule_id,
+                          'rule_version', d.rule_version) ORDER BY d.tag) FILTER (WHERE NOT d.added), '[]') AS removed
+          FROM seg_diff d GROUP BY d.person_id
+        ), events AS (
+          SELECT CAST(CAST(md5('tags/' || :tenant || '/' || x.person_id || '/' || :cause) AS uuid) AS text) AS id,
+                 x.*, {_facts_sql(facts)} AS facts,
+                 (SELECT coalesce(jsonb_agg(t.tag ORDER BY t.tag), '[]') FROM person_tags t
+                  WHERE t.tenant = :tenant AND t.person_id = x.person_id) AS tags
+          FROM per_person x JOIN profiles p ON p.tenant = :tenant AND p.person_id = x.person_id
+        ), queued AS (
+          INSERT INTO outbox (event_id, topic, key, event_type, tenant, payload, headers)
+          SELECT e.id, :topic, e.person_id, 'siyu.tags.changed', :tenant,
+                 convert_to(CAST(jsonb_build_object(
+                   'specversion', '1.0', 'id', e.id, 'source', '/siyu/segmentation', 'type', 'siyu.tags.changed',
+                   'time', :now_text, 'subject', e.person_id, 'tenant', :tenant,
+                   'datacontenttype', 'application/json', 'dataschema', :schema_uri,
+                   'data', jsonb_build_object('person_id', e.person_id, 'added', e.added, 'removed', e.removed,
+                                              'tags', e.tags, 'facts', e.facts, 'evaluated_at', :now_text)
+                 ) AS text), 'UTF8'),
+                 jsonb_build_object('ce_type', 'siyu.tags.changed', 'ce_tenant', :tenant)
+          FROM events e
+          ON CONFLICT (event_id) DO NOTHING
+          RETURNING 1
+        )
+        SELECT count(*) FROM queued
+        """
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -113,3 +114,10 @@ def account_kind(creds: Credentials, account_id: str | None, default: str = "ent
     if isinstance(accounts, dict) and account_id and account_id in accounts:
         return accounts[account_id]
     return default
+
+
+def same_digest(given: str, expected: str) -> bool:
+    """Constant-time comparison that also accepts non-ASCII input (a forged header must be a 401, not a crash)."""
+    return bool(given) and hmac.compare_digest(
+        given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )

@@ -10,7 +10,6 @@ Tags: 110 paid, 103 completed, 200 refund created (treated as refunded only on 2
 from __future__ import annotations
 
 import hashlib
-import hmac
 from typing import Any
 
 from siyu_ingest.adapters.channels.base import (
@@ -20,6 +19,7 @@ from siyu_ingest.adapters.channels.base import (
     as_object,
     json_reply,
     load_json,
+    same_digest,
     secret,
     text_field,
 )
@@ -39,7 +39,7 @@ class DoudianAdapter:
     def verify(self, request: WebhookRequest, creds: Credentials) -> None:
         given = request.headers.get("event-sign", "").strip().lower()
         raw = secret(creds, "app_key").encode() + request.body + secret(creds, "app_secret").encode()
-        if not given or not hmac.compare_digest(given, hashlib.md5(raw).hexdigest()):
+        if not same_digest(given, hashlib.md5(raw).hexdigest()):
             raise BadSignature("event-sign does not match")
 
     def challenge(self, request: WebhookRequest, creds: Credentials) -> Reply | None:

@@ -9,7 +9,6 @@ Dedupe: the ``Msg-Id`` header (same entity and action keep it), else ``server_me
 from __future__ import annotations
 
 import hashlib
-import hmac
 from typing import Any
 
 from siyu_ingest.adapters.channels.base import (
@@ -21,6 +20,7 @@ from siyu_ingest.adapters.channels.base import (
     json_reply,
     load_json,
     required_text,
+    same_digest,
     secret,
     text_field,
 )
@@ -48,7 +48,7 @@ class DouyinAdapter:
     def verify(self, request: WebhookRequest, creds: Credentials) -> None:
         given = request.headers.get("x-douyin-signature", "").strip().lower()
         expected = hashlib.sha1(secret(creds, "client_secret").encode() + request.body).hexdigest()
-        if not given or not hmac.compare_digest(given, expected):
+        if not same_digest(given, expected):
             raise BadSignature("X-Douyin-Signature does not match")
 
     def challenge(self, request: WebhookRequest, creds: Credentials) -> Reply | None:

@@ -21,6 +21,7 @@ from siyu_ingest.adapters.channels.base import (
     json_reply,
     load_json,
     required_text,
+    same_digest,
     secret,
     text_field,
 )
@@ -46,7 +47,7 @@ class OceanEngineAdapter:
     def verify(self, request: WebhookRequest, creds: Credentials) -> None:
         given = request.headers.get("x-open-signature", "").strip().lower()
         expected = hmac.new(secret(creds, "secret").encode(), request.body, hashlib.sha256).hexdigest()
-        if not given or not hmac.compare_digest(given, expected):
+        if not same_digest(given, expected):
             raise BadSignature("X-Open-Signature does not match")
 
     def challenge(self, request: WebhookRequest, creds: Credentials) -> Reply | None:

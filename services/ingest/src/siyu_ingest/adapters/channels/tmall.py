@@ -22,6 +22,7 @@ from siyu_ingest.adapters.channels.base import (
     json_reply,
     load_json,
     required_text,
+    same_digest,
     secret,
     text_field,
 )
@@ -47,7 +48,7 @@ class TmallAdapter:
     def verify(self, request: WebhookRequest, creds: Credentials) -> None:
         given = request.headers.get("x-siyu-signature", "").strip().lower()
         expected = hmac.new(secret(creds, "relay_secret").encode(), request.body, hashlib.sha256).hexdigest()
-        if not given or not hmac.compare_digest(given, expected):
+        if not same_digest(given, expected):
             raise BadSignature("X-Siyu-Signature does not match")
 
     def challenge(self, request: WebhookRequest, creds: Credentials) -> Reply | None:

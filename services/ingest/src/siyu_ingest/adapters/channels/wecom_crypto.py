@@ -9,12 +9,12 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import hmac
 import os
 import struct
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from siyu_ingest.adapters.channels.base import same_digest
 from siyu_ingest.domain.errors import BadSignature, Malformed
 
 BLOCK = 32
@@ -25,7 +25,7 @@ def signature(token: str, timestamp: str, nonce: str, encrypted: str) -> str:
 
 
 def check_signature(given: str, token: str, timestamp: str, nonce: str, encrypted: str) -> None:
-    if not given or not hmac.compare_digest(given.lower(), signature(token, timestamp, nonce, encrypted)):
+    if not same_digest(given.lower(), signature(token, timestamp, nonce, encrypted)):
         raise BadSignature("msg_signature does not match")
 
 

@@ -22,6 +22,7 @@ from siyu_ingest.adapters.channels.base import (
     json_reply,
     load_json,
     required_text,
+    same_digest,
     secret,
     text_field,
 )
@@ -54,7 +55,7 @@ class XiaohongshuAdapter:
     def verify(self, request: WebhookRequest, creds: Credentials) -> None:
         given = request.headers.get("x-red-signature", "").strip()
         expected = hmac.new(secret(creds, "token").encode(), request.body, hashlib.sha1).hexdigest()
-        if not given.lower().startswith("sha1=") or not hmac.compare_digest(given[5:].lower(), expected):
+        if not given.lower().startswith("sha1=") or not same_digest(given[5:].lower(), expected):
             raise BadSignature("X-Red-Signature does not match")
 
     def challenge(self, request: WebhookRequest, creds: Credentials) -> Reply | None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from siyu_segmentation.adapters import jobs
 from siyu_segmentation.adapters.reevaluate import reevaluate_chunk, scopes_for
 from siyu_segmentation.adapters.rule_store import load_rule_set, tenants_with_time_rules
-from siyu_segmentation.domain.rules import depends_on_time, referenced_facts
+from siyu_segmentation.domain.rules import needs_schedule, referenced_facts
 from siyu_segmentation.settings import SegmentationSettings
 from siyu_shared.db.engine import SessionFactory
 from siyu_shared.events.topics import TopicNames
@@ -67,21 +68,26 @@ class SweepReport:
     changed: int
 
 
-async def run_sweep(sessions: SessionFactory, *, topics: TopicNames, chunk: int, now: datetime) -> SweepReport:
+async def run_sweep(
+    sessions: SessionFactory,
+    *,
+    topics: TopicNames,
+    chunk: int,
+    now: datetime,
+    only_tenants: Sequence[str] | None = None,
+) -> SweepReport:
     """Re-decide every time-dependent (and RFM) rule of every tenant as of ``now``, chunk by chunk, in SQL."""
     async with sessions() as session:
         tenants = await tenants_with_time_rules(session)
+    if only_tenants is not None:
+        tenants = [t for t in tenants if t in only_tenants]
     processed = changed = 0
     for tenant in tenants:
         async with sessions() as session, session.begin():
             rule_set = await load_rule_set(session, tenant)
             if any(f.startswith("rfm_") for r in rule_set.rules for f in referenced_facts(r.condition)):
                 await jobs.recompute_rfm(session, tenant=tenant)
-        swept = {
-            r.rule_id
-            for r in rule_set.rules
-            if depends_on_time(r.condition) or any(f.startswith("rfm_") for f in referenced_facts(r.condition))
-        }
+        swept = {r.rule_id for r in rule_set.rules if needs_schedule(r.condition)}
         scopes = scopes_for(rule_set.rules, rule_set.exclusive, rule_ids=swept)
         after: str | None = None
         while scopes:

@@ -105,7 +105,8 @@ async def recompute_rfm(session: AsyncSession, *, tenant: str) -> None:
 _SNAPSHOT = text(
     """
     INSERT INTO tag_counts (tenant, day, tag, members)
-    SELECT :tenant, :day, tag, count(*) FROM person_tags WHERE tenant = :tenant GROUP BY tag
+    SELECT CAST(:tenant AS varchar), CAST(:day AS date), tag, count(*) FROM person_tags
+    WHERE tenant = CAST(:tenant AS varchar) GROUP BY tag
     ON CONFLICT (tenant, day, tag) DO UPDATE SET members = EXCLUDED.members
     """
 )

@@ -14,35 +14,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Column, Integer, MetaData, Table, Text, case, false, func, insert, literal, select, text
+from sqlalchemy import case, false, func, insert, literal, select, text
 from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from siyu_segmentation.adapters.rule_sql import compile_condition
 from siyu_segmentation.adapters.rule_store import lock_tenant_exclusive
-from siyu_segmentation.adapters.tables import person_tags, profiles
+from siyu_segmentation.adapters.tables import person_tags, profiles, seg_diff
 from siyu_segmentation.domain.facts import ATTRIBUTE_PREFIX
 from siyu_segmentation.domain.rules import referenced_facts
 from siyu_segmentation.domain.tagging import ActiveRule
 from siyu_shared.events.catalog import TagsChanged
 from siyu_shared.events.registry import spec_of
 from siyu_shared.events.topics import TopicNames
-
-_temp = MetaData()
-seg_diff = Table(
-    "seg_diff",
-    _temp,
-    Column("person_id", Text),
-    Column("tag", Text),
-    Column("added", Boolean),
-    Column("family", Text),
-    Column("rule_id", Text),
-    Column("rule_version", Integer),
-)
-_CREATE_DIFF = text(
-    "CREATE TEMP TABLE IF NOT EXISTS seg_diff (person_id text, tag text, added boolean, family text, "
-    "rule_id text, rule_version int) ON COMMIT DELETE ROWS"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +88,6 @@ async def reevaluate_chunk(
     processed, upto = int(bounds[0]), bounds[1]
     if upto is None:
         return ChunkResult(None, 0, 0)
-    await session.execute(_CREATE_DIFF)
 
     def in_range(column: Any) -> Any:
         lower = column > after if after is not None else literal(True)
@@ -129,14 +112,23 @@ async def reevaluate_chunk(
     removed = current.except_(desired).subquery()
     await session.execute(
         insert(seg_diff).from_select(
-            ["person_id", "tag", "added"], select(added.c.person_id, added.c.tag, literal(True))
+            ["tenant", "person_id", "tag", "added"],
+            select(literal(tenant), added.c.person_id, added.c.tag, literal(True)),
         )
     )
     await session.execute(
         insert(seg_diff).from_select(
-            ["person_id", "tag", "added", "family", "rule_id", "rule_version"],
-            select(removed.c.person_id, removed.c.tag, literal(False), pt.c.family, pt.c.rule_id, pt.c.rule_version)
-            .join(pt, (pt.c.person_id == removed.c.person_id) & (pt.c.tag == removed.c.tag))
+            ["tenant", "person_id", "tag", "added", "family", "rule_id", "rule_version"],
+            select(
+                literal(tenant),
+                removed.c.person_id,
+                removed.c.tag,
+                literal(False),
+                pt.c.family,
+                pt.c.rule_id,
+                pt.c.rule_version,
+            )
+            .select_from(removed.join(pt, (pt.c.person_id == removed.c.person_id) & (pt.c.tag == removed.c.tag)))
             .where(pt.c.tenant == tenant),
         )
     )
@@ -160,7 +152,7 @@ async def reevaluate_chunk(
             "schema_uri": spec_of(TagsChanged.event_type).schema_uri,
         },
     )
-    await session.execute(text("DELETE FROM seg_diff"))
+    await session.execute(text("DELETE FROM seg_diff WHERE tenant = :tenant"), {"tenant": tenant})
     return ChunkResult(str(upto), processed, int(changed or 0))
 
 
@@ -168,19 +160,21 @@ _FILL_META = text(
     """
     UPDATE seg_diff d SET family = m.family, rule_id = m.rule_id, rule_version = m.rule_version
     FROM jsonb_to_recordset(CAST(:meta AS jsonb)) AS m(tag text, family text, rule_id text, rule_version int)
-    WHERE d.added AND d.tag = m.tag
+    WHERE d.tenant = CAST(:tenant AS varchar) AND d.added AND d.tag = m.tag
     """
 )
 _DELETE_REMOVED = text(
     """
     DELETE FROM person_tags pt USING seg_diff d
-    WHERE NOT d.added AND pt.tenant = :tenant AND pt.person_id = d.person_id AND pt.tag = d.tag
+    WHERE d.tenant = CAST(:tenant AS varchar) AND NOT d.added
+      AND pt.tenant = CAST(:tenant AS varchar) AND pt.person_id = d.person_id AND pt.tag = d.tag
     """
 )
 _INSERT_ADDED = text(
     """
     INSERT INTO person_tags (tenant, person_id, tag, family, rule_id, rule_version, tagged_at)
-    SELECT :tenant, d.person_id, d.tag, d.family, d.rule_id, d.rule_version, :now FROM seg_diff d WHERE d.added
+    SELECT CAST(:tenant AS varchar), d.person_id, d.tag, d.family, d.rule_id, d.rule_version, :now FROM seg_diff d
+    WHERE d.tenant = CAST(:tenant AS varchar) AND d.added
     ON CONFLICT DO NOTHING
     """
 )
@@ -206,24 +200,25 @@ def _outbox_insert(facts: Sequence[str]) -> Any:
                           'rule_version', d.rule_version) ORDER BY d.tag) FILTER (WHERE d.added), '[]') AS added,
                  coalesce(jsonb_agg(jsonb_build_object('tag', d.tag, 'family', d.family, 'rule_id', d.rule_id,
                           'rule_version', d.rule_version) ORDER BY d.tag) FILTER (WHERE NOT d.added), '[]') AS removed
-          FROM seg_diff d GROUP BY d.person_id
+          FROM seg_diff d WHERE d.tenant = CAST(:tenant AS varchar) GROUP BY d.person_id
         ), events AS (
-          SELECT CAST(CAST(md5('tags/' || :tenant || '/' || x.person_id || '/' || :cause) AS uuid) AS text) AS id,
+          SELECT CAST(CAST(md5('tags/' || CAST(:tenant AS varchar) || '/' || x.person_id || '/'
+                                  || CAST(:cause AS text)) AS uuid) AS text) AS id,
                  x.*, {_facts_sql(facts)} AS facts,
                  (SELECT coalesce(jsonb_agg(t.tag ORDER BY t.tag), '[]') FROM person_tags t
-                  WHERE t.tenant = :tenant AND t.person_id = x.person_id) AS tags
-          FROM per_person x JOIN profiles p ON p.tenant = :tenant AND p.person_id = x.person_id
+                  WHERE t.tenant = CAST(:tenant AS varchar) AND t.person_id = x.person_id) AS tags
+          FROM per_person x JOIN profiles p ON p.tenant = CAST(:tenant AS varchar) AND p.person_id = x.person_id
         ), queued AS (
           INSERT INTO outbox (event_id, topic, key, event_type, tenant, payload, headers)
-          SELECT e.id, :topic, e.person_id, 'siyu.tags.changed', :tenant,
+          SELECT e.id, CAST(:topic AS varchar), e.person_id, 'siyu.tags.changed', CAST(:tenant AS varchar),
                  convert_to(CAST(jsonb_build_object(
                    'specversion', '1.0', 'id', e.id, 'source', '/siyu/segmentation', 'type', 'siyu.tags.changed',
-                   'time', :now_text, 'subject', e.person_id, 'tenant', :tenant,
-                   'datacontenttype', 'application/json', 'dataschema', :schema_uri,
+                   'time', CAST(:now_text AS text), 'subject', e.person_id, 'tenant', CAST(:tenant AS varchar),
+                   'datacontenttype', 'application/json', 'dataschema', CAST(:schema_uri AS text),
                    'data', jsonb_build_object('person_id', e.person_id, 'added', e.added, 'removed', e.removed,
-                                              'tags', e.tags, 'facts', e.facts, 'evaluated_at', :now_text)
+                                              'tags', e.tags, 'facts', e.facts, 'evaluated_at', CAST(:now_text AS text))
                  ) AS text), 'UTF8'),
-                 jsonb_build_object('ce_type', 'siyu.tags.changed', 'ce_tenant', :tenant)
+                 jsonb_build_object('ce_type', 'siyu.tags.changed', 'ce_tenant', CAST(:tenant AS varchar))
           FROM events e
           ON CONFLICT (event_id) DO NOTHING
           RETURNING 1

@@ -132,7 +132,7 @@ def _fact_test(test: FactTest, profile: FromClause, now: datetime) -> Any:
             return (func.cardinality(col) > 0) if operand else (func.cardinality(col) == 0)
         if op == "contains":
             return literal(operand) == func.any(col)
-        overlap = col.op("&&")(cast(list(operand), ARRAY(Text)))
+        overlap = col.op("&&", is_comparison=True)(cast(list(operand), ARRAY(Text)))
         return overlap if op == "in" else not_(overlap)
     if op == "exists":
         return col.is_not(None) if operand else col.is_(None)

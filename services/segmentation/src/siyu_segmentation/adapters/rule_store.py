@@ -11,7 +11,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from siyu_segmentation.adapters.tables import families, rule_versions, rules, tenant_state
-from siyu_segmentation.domain.rules import Aggregate, depends_on_time, walk
+from siyu_segmentation.domain.rules import Aggregate, needs_schedule, walk
 from siyu_segmentation.domain.tagging import ActiveRule, RuleBody
 
 # Advisory lock namespace of this service: (7301, hashtext(tenant)).
@@ -133,7 +133,7 @@ async def save_rule(
         "family": body.family,
         "priority": body.priority,
         "enabled": body.enabled,
-        "time_dependent": depends_on_time(body.condition()),
+        "time_dependent": needs_schedule(body.condition()),
         "body": payload,
         "pack": pack,
         "updated_at": func.now(),

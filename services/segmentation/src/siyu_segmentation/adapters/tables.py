@@ -195,6 +195,21 @@ tag_counts = Table(
     Column("members", BigInteger, nullable=False),
 )
 
+seg_diff = Table(
+    "seg_diff",
+    metadata,
+    # Scratch space of one re-evaluation chunk: filled and emptied inside its transaction, so no other
+    # transaction ever sees a row (the service role may not create temporary tables). Unlogged: never durable.
+    Column("tenant", TENANT, nullable=False),
+    Column("person_id", PERSON, nullable=False),
+    Column("tag", String(64), nullable=False),
+    Column("added", Boolean, nullable=False),
+    Column("family", String(64)),
+    Column("rule_id", String(64)),
+    Column("rule_version", Integer),
+    prefixes=["UNLOGGED"],
+)
+
 SEGMENTATION_TABLES = (
     profiles,
     order_facts,
@@ -207,4 +222,5 @@ SEGMENTATION_TABLES = (
     person_tags,
     backfills,
     tag_counts,
+    seg_diff,
 )

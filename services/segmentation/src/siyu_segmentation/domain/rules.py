@@ -284,5 +284,10 @@ def depends_on_time(condition: Condition) -> bool:
     )
 
 
+def needs_schedule(condition: Condition) -> bool:
+    """Whether the recency sweep must re-decide it: time windows, or RFM scores recomputed on the schedule."""
+    return depends_on_time(condition) or any(f.startswith("rfm_") for f in referenced_facts(condition))
+
+
 def referenced_facts(condition: Condition) -> list[str]:
     return sorted({leaf.fact for leaf in walk(condition) if isinstance(leaf, FactTest)})

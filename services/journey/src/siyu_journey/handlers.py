@@ -61,15 +61,13 @@ class Handlers:
 
     async def contact_added(self, event: Received[ContactAdded], session: AsyncSession) -> None:
         data, now = event.data, self._clock()
-        person = await repo.ensure_person(session, tenant=event.tenant, person_id=data.person_id, now=now)
-        await repo.update_person(
+        await repo.ensure_person(
             session,
             tenant=event.tenant,
             person_id=data.person_id,
-            # The staff who added the person first owns the relationship.
-            owner_staff_id=person.owner_staff_id or data.staff_id,
+            now=now,
+            owner_staff_id=data.staff_id,
             external_userid=data.external_userid,
-            updated_at=now,
         )
         await self._enter(event, session, data.person_id, Occurrence("contact.added"))
 

@@ -64,7 +64,7 @@ async def save(session: AsyncSession, plans: Sequence[Planned], *, now: datetime
     await _queue(session, plans, now=now)
 
 
-async def _queue(session: AsyncSession, plans: Sequence[Planned], *, now: datetime) -> None:
+async def _queue(session: AsyncSession, plans: Sequence[Planned], *, now: datetime, new: bool = False) -> None:
     timers = []
     finished = []
     for p in plans:
@@ -80,7 +80,8 @@ async def _queue(session: AsyncSession, plans: Sequence[Planned], *, now: dateti
             )
         else:
             finished.append(p.transition.enrolment.enrolment_id)
-    await repo.delete_timers(session, enrolment_ids=finished)
+    if not new:  # a new enrolment has no timer yet
+        await repo.delete_timers(session, enrolment_ids=finished)
     await repo.set_timers(session, rows=timers)
     await repo.insert_touches(session, rows=[row for p in plans for row in touch_rows(p, now=now)])
 
@@ -120,7 +121,7 @@ async def enter(
         if not await repo.insert_enrolment(session, tenant=tenant, enrolment=transition.enrolment, entry_key=key):
             continue  # this entry already happened: a duplicate trigger never enrols twice
         staff = person.owner_staff_id or machine.assign_staff(definition.staff_pool, person_id)
-        await _queue(session, [Planned(tenant, definition, transition, staff)], now=now)
+        await _queue(session, [Planned(tenant, definition, transition, staff)], now=now, new=True)
         entered.append(enrolment.enrolment_id)
     return entered
 

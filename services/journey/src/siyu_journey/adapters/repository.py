@@ -3,6 +3,7 @@ tenants by the workers, and carry their tenant on each row)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -38,15 +39,31 @@ async def definition(session: AsyncSession, *, tenant: str, journey_id: str, ver
     return cached
 
 
+_LIVE_TTL_S = 1.0
+_live: dict[str, tuple[float, list[tuple[str, int]]]] = {}
+
+
 async def live_journeys(session: AsyncSession, *, tenant: str) -> list[tuple[int, JourneyDefinition]]:
-    rows = await session.execute(
-        select(journeys.c.journey_id, journeys.c.version).where(
-            journeys.c.tenant == tenant, journeys.c.status == "published"
+    """The tenant's published versions. Looked up at most once a second per process (this is on the path of
+    every consumed event); a publish or pause therefore takes effect within a second."""
+    now = time.monotonic()
+    cached = _live.get(tenant)
+    if cached is None or now - cached[0] > _LIVE_TTL_S:
+        rows = await session.execute(
+            select(journeys.c.journey_id, journeys.c.version).where(
+                journeys.c.tenant == tenant, journeys.c.status == "published"
+            )
         )
-    )
+        cached = _live[tenant] = (now, [(r.journey_id, r.version) for r in rows])
     return [
-        (r.version, await definition(session, tenant=tenant, journey_id=r.journey_id, version=r.version)) for r in rows
+        (version, await definition(session, tenant=tenant, journey_id=journey_id, version=version))
+        for journey_id, version in cached[1]
     ]
+
+
+def forget_live(tenant: str) -> None:
+    """After a status change in this process: the next event sees it at once."""
+    _live.pop(tenant, None)
 
 
 async def journey_versions(session: AsyncSession, *, tenant: str, journey_id: str) -> list[Row[Any]]:
@@ -105,6 +122,7 @@ async def add_version(session: AsyncSession, *, tenant: str, definition: Journey
 async def set_status(
     session: AsyncSession, *, tenant: str, journey_id: str, version: int, status: str, now: datetime
 ) -> None:
+    forget_live(tenant)
     if status == "published":
         # People finish the version they started: older live versions take no new entries.
         await session.execute(
@@ -134,13 +152,26 @@ async def person_row(session: AsyncSession, *, tenant: str, person_id: str) -> R
     return result.first()
 
 
-async def ensure_person(session: AsyncSession, *, tenant: str, person_id: str, now: datetime) -> Row[Any]:
-    await session.execute(
-        pg_insert(people)
-        .values(tenant=tenant, person_id=person_id, updated_at=now)
-        .on_conflict_do_nothing(index_elements=["tenant", "person_id"])
-    )
-    row = await person_row(session, tenant=tenant, person_id=person_id)
+async def ensure_person(
+    session: AsyncSession, *, tenant: str, person_id: str, now: datetime, **values: Any
+) -> Row[Any]:
+    """The person's row (created if new), locked, after applying ``values`` — one round trip.
+
+    ``owner_staff_id`` only fills an empty owner: the staff who first added the person owns the relationship.
+    """
+    stmt = pg_insert(people).values(tenant=tenant, person_id=person_id, updated_at=now, **values)
+    changes: dict[str, Any] = {"updated_at": now}
+    for name in values:
+        changes[name] = (
+            func.coalesce(people.c.owner_staff_id, stmt.excluded.owner_staff_id)
+            if name == "owner_staff_id"
+            else stmt.excluded[name]
+        )
+    row = (
+        await session.execute(
+            stmt.on_conflict_do_update(index_elements=["tenant", "person_id"], set_=changes).returning(*people.c)
+        )
+    ).first()
     assert row is not None
     return row
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from siyu_ingest.api.admin import admin_router
+from siyu_ingest.api.imports import imports_router
 from siyu_ingest.api.webhooks import webhook_router
 from siyu_ingest.context import IngestContext
 from siyu_ingest.settings import IngestSettings
@@ -28,6 +29,6 @@ def build_spec(settings: IngestSettings | None = None, **overrides: Any) -> Serv
         ),
         settings=settings,
         migrations=MIGRATIONS,
-        routers=(webhook_router(ctx), admin_router(ctx)),
+        routers=(webhook_router(ctx), admin_router(ctx), imports_router()),
         background=(delivery_worker(ctx),),
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from siyu_ingest.adapters import deliveries, identity, records
@@ -17,6 +18,7 @@ from siyu_ingest.adapters.channels.base import WebhookRequest
 from siyu_ingest.adapters.channels.wecom import API_ORIGIN, WeComAdapter
 from siyu_ingest.adapters.deliveries import Delivery
 from siyu_ingest.context import IngestContext
+from siyu_ingest.domain import imports
 from siyu_ingest.domain import orders as order_rules
 from siyu_ingest.domain.errors import Malformed, NotConfigured
 from siyu_ingest.domain.identity import resolve
@@ -48,6 +50,7 @@ from siyu_shared.logging import get_logger
 from siyu_shared.messaging.outbox import add_to_outbox
 
 SOURCE = "/siyu/ingest"
+IMPORT_CHANNEL = "import"
 log = get_logger(__name__)
 
 
@@ -110,6 +113,12 @@ class Unit:
 
 async def process_delivery(session: AsyncSession, *, ctx: IngestContext, delivery: Delivery) -> int:
     """Apply one stored delivery; returns how many facts it stated. Raises Malformed/NotConfigured to fail it."""
+    if delivery.channel == IMPORT_CHANNEL:
+        facts = imports.facts_of(orjson.loads(delivery.body))
+        unit = Unit(session, ctx, delivery.tenant)
+        for fact in facts:
+            await apply_fact(unit, fact, delivery_id=delivery.id)
+        return len(facts)
     adapter = ADAPTERS.get(delivery.channel)
     if adapter is None:
         raise NotConfigured(f"unknown channel {delivery.channel!r}")

@@ -8,7 +8,7 @@ from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from siyu_ingest.adapters.tables import identifiers, leads, orders, persons
+from siyu_ingest.adapters.tables import deliveries, identifiers, leads, orders, persons
 from siyu_ingest.domain.identity import KnownPerson
 from siyu_ingest.domain.models import Identifier
 
@@ -123,5 +123,16 @@ async def erase(session: AsyncSession, *, tenant: str, person_id: str) -> bool:
         update(leads)
         .where(leads.c.tenant == tenant, leads.c.person_id == person_id)
         .values(name_enc=None, partial_phone_enc=None, attributes={})
+    )
+    # Raw deliveries behind the person's leads hold their data in clear: keep the row (dedupe), drop the body.
+    await session.execute(
+        update(deliveries)
+        .where(
+            deliveries.c.tenant == tenant,
+            deliveries.c.id.in_(
+                select(leads.c.delivery_id).where(leads.c.tenant == tenant, leads.c.person_id == person_id)
+            ),
+        )
+        .values(body=b"")
     )
     return True

@@ -119,3 +119,20 @@ orders = Table(
     PrimaryKeyConstraint("tenant", "order_id"),
     Index("orders_person", "tenant", "person_id"),
 )
+
+imports = Table(
+    "imports",
+    metadata,
+    Column("tenant", String(64), nullable=False),
+    Column("import_id", String(36), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("status", String(16), nullable=False, server_default="running"),
+    Column("rows_read", BigInteger, nullable=False, server_default="0"),
+    Column("accepted", BigInteger, nullable=False, server_default="0"),
+    Column("duplicates", BigInteger, nullable=False, server_default="0"),
+    Column("rejected", BigInteger, nullable=False, server_default="0"),
+    Column("errors", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("finished_at", DateTime(timezone=True)),
+    PrimaryKeyConstraint("tenant", "import_id"),
+)

@@ -16,6 +16,7 @@ IdentifierKind = Literal[
     "douyin_open_id",
     "xhs_user_id",
     "taobao_ouid",
+    "taobao_nick",
     "doudian_order",
 ]
 LeadKind = Literal["form", "private_message", "follow", "group_join", "consult", "other"]

@@ -1,0 +1,171 @@
+"""Bulk import of history: `POST /v1/tenants/{tenant}/imports?kind=orders|leads&format=csv|jsonl`.
+
+The upload is read as a stream (constant memory), normalised row by row, and stored in chunks as ``import``
+deliveries that the worker processes like webhooks (same identity and lifecycle path, same events). A bad row is
+reported with its line number and reason; a re-upload of the same rows is counted as duplicates, not stored twice.
+Progress is committed per chunk and readable at `GET /v1/tenants/{tenant}/imports/{import_id}`.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, HTTPException, Query, Request
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from siyu_ingest.adapters import imports as import_store
+from siyu_ingest.domain import imports as rules
+from siyu_ingest.domain.errors import Malformed
+from siyu_shared.db.engine import SessionFactory, unit_of_work
+from siyu_shared.http.deps import DbSession, Reader, Writer
+
+CHUNK_ROWS = 5000
+ERRORS_IN_REPLY = 100
+
+
+class ImportOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "import_id": "0b9c0c0e-2f4e-4c1e-9a52-8d2d8f3f9a10",
+                    "kind": "orders",
+                    "status": "finished",
+                    "rows_read": 3,
+                    "accepted": 2,
+                    "duplicates": 0,
+                    "rejected": 1,
+                    "errors": [{"line": 3, "error": "no order number (订单编号 / order_no)"}],
+                    "started_at": "2026-11-22T08:00:00Z",
+                    "finished_at": "2026-11-22T08:00:01Z",
+                }
+            ]
+        }
+    )
+
+    import_id: str
+    kind: str
+    status: str
+    rows_read: int
+    accepted: int
+    duplicates: int
+    rejected: int
+    errors: list[dict[str, Any]]
+    started_at: datetime
+    finished_at: datetime | None
+
+
+async def _lines(request: Request, encoding: str) -> AsyncIterator[str]:
+    decoder = io.IncrementalNewlineDecoder(None, translate=True)
+    text_decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+    pending = ""
+    async for chunk in request.stream():
+        pending += decoder.decode(text_decoder.decode(chunk))
+        *complete, pending = pending.split("\n")
+        for line in complete:
+            yield line
+    pending += decoder.decode(text_decoder.decode(b"", final=True), final=True)
+    if pending:
+        yield pending
+
+
+async def _rows(request: Request, fmt: str, encoding: str) -> AsyncIterator[tuple[int, dict[str, Any] | str]]:
+    """(line number, row) pairs; a row that cannot even be read is given as its error text."""
+    header: list[str] | None = None
+    number = 0
+    async for line in _lines(request, encoding):
+        number += 1
+        if not line.strip():
+            continue
+        if fmt == "jsonl":
+            try:
+                value = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                yield number, "not a JSON object"
+                continue
+            yield number, value if isinstance(value, dict) else "not a JSON object"
+            continue
+        fields = next(csv.reader([line]))
+        if header is None:
+            header = [h.strip().lstrip("\ufeff") for h in fields]
+            continue
+        if len(fields) != len(header):
+            yield number, f"expected {len(header)} columns, got {len(fields)}"
+            continue
+        yield number, dict(zip(header, fields, strict=True))
+
+
+def imports_router() -> APIRouter:
+    router = APIRouter(tags=["imports"])
+
+    @router.post("/v1/tenants/{tenant}/imports", response_model=ImportOut, status_code=201)
+    async def bulk_import(
+        tenant: str,
+        request: Request,
+        principal: Writer,
+        kind: Annotated[Literal["orders", "leads"], Query(description="orders (e.g. a Tmall export) or leads")],
+        fmt: Annotated[Literal["csv", "jsonl"], Query(alias="format")] = "csv",
+        encoding: Annotated[Literal["utf-8", "utf-8-sig", "gbk", "gb18030"], Query()] = "utf-8-sig",
+    ) -> ImportOut:
+        """Stream a CSV (header row; Tmall 订单导出 or English column names) or JSONL upload into history."""
+        sessions: SessionFactory = request.app.state.runtime.sessions
+        import_id = str(uuid.uuid4())
+        record_of = rules.order_record if kind == "orders" else rules.lead_record
+        async with unit_of_work(sessions) as session:
+            await import_store.start(session, tenant=principal.tenant, import_id=import_id, kind=kind)
+        batch: list[tuple[str, dict[str, Any]]] = []
+        errors: list[dict[str, Any]] = []
+        read = 0
+
+        async def flush(finished: bool = False) -> None:
+            nonlocal batch, errors, read
+            async with unit_of_work(sessions) as session:
+                accepted = await import_store.store_records(session, tenant=principal.tenant, records=batch)
+                await import_store.progress(
+                    session,
+                    tenant=principal.tenant,
+                    import_id=import_id,
+                    rows=read,
+                    accepted=accepted,
+                    duplicates=len(batch) - accepted,
+                    errors=errors,
+                    finished=finished,
+                )
+            batch, errors, read = [], [], 0
+
+        async for line, row in _rows(request, fmt, encoding):
+            read += 1
+            if isinstance(row, str):
+                errors.append({"line": line, "error": row})
+                continue
+            try:
+                record = record_of(row)
+            except (Malformed, ValidationError, ValueError) as exc:
+                errors.append({"line": line, "error": str(exc).splitlines()[0][:300]})
+                continue
+            batch.append((rules.dedupe_key(record), record))
+            if read >= CHUNK_ROWS:
+                await flush()
+        await flush(finished=True)
+        async with unit_of_work(sessions) as session:
+            job = await import_store.get(session, tenant=principal.tenant, import_id=import_id)
+        assert job is not None
+        job["errors"] = job["errors"][:ERRORS_IN_REPLY]
+        return ImportOut.model_validate(job)
+
+    @router.get("/v1/tenants/{tenant}/imports/{import_id}", response_model=ImportOut)
+    async def get_import(tenant: str, import_id: str, principal: Reader, session: DbSession) -> ImportOut:
+        """Progress of an import (committed per chunk) with its per-row errors (the first 1,000)."""
+        job = await import_store.get(session, tenant=principal.tenant, import_id=import_id)
+        if job is None:
+            raise HTTPException(404, detail="no such import")
+        return ImportOut.model_validate(job)
+
+    return router

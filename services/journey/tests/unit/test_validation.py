@@ -60,3 +60,13 @@ def test_unreachable_steps_are_named() -> None:
 def test_template_syntax_errors() -> None:
     found = problems([{"id": "s", "kind": "send", "template": "hi"}], templates={"hi": "{{ oops"})
     assert found and "template 'hi' does not parse" in found[0]
+
+
+def test_every_shipped_example_journey_is_valid() -> None:
+    from siyu_journey.examples import example_names, load_example
+
+    names = example_names()
+    assert {"greeting", "relationship", "skin_advice", "first_order_coupon", "group_invite"} <= set(names)
+    assert {"red_packet_reengage", "weekly_new_product", "double11_promotion"} <= set(names)
+    for name in names:
+        assert validate(load_example(name)) == [], name

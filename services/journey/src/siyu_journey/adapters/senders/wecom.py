@@ -146,7 +146,7 @@ class WeComSender:
         for attempt in range(1, self._attempts + 1):
             await limiter.take()
             try:
-                token = await self._access_token(refresh=refreshed and attempt > 1)
+                token = await self._access_token()
                 response = await self._client.post(api, params={"access_token": token}, json=self._payload(touch))
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout):
                 await asyncio.sleep(self._backoff_s * 2 ** (attempt - 1))

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
+from siyu_devstack.stack import Stack
 from siyu_devstack.testing import eventually
 from siyu_ingest import samples
+from siyu_ingest.__main__ import reprocess_main
 from siyu_shared.events.topics import Topic
 
 from .conftest import Ingest
@@ -146,7 +150,9 @@ async def test_tmall_refund_before_payment_still_gives_paid_then_refunded_once(i
     assert events[0]["subject"] == events[1]["subject"]
 
 
-async def test_tmall_partial_refunds_completion_and_a_failed_delivery_that_is_reprocessed(ingest: Ingest) -> None:
+async def test_tmall_partial_refunds_completion_and_a_failed_delivery_that_is_reprocessed(
+    ingest: Ingest, migrated: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     tid = "3000000000002"
     paid = samples.tmall_message(
         message_id="p", topic="taobao_trade_TradeBuyerPay", tid=tid, buyer="AAHb2", payment="100.50"
@@ -178,6 +184,12 @@ async def test_tmall_partial_refunds_completion_and_a_failed_delivery_that_is_re
     )
     assert again.status_code == 202 and again.json() == {"requeued": 1}
     # Still malformed: it fails again, visible with its error, and nothing was emitted for it.
+    await eventually(lambda: ingest.deliveries("failed"))
+    # The same through the command line.
+    monkeypatch.setenv("INGEST_DATABASE_URL", migrated.service_dsn("ingest"))
+    monkeypatch.setenv("INGEST_KAFKA_BOOTSTRAP_SERVERS", migrated.bootstrap_servers)
+    assert await asyncio.to_thread(reprocess_main, ["--tenant", ingest.tenant]) == 0
+    assert "requeued 1 failed deliveries" in capsys.readouterr().out
     await eventually(lambda: ingest.deliveries("failed"))
     assert len(await ingest.events(Topic.ORDERS)) == 3
 

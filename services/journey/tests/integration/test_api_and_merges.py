@@ -1,0 +1,118 @@
+"""The API (validation, versions, tenant isolation, counts) and person merges, over the real stack."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from siyu_devstack.testing import eventually
+from siyu_shared.auth.keys import issue_key
+from siyu_shared.db.engine import unit_of_work
+from siyu_shared.events.catalog import PersonMerged
+
+from .conftest import Harness, person
+from .test_journeys import GREETING, contact_added
+from .test_timers import AFTER_AN_HOUR
+
+pytestmark = pytest.mark.integration
+
+
+async def test_validation_versions_and_tenant_isolation(harness: Harness) -> None:
+    async with harness.service() as (app, http):
+        harness.bind(app, http)
+        await harness.issue_key()
+        h = harness.headers
+        looping = {**GREETING, "steps": [*GREETING["steps"], {"id": "again", "kind": "goto", "target": "hello"}]}
+        checked = await http.post("/v1/journeys/validate", json=looping, headers=h)
+        assert checked.json() == {"valid": False, "problems": ["step 'hello': is on a loop without a wait step"]}
+        refused = await http.post("/v1/journeys", json=looping, headers=h)
+        assert refused.status_code == 400 and "loop without a wait" in refused.text
+        malformed = await http.post("/v1/journeys", json={**GREETING, "steps": []}, headers=h)
+        assert malformed.status_code == 422
+
+        # v1 live with a wait; someone enters it; v2 is published: they finish v1, newcomers get v2.
+        assert await harness.publish_journey(AFTER_AN_HOUR) == 1
+        early = person()
+        await harness.emit(contact_added(early, harness.clock.now), subject=early)
+
+        async def enrolled() -> Any:
+            return (await harness.history(early))["enrolments"]
+
+        await eventually(enrolled)
+        v2 = {**AFTER_AN_HOUR, "templates": {"hello": "v2 你好"}}
+        assert await harness.publish_journey(v2) == 2
+        versions = (await http.get("/v1/journeys/later", headers=h)).json()
+        assert [(v["version"], v["status"]) for v in versions] == [(1, "superseded"), (2, "published")]
+        late = person()
+        await harness.emit(contact_added(late, harness.clock.now), subject=late)
+
+        async def late_enrolled() -> Any:
+            return (await harness.history(late))["enrolments"]
+
+        assert (await eventually(late_enrolled))[0]["version"] == 2
+        harness.clock.advance(hours=2)
+
+        async def both_sent() -> Any:
+            touches = [t for p in (early, late) for t in (await harness.history(p))["touches"]]
+            return touches if [t["status"] for t in touches] == ["sent", "sent"] else None
+
+        touches = await eventually(both_sent)
+        assert [t["version"] for t in touches] == [1, 2]
+        counts = (await http.get("/v1/journeys/later/counts", headers=h)).json()
+        assert counts["steps"]["hello"]["sent"] == 2
+        assert counts["steps"]["hour"]["entered"] == 2
+
+        # Another tenant's key sees none of it.
+        async with unit_of_work(app.state.runtime.sessions) as session:
+            other = (await issue_key(session, tenant=f"{harness.tenant}x", scopes=("admin",), name="o")).plaintext
+        other_h = {"Authorization": f"Bearer {other}"}
+        assert (await http.get("/v1/journeys/later", headers=other_h)).status_code == 404
+        assert (await http.get(f"/v1/persons/{early}/journeys", headers=other_h)).json()["touches"] == []
+        assert (await http.get("/v1/journeys", headers=other_h)).json() == []
+
+
+async def test_a_merge_moves_enrolments_to_the_survivor_without_duplicating_touches(harness: Harness) -> None:
+    second = {**AFTER_AN_HOUR, "id": "second", "trigger": {"event": "contact.added"}}
+    async with harness.service() as (app, http):
+        harness.bind(app, http)
+        await harness.issue_key()
+        await harness.publish_journey(AFTER_AN_HOUR)
+        survivor, merged = person(), person()
+        await harness.emit(contact_added(survivor, harness.clock.now), subject=survivor)
+
+        async def survivor_in() -> Any:
+            return len((await harness.history(survivor))["enrolments"]) == 1
+
+        await eventually(survivor_in)
+        await harness.publish_journey(second)  # only the merged person enters this one
+        await harness.emit(contact_added(merged, harness.clock.now), subject=merged)
+
+        async def merged_in() -> Any:
+            return len((await harness.history(merged))["enrolments"]) == 2
+
+        await eventually(merged_in)
+        await harness.emit(
+            PersonMerged(survivor_id=survivor, merged_ids=[merged], reason="phone", merged_at=harness.clock.now),
+            subject=survivor,
+        )
+
+        async def moved() -> Any:
+            enrolments = (await harness.history(survivor))["enrolments"]
+            return enrolments if len(enrolments) == 2 else None
+
+        enrolments = await eventually(moved)
+        assert sorted(e["journey_id"] for e in enrolments) == ["later", "second"]
+        left = (await harness.history(merged))["enrolments"]
+        assert [(e["journey_id"], e["status"], e["exit_reason"]) for e in left] == [
+            ("later", "exited", "merged_duplicate")
+        ]
+        harness.clock.advance(hours=2)
+
+        async def delivered() -> Any:
+            return await harness.deliveries(survivor) == 2
+
+        await eventually(delivered)
+        assert await harness.deliveries(merged) == 0
+        sent = [t for t in (await harness.history(survivor))["touches"] if t["status"] == "sent"]
+        assert sorted(t["journey_id"] for t in sent) == ["later", "second"]

@@ -3,12 +3,27 @@ tenants by the workers, and carry their tenant on each row)."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, select, text, tuple_, update
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    ColumnElement,
+    String,
+    and_,
+    any_,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,6 +32,26 @@ from siyu_journey.adapters.tables import enrolments, journeys, people, policies,
 from siyu_journey.domain.definition import JourneyDefinition
 from siyu_journey.domain.guardrails import GuardrailPolicy, PastTouch
 from siyu_journey.domain.machine import Enrolment, PersonView
+
+# ---- helpers ----------------------------------------------------------------------------------------------
+
+
+def _any_text(values: Iterable[str]) -> Any:
+    """``= ANY(:array)``: one bound array instead of an IN list of hundreds of parameters to render and plan."""
+    return any_(bindparam(None, list(values), type_=ARRAY(String)))
+
+
+def _any_int(values: Iterable[int]) -> Any:
+    return any_(bindparam(None, list(values), type_=ARRAY(BigInteger)))
+
+
+def _persons(tenant_col: Any, person_col: Any, keys: Iterable[tuple[str, str]]) -> ColumnElement[bool]:
+    """(tenant, person) pairs, grouped by tenant (a worker's batch usually holds one or a few tenants)."""
+    by_tenant: dict[str, list[str]] = {}
+    for tenant, person_id in keys:
+        by_tenant.setdefault(tenant, []).append(person_id)
+    return or_(*(and_(tenant_col == t, person_col == _any_text(ids)) for t, ids in by_tenant.items()))
+
 
 # ---- journeys ---------------------------------------------------------------------------------------------
 
@@ -186,7 +221,7 @@ async def people_rows(session: AsyncSession, *, keys: Iterable[tuple[str, str]])
     wanted = list(set(keys))
     if not wanted:
         return {}
-    result = await session.execute(select(people).where(tuple_(people.c.tenant, people.c.person_id).in_(wanted)))
+    result = await session.execute(select(people).where(_persons(people.c.tenant, people.c.person_id, wanted)))
     return {(r.tenant, r.person_id): r for r in result}
 
 
@@ -267,36 +302,39 @@ async def enrolments_by_id(session: AsyncSession, *, ids: Sequence[str]) -> dict
     """Locked enrolments by id, with their tenant (the timer worker claims across tenants)."""
     if not ids:
         return {}
-    result = await session.execute(select(enrolments).where(enrolments.c.enrolment_id.in_(ids)).with_for_update())
+    result = await session.execute(
+        select(enrolments).where(enrolments.c.enrolment_id == _any_text(ids)).with_for_update()
+    )
     return {r.enrolment_id: (r.tenant, _enrolment(r)) for r in result}
+
+
+_SAVE_ENROLMENTS = text(
+    """
+    UPDATE enrolments e
+    SET status = u.status, step_id = u.step_id, visits = CAST(u.visits AS jsonb), exit_reason = u.exit_reason,
+        person_id = u.person_id, updated_at = :now
+    FROM unnest(CAST(:ids AS text[]), CAST(:statuses AS text[]), CAST(:steps AS text[]), CAST(:visits AS text[]),
+                CAST(:reasons AS text[]), CAST(:persons AS text[]))
+         AS u(enrolment_id, status, step_id, visits, exit_reason, person_id)
+    WHERE e.enrolment_id = u.enrolment_id
+    """
+)
 
 
 async def save_enrolments(session: AsyncSession, *, saved: Sequence[Enrolment], now: datetime) -> None:
     if not saved:
         return
     await session.execute(
-        update(enrolments)
-        .where(enrolments.c.enrolment_id == bindparam("b_id"))
-        .values(
-            status=bindparam("b_status"),
-            step_id=bindparam("b_step"),
-            visits=bindparam("b_visits", type_=enrolments.c.visits.type),
-            exit_reason=bindparam("b_reason"),
-            person_id=bindparam("b_person"),
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False),
-        [
-            {
-                "b_id": e.enrolment_id,
-                "b_status": e.status,
-                "b_step": e.step_id,
-                "b_visits": dict(e.visits),
-                "b_reason": e.exit_reason,
-                "b_person": e.person_id,
-            }
-            for e in saved
-        ],
+        _SAVE_ENROLMENTS,
+        {
+            "now": now,
+            "ids": [e.enrolment_id for e in saved],
+            "statuses": [e.status for e in saved],
+            "steps": [e.step_id for e in saved],
+            "visits": [json.dumps(dict(e.visits)) for e in saved],
+            "reasons": [e.exit_reason for e in saved],
+            "persons": [e.person_id for e in saved],
+        },
     )
 
 
@@ -350,7 +388,7 @@ async def set_timers(session: AsyncSession, *, rows: Sequence[dict[str, Any]]) -
 
 async def delete_timers(session: AsyncSession, *, enrolment_ids: Sequence[str]) -> None:
     if enrolment_ids:
-        await session.execute(delete(timers).where(timers.c.enrolment_id.in_(enrolment_ids)))
+        await session.execute(delete(timers).where(timers.c.enrolment_id == _any_text(enrolment_ids)))
 
 
 async def claim_due_timers(session: AsyncSession, *, now: datetime, limit: int) -> list[Any]:
@@ -367,7 +405,7 @@ async def claim_due_timers(session: AsyncSession, *, now: datetime, limit: int) 
 
 async def delete_timers_by_id(session: AsyncSession, *, timer_ids: Sequence[int]) -> None:
     if timer_ids:
-        await session.execute(delete(timers).where(timers.c.timer_id.in_(timer_ids)))
+        await session.execute(delete(timers).where(timers.c.timer_id == _any_int(timer_ids)))
 
 
 # ---- touches ----------------------------------------------------------------------------------------------
@@ -423,7 +461,7 @@ async def recent_touches(
             touches.c.priority,
             touches.c.campaign_id,
         ).where(
-            tuple_(touches.c.tenant, touches.c.person_id).in_(wanted),
+            _persons(touches.c.tenant, touches.c.person_id, wanted),
             touches.c.status.in_(("sent", "sending")),
             touches.c.sent_at >= since,
         )
@@ -433,24 +471,39 @@ async def recent_touches(
     return out
 
 
+_UPDATE_TOUCHES = text(
+    """
+    UPDATE touches t
+    SET status = u.status, reason = u.reason, due_at = u.due_at, attempt_at = u.attempt_at, sent_at = u.sent_at,
+        attempts = u.attempts, staff_id = u.staff_id
+    FROM unnest(CAST(:ids AS text[]), CAST(:statuses AS text[]), CAST(:reasons AS text[]),
+                CAST(:dues AS timestamptz[]), CAST(:attempt_ats AS timestamptz[]), CAST(:sent_ats AS timestamptz[]),
+                CAST(:attempts AS int[]), CAST(:staff AS text[]))
+         AS u(touch_id, status, reason, due_at, attempt_at, sent_at, attempts, staff_id)
+    WHERE t.touch_id = u.touch_id
+    """
+)
+
+
 async def update_touches(session: AsyncSession, *, changes: Sequence[dict[str, Any]]) -> None:
-    """changes: b_id plus status, reason, due_at, attempt_at, sent_at, attempts, staff_id (all given)."""
+    """changes: b_id plus status, reason, due_at, attempt_at, sent_at, attempts, staff_id (all given).
+
+    One set-based UPDATE over arrays: hundreds of rows per delivery round cost one statement, not hundreds.
+    """
     if not changes:
         return
     await session.execute(
-        update(touches)
-        .where(touches.c.touch_id == bindparam("b_id"))
-        .values(
-            status=bindparam("b_status"),
-            reason=bindparam("b_reason"),
-            due_at=bindparam("b_due"),
-            attempt_at=bindparam("b_attempt_at"),
-            sent_at=bindparam("b_sent_at"),
-            attempts=bindparam("b_attempts"),
-            staff_id=bindparam("b_staff"),
-        )
-        .execution_options(synchronize_session=False),
-        list(changes),
+        _UPDATE_TOUCHES,
+        {
+            "ids": [c["b_id"] for c in changes],
+            "statuses": [c["b_status"] for c in changes],
+            "reasons": [c["b_reason"] for c in changes],
+            "dues": [c["b_due"] for c in changes],
+            "attempt_ats": [c["b_attempt_at"] for c in changes],
+            "sent_ats": [c["b_sent_at"] for c in changes],
+            "attempts": [c["b_attempts"] for c in changes],
+            "staff": [c["b_staff"] for c in changes],
+        },
     )
 
 
@@ -459,7 +512,7 @@ async def pending_touches_of(session: AsyncSession, *, enrolment_ids: Sequence[s
         return []
     result = await session.execute(
         select(touches)
-        .where(touches.c.enrolment_id.in_(enrolment_ids), touches.c.status == "pending")
+        .where(touches.c.enrolment_id == _any_text(enrolment_ids), touches.c.status == "pending")
         .with_for_update()
     )
     return list(result.all())

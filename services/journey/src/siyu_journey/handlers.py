@@ -102,14 +102,14 @@ class Handlers:
 
     async def tags_changed(self, event: Received[TagsChanged], session: AsyncSession) -> None:
         data, now = event.data, self._clock()
-        await repo.ensure_person(session, tenant=event.tenant, person_id=data.person_id, now=now)
+        person = await repo.ensure_person(session, tenant=event.tenant, person_id=data.person_id, now=now)
         tags = set(data.tags)
         await repo.update_person(
             session,
             tenant=event.tenant,
             person_id=data.person_id,
             tags=sorted(tags),
-            facts=data.facts,
+            facts={**person.facts, **data.facts},  # keeps what leads told us (skin type…) unless re-decided
             opted_out=OPT_OUT_TAG in tags,
             updated_at=now,
         )

@@ -161,7 +161,7 @@ async def end(session: AsyncSession, leaving: Sequence[Enrolment], *, now: datet
     await repo.update_touches(
         session,
         changes=[
-            _change(t, status="skipped", reason=reasons[t.enrolment_id], due=t.due_at, attempt_at=t.attempt_at)
+            change(t, status="skipped", reason=reasons[t.enrolment_id], due=t.due_at, attempt_at=t.attempt_at)
             for t in cancelled
         ],
     )
@@ -172,7 +172,8 @@ async def end(session: AsyncSession, leaving: Sequence[Enrolment], *, now: datet
     )
 
 
-def _change(touch: Any, **values: Any) -> dict[str, Any]:
+def change(touch: Any, **values: Any) -> dict[str, Any]:
+    """A row for ``repository.update_touches``: the touch's current values with ``values`` applied."""
     return {
         "b_id": touch.touch_id,
         "b_status": values.get("status", touch.status),
@@ -183,9 +184,6 @@ def _change(touch: Any, **values: Any) -> dict[str, Any]:
         "b_attempts": values.get("attempts", touch.attempts),
         "b_staff": values.get("staff_id", touch.staff_id),
     }
-
-
-change = _change
 
 
 async def fire_due_timers(session: AsyncSession, *, now: datetime, limit: int) -> int:

@@ -177,3 +177,43 @@ async def test_a_crash_between_send_and_record_neither_loses_nor_duplicates(harn
         assert await harness.deliveries(p) == 1
         events = [e for e in await harness.touch_events() if e["person_id"] == p]
         assert [e["type"] for e in events] == ["siyu.touch.sent"]
+
+
+async def test_an_opt_out_is_honoured_for_touches_already_waiting(harness: Harness) -> None:
+    from siyu_shared.events.catalog import TagChange, TagsChanged
+
+    p = person()
+    async with harness.service() as (app, http):
+        harness.bind(app, http)
+        await harness.issue_key()
+        await harness.publish_journey(AFTER_AN_HOUR)
+        await harness.emit(contact_added(p, harness.clock.now), subject=p)
+
+        async def parked() -> Any:
+            return await _timers_of(harness) == 1
+
+        await eventually(parked)
+        await harness.emit(
+            TagsChanged(
+                person_id=p,
+                added=[TagChange(tag="opted_out", rule_id="r-optout", rule_version=1)],
+                tags=["opted_out"],
+                evaluated_at=harness.clock.now,
+            ),
+            subject=p,
+        )
+
+        async def seen() -> Any:
+            # The tag reached the journey's view of the person (the touch itself is not queued yet).
+            async with unit_of_work(app.state.runtime.sessions) as session:
+                row = await repo.person_row(session, tenant=harness.tenant, person_id=p)
+                return row is not None and row.opted_out
+
+        await eventually(seen)
+        harness.clock.advance(hours=2)
+
+        async def skipped() -> Any:
+            return await harness.touch_statuses(p) == [("hello", "skipped", "opted_out")]
+
+        await eventually(skipped)
+        assert await harness.deliveries(p) == 0

@@ -63,6 +63,11 @@ async def test_validation_versions_and_tenant_isolation(harness: Harness) -> Non
         assert counts["steps"]["hello"]["sent"] == 2
         assert counts["steps"]["hour"]["entered"] == 2
 
+        # Shipped examples install as drafts.
+        installed = await http.post("/v1/journeys/examples/first_order_coupon", headers=h)
+        assert installed.status_code == 201 and installed.json()["status"] == "draft"
+        assert (await http.post("/v1/journeys/examples/nope", headers=h)).status_code == 404
+
         # Another tenant's key sees none of it.
         async with unit_of_work(app.state.runtime.sessions) as session:
             other = (await issue_key(session, tenant=f"{harness.tenant}x", scopes=("admin",), name="o")).plaintext

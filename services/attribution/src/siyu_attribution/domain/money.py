@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from fractions import Fraction
 
@@ -15,25 +16,46 @@ def split(total: int, weights: Sequence[Fraction | int]) -> list[int]:
     """
     if total < 0:
         return [-part for part in split(-total, weights)]
-    exact = [Fraction(w) for w in weights]
-    if any(w < 0 for w in exact):
+    if len(weights) == 1:
+        if weights[0] < 0:
+            raise ValueError("weights must not be negative")
+        if weights[0] == 0 and total:
+            raise ValueError("cannot split a non-zero amount over zero weights")
+        return [total]
+    scaled = _as_integers(weights)
+    if any(w < 0 for w in scaled):
         raise ValueError("weights must not be negative")
-    whole = sum(exact, Fraction(0))
-    if not exact:
+    if not scaled:
         if total:
             raise ValueError("cannot split a non-zero amount over no parts")
         return []
+    whole = sum(scaled)
     if whole == 0:
         if total:
             raise ValueError("cannot split a non-zero amount over zero weights")
-        return [0] * len(exact)
-    quotas = [total * w / whole for w in exact]
-    parts = [q.numerator // q.denominator for q in quotas]
+        return [0] * len(scaled)
+    # Exact integer arithmetic: quota_i = total * w_i / whole = part_i + remainder_i / whole.
+    parts: list[int] = []
+    remainders: list[int] = []
+    for weight in scaled:
+        part, remainder = divmod(total * weight, whole)
+        parts.append(part)
+        remainders.append(remainder)
     left = total - sum(parts)
-    by_remainder = sorted(range(len(quotas)), key=lambda i: (-(quotas[i] - parts[i]), i))
-    for i in by_remainder[:left]:
-        parts[i] += 1
+    if left:
+        by_remainder = sorted(range(len(scaled)), key=lambda i: (-remainders[i], i))
+        for i in by_remainder[:left]:
+            parts[i] += 1
     return parts
+
+
+def _as_integers(weights: Sequence[Fraction | int]) -> list[int]:
+    """The weights scaled by the least common denominator: same proportions, integer arithmetic."""
+    if all(isinstance(w, int) for w in weights):
+        return [int(w) for w in weights]
+    fractions = [Fraction(w) for w in weights]
+    common = math.lcm(*(f.denominator for f in fractions))
+    return [f.numerator * (common // f.denominator) for f in fractions]
 
 
 def scale(amount: int, numerator: int, denominator: int) -> int:

@@ -50,6 +50,9 @@ class RoleTerms(BaseModel):
         return rates.get(ANY_CATEGORY, 0)
 
 
+_UNPAID = RoleTerms()
+
+
 def _default_touch_kinds() -> list[TouchKindName]:
     return ["journey", "staff"]
 
@@ -97,7 +100,7 @@ class PlanBody(BaseModel):
         return timedelta(days=self.lookback_days)
 
     def terms(self, role: PayeeRole) -> RoleTerms:
-        return self.roles.get(role, RoleTerms())
+        return self.roles.get(role, _UNPAID)
 
 
 class PlanVersion(BaseModel):

@@ -1,0 +1,213 @@
+"""Attribution benchmarks.
+
+1. Replay 1,000,000 orders with their touches (3 per order: a persona journey touch, a 1v1 staff touch and a group
+   touch; 30 % also claimed by a 1v1 staff, 10 % from a KOL source) through the same pure book the handlers use:
+   attribute under the plan, price, post double entries, settle the ones past their holding period, and COPY
+   orders, attributions, shares and ledger entries into the real tables (primary keys, indexes, append-only
+   triggers). Ceiling: the same rows COPYed into tables of the same shape without indexes or triggers, measured in
+   the same run on a sample of the chunks; expressed in orders/s.
+2. Close the period those orders fall in (statements per payee, outbox events). Ceiling: the bare aggregate over
+   the payable entries that any close must read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import random
+import secrets
+import time
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from bench.harness import BenchContext, Figure
+from siyu_attribution import accounting
+from siyu_attribution.accounting import Books
+from siyu_attribution.adapters.bulk import (
+    ATTRIBUTION_COLUMNS,
+    ENTRY_COLUMNS,
+    ORDER_COLUMNS,
+    SHARE_COLUMNS,
+    copy_replay,
+)
+from siyu_attribution.domain.facts import ClaimFact, Evidence, Line, OrderFacts, SourceFact, TouchFact
+from siyu_attribution.domain.plans import DEFAULT_PLAN
+from siyu_attribution.replay import OrderHistory, ReplayRows, replay
+from siyu_shared.db.engine import create_engine, session_factory, unit_of_work
+from siyu_shared.events.topics import TopicNames
+from siyu_shared.settings import to_libpq_url
+
+SUITE = "attribution"
+CHUNK = 10_000
+T0 = datetime(2026, 10, 1, tzinfo=UTC)
+NOW = datetime(2026, 11, 2, tzinfo=UTC)
+STAFF, ACTIVATORS, KOLS = 500, 50, 40
+TABLES = ("orders", "attributions", "attribution_shares", "ledger_entries")
+
+
+class Synthetic:
+    """Deterministic orders with touches, cheap to make: a pool of touch patterns reused across orders, so the
+    benchmark times the replay, not the generator."""
+
+    POOL = 997
+
+    def __init__(self, seed: int = 6) -> None:
+        rng = random.Random(seed)
+        self.patterns: list[tuple[datetime, tuple[TouchFact, ...], tuple[SourceFact, ...], str | None, int, int]] = []
+        for k in range(self.POOL):
+            paid = T0 + timedelta(seconds=rng.randrange(0, 26 * 86_400))
+            touches = (
+                TouchFact(f"j{k}", "journey", "wecom_1v1", paid - timedelta(days=5), None, "xiaowan"),
+                TouchFact(f"s{k}", "staff", "wecom_1v1", paid - timedelta(days=2), f"s{rng.randrange(STAFF)}"),
+                TouchFact(f"g{k}", "group", "wecom_group", paid - timedelta(days=1), f"g{rng.randrange(ACTIVATORS)}"),
+            )
+            sources = (
+                (SourceFact(f"l{k}", f"kol{rng.randrange(KOLS)}", "kol", paid - timedelta(days=9)),)
+                if rng.random() < 0.1
+                else ()
+            )
+            claimer = f"s{rng.randrange(STAFF)}" if rng.random() < 0.3 else None
+            amount = rng.randrange(5_000, 50_000)
+            self.patterns.append((paid, touches, sources, claimer, amount, rng.randrange(1_000, amount)))
+
+    def histories(self, start: int, count: int) -> list[OrderHistory]:
+        out = []
+        for i in range(start, start + count):
+            paid, touches, sources, claimer, amount, first = self.patterns[i % self.POOL]
+            lines = (Line(f"{i}-1", first, "skincare"), Line(f"{i}-2", amount - first, "makeup"))
+            order = OrderFacts(f"o{i}", f"T{i}", f"p{i}", amount, paid, lines, "tmall")
+            claims = (ClaimFact(f"c{i}", f"T{i}", claimer, "staff_1v1", paid + timedelta(hours=2)),) if claimer else ()
+            out.append(OrderHistory(order, Evidence(touches, sources, claims), paid + timedelta(days=2)))
+        return out
+
+
+def _replay_worker(dsn: str, tenant: str, n: int, worker: int, workers: int) -> tuple[int, float]:
+    """One replay process: its share of the chunks (orders are independent, as partitions by person are)."""
+    return asyncio.run(_replay_chunks(dsn, tenant, n, worker, workers))
+
+
+async def _replay_chunks(dsn: str, tenant: str, n: int, worker: int, workers: int) -> tuple[int, float]:
+    synthetic = Synthetic()
+    connections = [await asyncpg.connect(dsn, server_settings={"search_path": "attribution"}) for _ in TABLES]
+    done, busy = 0, 0.0
+    try:
+        for start in range(worker * CHUNK, n, workers * CHUNK):
+            chunk = synthetic.histories(start, min(CHUNK, n - start))
+            began = time.perf_counter()
+            rows = replay(tenant=tenant, histories=chunk, plan=DEFAULT_PLAN, now=NOW, last_closed=None)
+            await copy_replay(connections, rows)
+            busy += time.perf_counter() - began
+            done += len(chunk)
+    finally:
+        for conn in connections:
+            await conn.close()
+    return done, busy
+
+
+async def run(ctx: BenchContext) -> list[Figure]:
+    n = ctx.scaled(1_000_000)
+    dsn = to_libpq_url(ctx.stack.service_dsn("attribution"))
+    connections = [await asyncpg.connect(dsn, server_settings={"search_path": "attribution"}) for _ in TABLES]
+    tenant = f"bench{secrets.token_hex(3)}"
+    raw = [f"bench_raw_{table}" for table in TABLES]
+    try:
+        for table, copy in zip(TABLES, raw, strict=True):
+            await connections[0].execute(f"DROP TABLE IF EXISTS {copy}")
+            await connections[0].execute(f"CREATE TABLE {copy} (LIKE {table} INCLUDING DEFAULTS INCLUDING IDENTITY)")
+        # The replay, in as many processes as there are cores (the database shares them).
+        workers = max(1, min(os.cpu_count() or 1, (n + CHUNK - 1) // CHUNK))
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            await asyncio.gather(*(asyncio.wrap_future(pool.submit(_warm_up)) for _ in range(workers)))
+            began = time.perf_counter()
+            results = await asyncio.gather(
+                *(asyncio.wrap_future(pool.submit(_replay_worker, dsn, tenant, n, w, workers)) for w in range(workers))
+            )
+            replay_s = time.perf_counter() - began
+        assert sum(done for done, _ in results) == n
+
+        # The ceiling: the same rows (a sample of the chunks) COPYed into bare tables, four streams as above.
+        synthetic = Synthetic()
+        ceiling_s, ceiling_orders = 0.0, 0
+        for start in range(0, min(n, 10 * CHUNK), CHUNK):
+            rows = replay(
+                tenant=tenant,
+                histories=synthetic.histories(start, min(CHUNK, n - start)),
+                plan=DEFAULT_PLAN,
+                now=NOW,
+                last_closed=None,
+            )
+            began = time.perf_counter()
+            await _copy_raw(connections, raw, rows)
+            ceiling_s += time.perf_counter() - began
+            ceiling_orders += len(rows.orders)
+        entry_count = await connections[0].fetchval("SELECT count(*) FROM ledger_entries WHERE tenant = $1", tenant)
+
+        engine = create_engine(ctx.stack.service_dsn("attribution"), schema="attribution", pool_size=2)
+        try:
+            began = time.perf_counter()
+            async with unit_of_work(session_factory(engine)) as session:
+                statements = await accounting.close_period(
+                    session, Books(topics=TopicNames("")), tenant=tenant, period="2026-10", now=NOW
+                )
+            close_s = time.perf_counter() - began
+        finally:
+            await engine.dispose()
+        began = time.perf_counter()
+        await connections[0].fetch(
+            "SELECT period, payee_id, sum(amount_fen), count(*) FROM ledger_entries "
+            "WHERE tenant = $1 AND account LIKE 'payable:%' AND period <= '2026-10' GROUP BY 1, 2",
+            tenant,
+        )
+        aggregate_s = time.perf_counter() - began
+    finally:
+        for copy in raw:
+            await connections[0].execute(f"DROP TABLE IF EXISTS {copy}")
+        for conn in connections:
+            await conn.close()
+
+    return [
+        Figure(
+            SUITE,
+            f"replay {n:,} orders with touches (attribute, price, post, settle, COPY)",
+            n / replay_s,
+            "orders/s",
+            ceiling=ceiling_orders / ceiling_s,
+            ceiling_label="COPY of the same rows into bare tables",
+            target=10_000,
+            notes=f"{entry_count:,} ledger entries; {replay_s:.1f} s; {workers} replay processes",
+        ),
+        Figure(
+            SUITE,
+            f"close a period of {n:,} orders ({len(statements)} statements)",
+            close_s,
+            "s",
+            higher_is_better=False,
+            ceiling=aggregate_s,
+            ceiling_label="bare GROUP BY over the payable entries",
+            target=60,
+        ),
+    ]
+
+
+def _warm_up() -> None:
+    """Imports done before the clock starts."""
+
+
+async def _copy_raw(connections: list[asyncpg.Connection], raw: list[str], rows: ReplayRows) -> None:
+    import asyncio
+
+    work = zip(
+        raw,
+        (ORDER_COLUMNS, ATTRIBUTION_COLUMNS, SHARE_COLUMNS, ENTRY_COLUMNS),
+        (rows.orders, rows.attributions, rows.shares, rows.entries),
+        strict=True,
+    )
+    await asyncio.gather(
+        *(
+            conn.copy_records_to_table(table, records=records, columns=list(columns))
+            for conn, (table, columns, records) in zip(connections, work, strict=True)
+        )
+    )

@@ -47,10 +47,15 @@ def build_handlers(tagger: Tagger, clock: Clock = utc_now) -> dict[str, Handler]
         update: Callable[[Received[Any], AsyncSession], Awaitable[None]], person: Callable[[Any], str]
     ) -> Handler:
         async def handle(event: Received[Any], session: AsyncSession) -> None:
-            await tagger.begin(session, event.tenant)
+            rule_set = await tagger.begin(session, event.tenant)
             await update(event, session)
             await tagger.retag(
-                session, tenant=event.tenant, person_id=person(event.data), now=clock(), cause=event.envelope.id
+                session,
+                rule_set=rule_set,
+                tenant=event.tenant,
+                person_id=person(event.data),
+                now=clock(),
+                cause=event.envelope.id,
             )
 
         return handle
@@ -60,7 +65,7 @@ def build_handlers(tagger: Tagger, clock: Clock = utc_now) -> dict[str, Handler]
 
     async def merged(event: Received[PersonMerged], session: AsyncSession) -> None:
         data, tenant = event.data, event.tenant
-        await tagger.begin(session, tenant)
+        rule_set = await tagger.begin(session, tenant)
         now = clock()
         gone = [m for m in data.merged_ids if m != data.survivor_id]
         for person_id in gone:  # their tags end with them: say so, then fold the facts into the survivor
@@ -81,7 +86,9 @@ def build_handlers(tagger: Tagger, clock: Clock = utc_now) -> dict[str, Handler]
                     topics=tagger.topics,
                 )
         await repo.merge_profiles(session, tenant=tenant, survivor_id=data.survivor_id, merged_ids=gone)
-        await tagger.retag(session, tenant=tenant, person_id=data.survivor_id, now=now, cause=event.envelope.id)
+        await tagger.retag(
+            session, rule_set=rule_set, tenant=tenant, person_id=data.survivor_id, now=now, cause=event.envelope.id
+        )
 
     async def erased(event: Received[PersonErased], session: AsyncSession) -> None:
         await tagger.begin(session, event.tenant)

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from siyu_segmentation.adapters import profiles as profile_repo
 from siyu_segmentation.adapters import tags as tag_repo
-from siyu_segmentation.adapters.rule_store import RuleCache, lock_tenant_shared
+from siyu_segmentation.adapters.rule_store import RuleCache, RuleSet
 from siyu_segmentation.domain.facts import Profile
 from siyu_segmentation.domain.tagging import TagDiff, decide, deciding_facts, diff
 from siyu_shared.events.topics import TopicNames
@@ -20,13 +20,17 @@ class Tagger:
     cache: RuleCache
     topics: TopicNames
 
-    async def begin(self, session: AsyncSession, tenant: str) -> None:
-        """Call before changing a person's facts: a running backfill chunk of the tenant finishes first."""
-        await lock_tenant_shared(session, tenant)
+    async def begin(self, session: AsyncSession, tenant: str) -> RuleSet:
+        """Call before changing a person's facts: takes the tenant lock shared (a backfill chunk in flight
+        finishes first) and returns the tenant's rules, in one round trip."""
+        return await self.cache.get(session, tenant, lock_shared=True)
 
-    async def retag(self, session: AsyncSession, *, tenant: str, person_id: str, now: datetime, cause: str) -> TagDiff:
-        rule_set = await self.cache.get(session, tenant)
-        profile = await profile_repo.load_profile(
+    async def retag(
+        self, session: AsyncSession, *, rule_set: RuleSet, tenant: str, person_id: str, now: datetime, cause: str
+    ) -> TagDiff:
+        if not rule_set.rules and rule_set.version == 0:
+            return diff({}, {})  # a tenant that never had a rule holds no tags
+        profile, current = await profile_repo.load_person(
             session,
             tenant=tenant,
             person_id=person_id,
@@ -34,7 +38,6 @@ class Tagger:
             with_touches=rule_set.needs_touches,
         )
         desired = decide(rule_set.rules, rule_set.exclusive, profile, now) if profile is not None else {}
-        current = await tag_repo.current_tags(session, tenant=tenant, person_id=person_id)
         change = diff(current, desired)
         restamped = [d for t, d in desired.items() if t in current and current[t].rule_version != d.rule_version]
         if not change.changed and not restamped:

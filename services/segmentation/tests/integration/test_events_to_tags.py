@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import text
 
 from siyu_devstack.stack import Stack
 from siyu_devstack.testing import eventually, read_topic
+from siyu_segmentation.adapters.rule_store import lock_tenant_exclusive
 from siyu_shared.events.catalog import (
     ContactAdded,
     LeadCaptured,
@@ -186,3 +188,27 @@ async def test_a_merge_folds_facts_and_tags_into_the_survivor_and_erasure_wipes(
         assert (await h.http.get(f"/v1/persons/{survivor}", headers=h.headers)).status_code == 404
         members = (await h.http.get("/v1/tags/a_buyer/members", headers=h.headers)).json()
         assert members["members"] == []
+
+
+async def test_a_live_event_waits_for_the_backfill_chunk_in_flight_then_lands(
+    migrated: Stack, topic_prefix: str
+) -> None:
+    async with harness(migrated, topic_prefix) as h:
+        saved = await h.put("/v1/rules/buyer", {"tag": "a_buyer", "when": {"count": "orders", "gte": 1}})
+        await eventually(lambda: h.backfill_done(saved["backfill_id"]))
+        person = pid()
+        async with h.sessions() as chunk, chunk.begin():
+            await lock_tenant_exclusive(chunk, h.tenant)  # what a backfill chunk holds while it writes
+            event = await h.send(paid(person, f"o-{person}", 100))
+            await eventually(lambda: _waiting_on_advisory_lock(h))
+            assert not await h.handled(event)
+        await eventually(lambda: h.handled(event))
+        assert tag_names(await h.tag_events(person)) == [(["a_buyer"], [])]
+
+
+async def _waiting_on_advisory_lock(h: Harness) -> bool:
+    async with h.sessions() as session:
+        waiting = await session.scalar(
+            text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 7301 AND NOT granted")
+        )
+    return bool(waiting)

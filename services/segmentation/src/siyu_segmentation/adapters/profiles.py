@@ -8,7 +8,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import Text, cast, delete, func, literal, select, text, update
+from sqlalchemy import Text, cast, delete, func, literal, literal_column, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from siyu_segmentation.adapters.tables import order_facts, order_refunds, person_tags, profiles, touch_facts
 from siyu_segmentation.domain.facts import FACTS, OrderFact, Profile, TouchFact
 from siyu_segmentation.domain.merge import fold_profiles
+from siyu_segmentation.domain.tagging import Decision
 
 
 def _union(column: str, members: list[str]) -> Any:
@@ -187,32 +188,55 @@ def _plain(value: Any) -> Any:
     return value
 
 
-async def load_profile(
-    session: AsyncSession, *, tenant: str, person_id: str, with_orders: bool = True, with_touches: bool = True
-) -> Profile | None:
-    row = (
-        (await session.execute(select(profiles).where(profiles.c.tenant == tenant, profiles.c.person_id == person_id)))
-        .mappings()
-        .first()
+def _json_rows(table: Any, columns: Sequence[str], tenant: str, person_id: str) -> Any:
+    """The person's rows of ``table`` as one JSON array of arrays (one round trip for the whole profile)."""
+    row = func.jsonb_build_array(*(table.c[c] for c in columns))
+    return (
+        select(func.coalesce(func.jsonb_agg(row), text("'[]'::jsonb")))
+        .where(table.c.tenant == tenant, table.c.person_id == person_id)
+        .scalar_subquery()
     )
+
+
+async def load_person(
+    session: AsyncSession, *, tenant: str, person_id: str, with_orders: bool = True, with_touches: bool = True
+) -> tuple[Profile | None, dict[str, Decision]]:
+    """The person's facts (orders and touches only when a rule needs them) and current tags, in one query."""
+    empty: Any = literal_column("'[]'::jsonb")
+    order_cols = ("order_id", "paid_at", "amount_fen", "refunded_fen", "voided", "categories")
+    touch_cols = ("touch_id", "occurred_at", "channel", "status")
+    tag_cols = ("tag", "family", "rule_id", "rule_version")
+    query = select(
+        profiles,
+        (_json_rows(order_facts, order_cols, tenant, person_id) if with_orders else empty).label("_orders"),
+        (_json_rows(touch_facts, touch_cols, tenant, person_id) if with_touches else empty).label("_touches"),
+        _json_rows(person_tags, tag_cols, tenant, person_id).label("_tags"),
+    ).where(profiles.c.tenant == tenant, profiles.c.person_id == person_id)
+    row = (await session.execute(query)).mappings().first()
     if row is None:
-        return None
+        return None, await _tags_only(session, tenant=tenant, person_id=person_id)
     values = {name: _plain(row[name]) for name in FACTS}
-    orders: tuple[OrderFact, ...] = ()
-    touches: tuple[TouchFact, ...] = ()
-    if with_orders:
-        rows = await session.execute(
-            select(order_facts).where(order_facts.c.tenant == tenant, order_facts.c.person_id == person_id)
+    orders = tuple(
+        OrderFact(o[0], datetime.fromisoformat(o[1]), int(o[2]), int(o[3]), bool(o[4]), tuple(o[5] or ()))
+        for o in row["_orders"]
+    )
+    touches = tuple(TouchFact(t[0], datetime.fromisoformat(t[1]), t[2], t[3]) for t in row["_touches"])
+    held = {t[0]: Decision(t[0], t[1], t[2], int(t[3])) for t in row["_tags"]}
+    return Profile(person_id, values, dict(row["attributes"] or {}), orders, touches), held
+
+
+async def _tags_only(session: AsyncSession, *, tenant: str, person_id: str) -> dict[str, Decision]:
+    rows = await session.execute(
+        select(person_tags.c.tag, person_tags.c.family, person_tags.c.rule_id, person_tags.c.rule_version).where(
+            person_tags.c.tenant == tenant, person_tags.c.person_id == person_id
         )
-        orders = tuple(
-            OrderFact(r.order_id, r.paid_at, r.amount_fen, r.refunded_fen, r.voided, tuple(r.categories)) for r in rows
-        )
-    if with_touches:
-        rows = await session.execute(
-            select(touch_facts).where(touch_facts.c.tenant == tenant, touch_facts.c.person_id == person_id)
-        )
-        touches = tuple(TouchFact(r.touch_id, r.occurred_at, r.channel, r.status) for r in rows)
-    return Profile(person_id, values, dict(row["attributes"] or {}), orders, touches)
+    )
+    return {r.tag: Decision(r.tag, r.family, r.rule_id, r.rule_version) for r in rows}
+
+
+async def load_profile(session: AsyncSession, *, tenant: str, person_id: str) -> Profile | None:
+    profile, _ = await load_person(session, tenant=tenant, person_id=person_id)
+    return profile
 
 
 async def merge_profiles(session: AsyncSession, *, tenant: str, survivor_id: str, merged_ids: Sequence[str]) -> None:

@@ -16,6 +16,10 @@ from siyu_segmentation.domain.tagging import ActiveRule, RuleBody
 
 # Advisory lock namespace of this service: (7301, hashtext(tenant)).
 _SHARED = text("SELECT pg_advisory_xact_lock_shared(7301, hashtext(:tenant))")
+_SHARED_WITH_VERSION = text(
+    "SELECT (SELECT rules_version FROM tenant_state WHERE tenant = CAST(:tenant AS varchar))"
+    " FROM (SELECT pg_advisory_xact_lock_shared(7301, hashtext(CAST(:tenant AS varchar)))) AS locked"
+)
 _EXCLUSIVE = text("SELECT pg_advisory_xact_lock(7301, hashtext(:tenant))")
 
 
@@ -34,8 +38,12 @@ class RuleCache:
     def __init__(self) -> None:
         self._sets: dict[str, RuleSet] = {}
 
-    async def get(self, session: AsyncSession, tenant: str) -> RuleSet:
-        version = await rules_version(session, tenant)
+    async def get(self, session: AsyncSession, tenant: str, *, lock_shared: bool = False) -> RuleSet:
+        """The tenant's rule set; with ``lock_shared`` also takes the tenant lock shared in the same round trip."""
+        if lock_shared:
+            version = int(await session.scalar(_SHARED_WITH_VERSION, {"tenant": tenant}) or 0)
+        else:
+            version = await rules_version(session, tenant)
         cached = self._sets.get(tenant)
         if cached is not None and cached.version == version:
             return cached

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from siyu_devstack.stack import Stack
@@ -203,3 +203,17 @@ async def test_dry_run_changes_nothing_backfill_reports_progress_and_can_be_canc
         assert adhoc == {"members": ["p04", "p05"], "next_after": "p05"}
         other = await h.http.get("/v1/rules/dry", headers={"X-API-Key": "siyu_nonsense"})
         assert other.status_code == 401
+
+
+async def test_the_migrated_schema_matches_the_table_declarations(engine: AsyncEngine) -> None:
+    from siyu_segmentation.adapters.tables import metadata
+
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'segmentation'")
+        )
+        in_db: dict[str, set[str]] = {}
+        for table, column in rows:
+            in_db.setdefault(table, set()).add(column)
+    declared = {t.name: {c.name for c in t.columns} for t in metadata.tables.values()}
+    assert {name: in_db.get(name) for name in declared} == declared

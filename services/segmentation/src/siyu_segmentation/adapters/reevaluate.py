@@ -141,6 +141,7 @@ async def reevaluate_chunk(
     await session.execute(_FILL_META, params)
     await session.execute(_DELETE_REMOVED, params)
     await session.execute(_INSERT_ADDED, params)
+    await session.execute(_RESTAMP, {**params, "after": after or "", "upto": upto})
     facts = sorted({f for s in scopes for r in s.rules for f in referenced_facts(r.condition)})
     changed = await session.scalar(
         _outbox_insert(facts),
@@ -176,6 +177,17 @@ _INSERT_ADDED = text(
     SELECT CAST(:tenant AS varchar), d.person_id, d.tag, d.family, d.rule_id, d.rule_version, :now FROM seg_diff d
     WHERE d.tenant = CAST(:tenant AS varchar) AND d.added
     ON CONFLICT DO NOTHING
+    """
+)
+
+# Tags that stay but are now decided by a newer rule version: re-stamped, not a change of the tag set.
+_RESTAMP = text(
+    """
+    UPDATE person_tags pt SET rule_id = m.rule_id, rule_version = m.rule_version
+    FROM jsonb_to_recordset(CAST(:meta AS jsonb)) AS m(tag text, family text, rule_id text, rule_version int)
+    WHERE pt.tenant = CAST(:tenant AS varchar) AND pt.tag = m.tag
+      AND pt.person_id > CAST(:after AS varchar) AND pt.person_id <= CAST(:upto AS varchar)
+      AND (pt.rule_id, pt.rule_version) IS DISTINCT FROM (m.rule_id, m.rule_version)
     """
 )
 

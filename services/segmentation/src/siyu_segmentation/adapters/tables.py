@@ -209,18 +209,3 @@ seg_diff = Table(
     Column("rule_version", Integer),
     prefixes=["UNLOGGED"],
 )
-
-SEGMENTATION_TABLES = (
-    profiles,
-    order_facts,
-    order_refunds,
-    touch_facts,
-    families,
-    rules,
-    rule_versions,
-    tenant_state,
-    person_tags,
-    backfills,
-    tag_counts,
-    seg_diff,
-)

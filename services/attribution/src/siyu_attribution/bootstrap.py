@@ -11,7 +11,7 @@ from typing import Any
 
 from siyu_attribution import accounting
 from siyu_attribution.accounting import Books
-from siyu_attribution.api import claims, ledger, plans
+from siyu_attribution.api import claims, ledger, plans, reports
 from siyu_attribution.handlers import event_handlers
 from siyu_attribution.settings import AttributionSettings
 from siyu_shared.db.engine import unit_of_work
@@ -58,7 +58,7 @@ def build_spec(
         description="Who earned each order, and a double-entry commission ledger that always balances.",
         settings=settings,
         migrations=MIGRATIONS,
-        routers=(claims.router(books_, now), plans.router, ledger.router(books_, now)),
+        routers=(claims.router(books_, now), plans.router, ledger.router(books_, now), reports.router),
         consumers=(
             ConsumerSpec(
                 name="main",

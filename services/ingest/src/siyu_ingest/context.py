@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from siyu_ingest.adapters.credentials import CredentialStore, load_channels_file
 from siyu_ingest.adapters.vault import Vault
@@ -16,6 +17,8 @@ class IngestContext:
     vault: Vault
     credentials: CredentialStore
     _wecom: WeComApi | None = field(default=None, repr=False)
+    webhook_pool: Any = field(default=None, repr=False)
+    """asyncpg pool of the webhook hot path (one INSERT per delivery, autocommit), opened with the api role."""
 
     @classmethod
     def build(cls, settings: IngestSettings) -> IngestContext:

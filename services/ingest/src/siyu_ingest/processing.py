@@ -44,10 +44,9 @@ from siyu_shared.events.catalog import (
     OrderRefunded,
     PersonMerged,
 )
-from siyu_shared.events.envelope import deterministic_event_id
+from siyu_shared.events.envelope import CloudEvent, deterministic_event_id
 from siyu_shared.events.registry import EventData, envelope
 from siyu_shared.logging import get_logger
-from siyu_shared.messaging.outbox import add_to_outbox
 
 SOURCE = "/siyu/ingest"
 IMPORT_CHANNEL = "import"
@@ -61,6 +60,8 @@ class Unit:
         self.session = session
         self.ctx = ctx
         self.tenant = tenant
+        self.events: list[CloudEvent] = []
+        """Queued for the outbox by the caller, in order, together with the batch's other events."""
 
     async def emit(self, data: EventData, *, person_id: str, cause: Sequence[str]) -> None:
         event = envelope(
@@ -70,7 +71,7 @@ class Unit:
             source=SOURCE,
             event_id=deterministic_event_id(data.event_type, self.tenant, *cause),
         )
-        await add_to_outbox(self.session, event, topics=self.ctx.settings.topics)
+        self.events.append(event)
 
     async def person_of(self, observed: Sequence[Identifier]) -> str:
         """Resolve (create, attach, merge) the person behind ``observed``; emits the merge once."""
@@ -85,8 +86,6 @@ class Unit:
             owners=owners,
             new_person_id=deterministic_event_id("person", self.tenant, first),
         )
-        if decision.create:
-            await identity.create_person(self.session, tenant=self.tenant, person_id=decision.person_id)
         if decision.merged_ids:
             await identity.merge(
                 self.session, tenant=self.tenant, survivor=decision.person_id, merged=decision.merged_ids
@@ -102,23 +101,23 @@ class Unit:
                 person_id=decision.person_id,
                 cause=(decision.person_id, *merged),
             )
-        await identity.attach(
+        await identity.settle(
             self.session,
             tenant=self.tenant,
             person_id=decision.person_id,
+            create=decision.create,
             entries=[(i, keys[i], vault.seal(i.value.encode(), context=self.tenant.encode())) for i in decision.attach],
         )
         return decision.person_id
 
 
-async def process_delivery(session: AsyncSession, *, ctx: IngestContext, delivery: Delivery) -> int:
-    """Apply one stored delivery; returns how many facts it stated. Raises Malformed/NotConfigured to fail it."""
+async def process_delivery(session: AsyncSession, *, ctx: IngestContext, delivery: Delivery) -> list[CloudEvent]:
+    """Apply one stored delivery; returns the events to queue. Raises Malformed/NotConfigured to fail it."""
     if delivery.channel == IMPORT_CHANNEL:
-        facts = imports.facts_of(orjson.loads(delivery.body))
         unit = Unit(session, ctx, delivery.tenant)
-        for fact in facts:
+        for fact in imports.facts_of(orjson.loads(delivery.body)):
             await apply_fact(unit, fact, delivery_id=delivery.id)
-        return len(facts)
+        return unit.events
     adapter = ADAPTERS.get(delivery.channel)
     if adapter is None:
         raise NotConfigured(f"unknown channel {delivery.channel!r}")
@@ -134,7 +133,7 @@ async def process_delivery(session: AsyncSession, *, ctx: IngestContext, deliver
         await apply_fact(unit, fact, delivery_id=delivery.id)
     if isinstance(adapter, WeComAdapter):
         await _fetch_contact_detail(unit, adapter, request, creds)
-    return len(facts)
+    return unit.events
 
 
 async def apply_fact(unit: Unit, fact: Fact, *, delivery_id: int | None) -> None:

@@ -18,6 +18,7 @@ from siyu_ingest.domain.errors import BadSignature, Malformed, NotConfigured
 from siyu_ingest.processing import process_delivery
 from siyu_shared.db.engine import SessionFactory
 from siyu_shared.logging import get_logger
+from siyu_shared.messaging.outbox import add_to_outbox
 from siyu_shared.service import BackgroundLoop, Runtime
 from siyu_shared.settings import to_libpq_url
 
@@ -26,25 +27,41 @@ _EXPECTED = (Malformed, NotConfigured, BadSignature, ValidationError, ValueError
 
 
 async def process_round(sessions: SessionFactory, ctx: IngestContext) -> int:
-    """Process one batch of pending deliveries; returns how many were claimed."""
+    """Process one batch of pending deliveries; returns how many were claimed.
+
+    Fast path: the whole batch in one savepoint, events and marks written in bulk. If any delivery fails, the
+    batch is rolled back to the savepoint and replayed one savepoint per delivery, so it fails alone.
+    """
+    topics = ctx.settings.topics
     async with sessions() as session, session.begin():
         claimed = await deliveries.claim_pending(session, limit=ctx.settings.worker_batch)
         if not claimed:
             return 0
+        try:
+            async with session.begin_nested():
+                events = []
+                for delivery in claimed:
+                    events += await process_delivery(session, ctx=ctx, delivery=delivery)
+                await add_to_outbox(session, events, topics=topics)
+                await deliveries.mark_processed(session, delivery_ids=[d.id for d in claimed])
+            return len(claimed)
+        except Exception as exc:
+            log.info("delivery_batch_replayed_one_by_one", size=len(claimed), error=repr(exc)[:300])
+        done: list[int] = []
         for delivery in claimed:
             try:
                 async with session.begin_nested():
-                    await process_delivery(session, ctx=ctx, delivery=delivery)
-            except _EXPECTED as exc:
+                    events = await process_delivery(session, ctx=ctx, delivery=delivery)
+                    await add_to_outbox(session, events, topics=topics)
+            except Exception as exc:
+                if not isinstance(exc, _EXPECTED):
+                    log.exception("delivery_crashed", delivery_id=delivery.id, channel=delivery.channel)
                 error = f"{type(exc).__name__}: {exc}"[:2000]
                 log.info("delivery_failed", delivery_id=delivery.id, channel=delivery.channel, error=error)
                 await deliveries.mark(session, delivery_id=delivery.id, status="failed", error=error)
-            except Exception as exc:
-                log.exception("delivery_crashed", delivery_id=delivery.id, channel=delivery.channel)
-                error = f"{type(exc).__name__}: {exc}"[:2000]
-                await deliveries.mark(session, delivery_id=delivery.id, status="failed", error=error)
             else:
-                await deliveries.mark(session, delivery_id=delivery.id, status="processed")
+                done.append(delivery.id)
+        await deliveries.mark_processed(session, delivery_ids=done)
         return len(claimed)
 
 

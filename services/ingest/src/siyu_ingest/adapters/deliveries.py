@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -77,6 +78,44 @@ async def store(
         .returning(deliveries.c.id)
     )
     return (await session.execute(stmt)).first() is not None
+
+
+_STORE_SQL = """
+INSERT INTO deliveries (tenant, channel, dedupe_key, body, headers, query)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb)
+ON CONFLICT ON CONSTRAINT deliveries_dedupe DO NOTHING
+"""
+
+
+async def store_autocommit(
+    pool: Any,
+    *,
+    tenant: str,
+    channel: str,
+    dedupe_key: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    query: Mapping[str, str],
+) -> None:
+    """The webhook hot path: one statement, committed on its own (durable when it returns), no ORM overhead."""
+    await pool.execute(
+        _STORE_SQL,
+        tenant,
+        channel,
+        dedupe_key,
+        body,
+        orjson.dumps(dict(headers)).decode(),
+        orjson.dumps(dict(query)).decode(),
+    )
+
+
+async def mark_processed(session: AsyncSession, *, delivery_ids: Sequence[int]) -> None:
+    if delivery_ids:
+        await session.execute(
+            update(deliveries)
+            .where(deliveries.c.id.in_(list(delivery_ids)))
+            .values(status="processed", error=None, attempts=deliveries.c.attempts + 1, processed_at=func.now())
+        )
 
 
 async def claim_pending(session: AsyncSession, *, limit: int) -> list[Delivery] | None:

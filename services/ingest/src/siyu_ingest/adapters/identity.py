@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from sqlalchemy import func, select, tuple_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import func, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from siyu_ingest.adapters.tables import deliveries, identifiers, leads, orders, persons
@@ -34,29 +33,42 @@ async def owners(
     return {by_key[(r.kind, r.value_key)]: KnownPerson(r.person_id, r.created_at) for r in rows}
 
 
-async def create_person(session: AsyncSession, *, tenant: str, person_id: str) -> None:
-    # clock_timestamp, not now(): persons born in one transaction still get a creation order (the merge survivor).
-    await session.execute(
-        pg_insert(persons)
-        .values(tenant=tenant, person_id=person_id, created_at=func.clock_timestamp())
-        .on_conflict_do_nothing(index_elements=["tenant", "person_id"])
+_SETTLE = text(
+    """
+    WITH born AS (
+        INSERT INTO persons (tenant, person_id, created_at)
+        SELECT :tenant, :person_id, clock_timestamp() WHERE :create
+        ON CONFLICT DO NOTHING
     )
+    INSERT INTO identifiers (tenant, kind, value_key, person_id, value_enc)
+    SELECT :tenant, k, v, :person_id, e
+    FROM unnest(CAST(:kinds AS text[]), CAST(:keys AS text[]), CAST(:sealed AS bytea[])) AS r(k, v, e)
+    ON CONFLICT DO NOTHING
+    """
+)
 
 
-async def attach(
-    session: AsyncSession, *, tenant: str, person_id: str, entries: Sequence[tuple[Identifier, str, bytes | None]]
+async def settle(
+    session: AsyncSession,
+    *,
+    tenant: str,
+    person_id: str,
+    create: bool,
+    entries: Sequence[tuple[Identifier, str, bytes | None]],
 ) -> None:
-    if not entries:
+    """Create the person (when new) and attach identifiers, in one round trip."""
+    if not create and not entries:
         return
     await session.execute(
-        pg_insert(identifiers)
-        .values(
-            [
-                {"tenant": tenant, "kind": i.kind, "value_key": key, "person_id": person_id, "value_enc": sealed}
-                for i, key, sealed in entries
-            ]
-        )
-        .on_conflict_do_nothing(index_elements=["tenant", "kind", "value_key"])
+        _SETTLE,
+        {
+            "tenant": tenant,
+            "person_id": person_id,
+            "create": create,
+            "kinds": [i.kind for i, _, _ in entries],
+            "keys": [key for _, key, _ in entries],
+            "sealed": [sealed for _, _, sealed in entries],
+        },
     )
 
 

@@ -8,8 +8,11 @@ platform retries); never 500.
 
 from __future__ import annotations
 
-from typing import Annotated
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
 
+import asyncpg
 from fastapi import APIRouter, HTTPException, Path, Request, Response
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -19,6 +22,7 @@ from siyu_ingest.adapters.channels.base import ChannelAdapter, Credentials, Repl
 from siyu_ingest.context import IngestContext
 from siyu_ingest.domain.errors import BadSignature, Malformed
 from siyu_shared.db.engine import SessionFactory
+from siyu_shared.settings import to_libpq_url
 
 TenantPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 ChannelPath = Annotated[str, Path(description=f"one of {', '.join(sorted(ADAPTERS))}", examples=["xiaohongshu"])]
@@ -36,7 +40,23 @@ def _reply(reply: Reply) -> Response:
 
 
 def webhook_router(ctx: IngestContext) -> APIRouter:
-    router = APIRouter(tags=["webhooks"])
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        runtime = app.state.runtime
+        ctx.webhook_pool = await asyncpg.create_pool(
+            to_libpq_url(ctx.settings.database_url),
+            min_size=0,
+            max_size=ctx.settings.database_pool_size,
+            command_timeout=10,
+            server_settings={"search_path": runtime.spec.schema, "application_name": "ingest-webhooks"},
+        )
+        try:
+            yield
+        finally:
+            await ctx.webhook_pool.close()
+            ctx.webhook_pool = None
+
+    router = APIRouter(tags=["webhooks"], lifespan=lifespan)
     limit = ctx.settings.max_body_bytes
 
     async def context_of(request: Request, tenant: str, channel: str) -> tuple[ChannelAdapter, Credentials]:
@@ -74,19 +94,17 @@ def webhook_router(ctx: IngestContext) -> APIRouter:
         except Malformed as exc:
             raise HTTPException(400, detail=str(exc)) from exc
         kept = {h: headers[h] for h in adapter.signature_headers if h in headers and h != "x-siyu-origin"}
-        sessions: SessionFactory = request.app.state.runtime.sessions
         try:
-            async with sessions() as session, session.begin():
-                await deliveries.store(
-                    session,
-                    tenant=tenant,
-                    channel=channel,
-                    dedupe_key=dedupe_key,
-                    body=body,
-                    headers=kept,
-                    query=dict(request.query_params),
-                )
-        except (OperationalError, DBAPIError, OSError) as exc:
+            await deliveries.store_autocommit(
+                ctx.webhook_pool,
+                tenant=tenant,
+                channel=channel,
+                dedupe_key=dedupe_key,
+                body=body,
+                headers=kept,
+                query=dict(request.query_params),
+            )
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
             raise HTTPException(503, detail="storage unavailable, retry later") from exc
         return _reply(adapter.ack())
 

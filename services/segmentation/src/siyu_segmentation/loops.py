@@ -20,6 +20,10 @@ from siyu_shared.service import Runtime
 
 log = get_logger(__name__)
 
+# One set-based re-evaluation at a time per process: a chunk waits for the tenant lock exclusively, and two such
+# waiters for different tenants could form a wait cycle with two partition transactions (Postgres would break it).
+_EXCLUSIVE_WORK = asyncio.Lock()
+
 
 async def run_backfill_step(sessions: SessionFactory, *, topics: TopicNames, chunk: int, now: datetime) -> bool:
     """Advance the oldest unfinished backfill by one chunk (one transaction). False when there is nothing to do."""
@@ -115,9 +119,10 @@ async def backfill_loop(runtime: Runtime, stop: asyncio.Event) -> None:
     assert isinstance(settings, SegmentationSettings)
     while not stop.is_set():
         try:
-            busy = await run_backfill_step(
-                runtime.sessions, topics=settings.topics, chunk=settings.backfill_chunk, now=datetime.now(UTC)
-            )
+            async with _EXCLUSIVE_WORK:
+                busy = await run_backfill_step(
+                    runtime.sessions, topics=settings.topics, chunk=settings.backfill_chunk, now=datetime.now(UTC)
+                )
         except Exception as exc:
             log.warning("backfill_step_failed", error=repr(exc))
             busy = False
@@ -135,9 +140,10 @@ async def sweep_loop(runtime: Runtime, stop: asyncio.Event) -> None:
         if stop.is_set():
             return
         try:
-            report = await run_sweep(
-                runtime.sessions, topics=settings.topics, chunk=settings.backfill_chunk, now=datetime.now(UTC)
-            )
+            async with _EXCLUSIVE_WORK:
+                report = await run_sweep(
+                    runtime.sessions, topics=settings.topics, chunk=settings.backfill_chunk, now=datetime.now(UTC)
+                )
             log.info("recency_sweep", tenants=report.tenants, processed=report.processed, changed=report.changed)
         except Exception as exc:
             log.warning("recency_sweep_failed", error=repr(exc))

@@ -1,16 +1,18 @@
 """Delivering queued touches: guardrails at send time, then the channel, then the outcome and its event.
 
-Three steps, so a touch is never sent twice and never lost:
+For a channel that deduplicates on our touch id (the sandbox), the touch is sent inside the claiming
+transaction and its outcome recorded in it: a crash anywhere leaves it pending, and the resend is a no-op at the
+channel. For a channel without an idempotency key (WeCom), three steps, so a touch is never sent twice:
 1. In one transaction: claim due ``pending`` touches (SKIP LOCKED), lock their persons, decide each with the
    guardrails: skip (recorded + ``siyu.touch.skipped``), defer (new due time + reason), or mark ``sending``.
 2. Outside any transaction: hand the ``sending`` touches to their channel, with the touch id as idempotency key.
 3. In one transaction: record each outcome (sent / failed / retry later) with its event through the outbox.
 
-A crash between 2 and 3 leaves touches in ``sending`` whose outcome nobody knows. After a lease, recovery puts
-them back to ``pending`` when the channel deduplicates on the touch id (sandbox; nothing is sent twice), and
-otherwise records them ``failed`` with reason ``outcome_unknown`` rather than risk a second message (WeCom's
-1v1 send has no idempotency key): for those, the window between the HTTP call and the commit is the one place
-a touch can be lost; it is recorded and visible, never silently dropped or duplicated.
+A crash between 2 and 3 leaves touches in ``sending`` whose outcome nobody knows. After a lease, recovery records
+them ``failed`` with reason ``outcome_unknown`` rather than risk a second message (WeCom's send APIs take no
+idempotency key): the window between the HTTP call and the commit is the one place a touch can be lost (if WeCom
+did not in fact deliver it); it is recorded and visible, never silently dropped or duplicated. (Should a
+``sending`` row ever belong to an idempotent channel, recovery re-queues it instead.)
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from siyu_journey.domain.templates import render
 from siyu_journey.service import change
 from siyu_journey.touch_events import emit, touch_event
 from siyu_shared.db.engine import SessionFactory, unit_of_work
+from siyu_shared.events.envelope import CloudEvent
 from siyu_shared.events.topics import TopicNames
 
 Clock = Callable[[], datetime]
@@ -58,6 +61,7 @@ async def deliver_round(
         persons = await repo.people_rows(session, keys=locked)
         policies: dict[str, guardrails.GuardrailPolicy] = {}
         changes: list[dict[str, Any]] = []
+        sending: dict[str, dict[str, Any]] = {}
         events = []
         for touch in rows:
             if touch.tenant not in policies:
@@ -103,10 +107,8 @@ async def deliver_round(
                 events.append(touch_event(touch, "failed", at=now, reason=reason))
                 continue
             past.append(guardrails.PastTouch(touch.channel, now, touch.priority, touch.campaign_id))
-            changes.append(
-                change(
-                    touch, status="sending", attempt_at=now, sent_at=now, staff_id=staff, attempts=touch.attempts + 1
-                )
+            sending[touch.touch_id] = change(
+                touch, status="sending", attempt_at=now, sent_at=now, staff_id=staff, attempts=touch.attempts + 1
             )
             claimed[touch.touch_id] = touch
             outgoing.append(
@@ -121,13 +123,25 @@ async def deliver_round(
                     recipient=person.external_userid if person else None,
                 )
             )
+        inline = [o for o in outgoing if sender.for_channel(o.channel).idempotent]
+        later = [o for o in outgoing if not sender.for_channel(o.channel).idempotent]
+        if inline:
+            # The channel deduplicates on the touch id: send inside this transaction and record the outcome in
+            # it. Should the commit fail after the send, the touch is still pending and the resend is a no-op.
+            outcomes = await sender.send(inline)
+            done, done_events = _outcomes(
+                [(claimed[o.touch_id], o.staff_id, r) for o, r in zip(inline, outcomes, strict=True)], now, config
+            )
+            changes += done
+            events += done_events
+        changes += [sending[o.touch_id] for o in later]
         await repo.update_touches(session, changes=changes)
         await emit(session, events, topics=topics)
-    if outgoing:
-        outcomes = await sender.send(outgoing)
+    if later:
+        outcomes = await sender.send(later)
         await record_outcomes(
             sessions=sessions,
-            results=[(claimed[o.touch_id], o.staff_id, r) for o, r in zip(outgoing, outcomes, strict=True)],
+            results=[(claimed[o.touch_id], o.staff_id, r) for o, r in zip(later, outcomes, strict=True)],
             clock=clock,
             topics=topics,
             config=config,
@@ -135,17 +149,11 @@ async def deliver_round(
     return len(rows) or 1
 
 
-async def record_outcomes(
-    *,
-    sessions: SessionFactory,
-    results: list[tuple[Any, str | None, Delivered | Failed | RetryLater]],
-    clock: Clock,
-    topics: TopicNames,
-    config: DeliveryConfig,
-) -> None:
-    now = clock()
+def _outcomes(
+    results: list[tuple[Any, str | None, Delivered | Failed | RetryLater]], now: datetime, config: DeliveryConfig
+) -> tuple[list[dict[str, Any]], list[CloudEvent]]:
     changes: list[dict[str, Any]] = []
-    events = []
+    events: list[CloudEvent] = []
     for touch, staff, outcome in results:
         attempts = touch.attempts + 1
         if isinstance(outcome, Delivered):
@@ -166,6 +174,19 @@ async def record_outcomes(
             reason = outcome.reason if isinstance(outcome, Failed | RetryLater) else "failed"
             changes.append(change(touch, status="failed", reason=reason, staff_id=staff, attempts=attempts))
             events.append(touch_event(_with(touch, staff_id=staff), "failed", at=now, reason=reason))
+    return changes, events
+
+
+async def record_outcomes(
+    *,
+    sessions: SessionFactory,
+    results: list[tuple[Any, str | None, Delivered | Failed | RetryLater]],
+    clock: Clock,
+    topics: TopicNames,
+    config: DeliveryConfig,
+) -> None:
+    """Phase 3 for channels without an idempotency key (see the module docstring)."""
+    changes, events = _outcomes(results, clock(), config)
     async with unit_of_work(sessions) as session:
         await repo.update_touches(session, changes=changes)
         await emit(session, events, topics=topics)

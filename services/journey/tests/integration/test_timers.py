@@ -137,11 +137,10 @@ async def test_a_backlog_is_worked_off_in_due_order(harness: Harness) -> None:
 class CrashAfterSending:
     """Delivers through the sandbox, then dies before the outcome is recorded (the worst moment)."""
 
-    idempotent = True
-
-    def __init__(self, sandbox: SandboxSender, tenant: str) -> None:
+    def __init__(self, sandbox: SandboxSender, tenant: str, *, idempotent: bool) -> None:
         self.sandbox = sandbox
         self.tenant = tenant  # other tests' leftover touches in the shared schema go through untouched
+        self.idempotent = idempotent
         self.crashes = 1
 
     async def send(self, touches: Sequence[Outgoing]) -> list[Outcome]:
@@ -152,9 +151,33 @@ class CrashAfterSending:
         return outcomes
 
 
-async def test_a_crash_between_send_and_record_neither_loses_nor_duplicates(harness: Harness) -> None:
+async def test_a_crash_after_an_idempotent_send_resends_once_and_records_it(harness: Harness) -> None:
+    """Channel with an idempotency key: the crash rolls the claim back; the resend is absorbed by the channel."""
+
     def senders(runtime: Runtime) -> ChannelRouter:
-        return ChannelRouter(CrashAfterSending(SandboxSender(runtime.engine), harness.tenant))
+        return ChannelRouter(CrashAfterSending(SandboxSender(runtime.engine), harness.tenant, idempotent=True))
+
+    p = person()
+    async with harness.service(senders=senders) as (app, http):
+        harness.bind(app, http)
+        await harness.issue_key()
+        await harness.publish_journey(GREETING)
+        await harness.emit(contact_added(p, harness.clock.now), subject=p)
+
+        async def sent() -> Any:
+            return [s for s in await harness.touch_statuses(p) if s[1] == "sent"]
+
+        await eventually(sent)
+        assert await harness.deliveries(p) == 1
+        events = [e for e in await harness.touch_events() if e["person_id"] == p]
+        assert [e["type"] for e in events] == ["siyu.touch.sent"]
+
+
+async def test_a_crash_after_a_send_without_idempotency_is_never_repeated(harness: Harness) -> None:
+    """Channel without an idempotency key (WeCom): the unknown outcome is recorded, the person not messaged twice."""
+
+    def senders(runtime: Runtime) -> ChannelRouter:
+        return ChannelRouter(CrashAfterSending(SandboxSender(runtime.engine), harness.tenant, idempotent=False))
 
     p = person()
     async with harness.service(senders=senders, sending_lease_s=60) as (app, http):
@@ -167,16 +190,15 @@ async def test_a_crash_between_send_and_record_neither_loses_nor_duplicates(harn
             return [s for s in await harness.touch_statuses(p) if s[1] == "sending"]
 
         await eventually(stuck)
-        assert await harness.deliveries(p) == 1
-        harness.clock.advance(minutes=2)  # past the lease: recovery resends with the same touch id
+        harness.clock.advance(minutes=2)  # past the lease
 
-        async def sent() -> Any:
-            return [s for s in await harness.touch_statuses(p) if s[1] == "sent"]
+        async def recorded() -> Any:
+            return await harness.touch_statuses(p) == [("hello", "failed", "outcome_unknown")]
 
-        await eventually(sent, timeout_s=15)
+        await eventually(recorded, timeout_s=15)
         assert await harness.deliveries(p) == 1
         events = [e for e in await harness.touch_events() if e["person_id"] == p]
-        assert [e["type"] for e in events] == ["siyu.touch.sent"]
+        assert [(e["type"], e["reason"]) for e in events] == [("siyu.touch.failed", "outcome_unknown")]
 
 
 async def test_an_opt_out_is_honoured_for_touches_already_waiting(harness: Harness) -> None:

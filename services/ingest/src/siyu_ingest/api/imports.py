@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import io
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -62,44 +61,47 @@ class ImportOut(BaseModel):
     finished_at: datetime | None
 
 
-async def _lines(request: Request, encoding: str) -> AsyncIterator[str]:
-    decoder = io.IncrementalNewlineDecoder(None, translate=True)
-    text_decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+async def _line_batches(request: Request, encoding: str) -> AsyncIterator[list[str]]:
+    """The upload's complete lines, a network chunk at a time (constant memory whatever the file size)."""
+    decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
     pending = ""
     async for chunk in request.stream():
-        pending += decoder.decode(text_decoder.decode(chunk))
+        pending += decoder.decode(chunk).replace("\r\n", "\n")
         *complete, pending = pending.split("\n")
-        for line in complete:
-            yield line
-    pending += decoder.decode(text_decoder.decode(b"", final=True), final=True)
+        if complete:
+            yield complete
+    pending += decoder.decode(b"", final=True)
     if pending:
-        yield pending
+        yield [pending]
 
 
-async def _rows(request: Request, fmt: str, encoding: str) -> AsyncIterator[tuple[int, dict[str, Any] | str]]:
-    """(line number, row) pairs; a row that cannot even be read is given as its error text."""
+async def _rows(request: Request, fmt: str, encoding: str) -> AsyncIterator[tuple[int, dict[str, Any] | str, Any]]:
+    """(line number, row, header) triples; a row that cannot even be read is given as its error text."""
     header: list[str] | None = None
     number = 0
-    async for line in _lines(request, encoding):
-        number += 1
-        if not line.strip():
-            continue
+    async for lines in _line_batches(request, encoding):
         if fmt == "jsonl":
-            try:
-                value = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                yield number, "not a JSON object"
+            for line in lines:
+                number += 1
+                if not line.strip():
+                    continue
+                try:
+                    value = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    value = None
+                yield number, value if isinstance(value, dict) else "not a JSON object", None
+            continue
+        for fields in csv.reader(lines):
+            number += 1
+            if not fields or fields == [""]:
                 continue
-            yield number, value if isinstance(value, dict) else "not a JSON object"
-            continue
-        fields = next(csv.reader([line]))
-        if header is None:
-            header = [h.strip().lstrip("\ufeff") for h in fields]
-            continue
-        if len(fields) != len(header):
-            yield number, f"expected {len(header)} columns, got {len(fields)}"
-            continue
-        yield number, dict(zip(header, fields, strict=True))
+            if header is None:
+                header = [h.strip().lstrip("\ufeff") for h in fields]
+                continue
+            if len(fields) != len(header):
+                yield number, f"expected {len(header)} columns, got {len(fields)}", header
+                continue
+            yield number, dict(zip(header, fields, strict=True)), header
 
 
 def imports_router() -> APIRouter:
@@ -118,6 +120,8 @@ def imports_router() -> APIRouter:
         sessions: SessionFactory = request.app.state.runtime.sessions
         import_id = str(uuid.uuid4())
         record_of = rules.order_record if kind == "orders" else rules.lead_record
+        spec = rules.ORDER_COLUMNS if kind == "orders" else rules.LEAD_COLUMNS
+        columns: dict[str, tuple[str, ...]] | None = None
         async with unit_of_work(sessions) as session:
             await import_store.start(session, tenant=principal.tenant, import_id=import_id, kind=kind)
         batch: list[tuple[str, dict[str, Any]]] = []
@@ -140,13 +144,15 @@ def imports_router() -> APIRouter:
                 )
             batch, errors, read = [], [], 0
 
-        async for line, row in _rows(request, fmt, encoding):
+        async for line, row, header in _rows(request, fmt, encoding):
             read += 1
             if isinstance(row, str):
                 errors.append({"line": line, "error": row})
                 continue
+            if header is not None and columns is None:
+                columns = rules.resolve_columns(header, spec)
             try:
-                record = record_of(row)
+                record = record_of(row, columns)
             except (Malformed, ValidationError, ValueError) as exc:
                 errors.append({"line": line, "error": str(exc).splitlines()[0][:300]})
                 continue

@@ -7,7 +7,7 @@ bad row is reported with its line number straight away and never stored.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -49,10 +49,16 @@ FINISHED = {"TRADE_FINISHED", "交易成功"}
 CLOSED = {"TRADE_CLOSED", "TRADE_CLOSED_BY_TAOBAO", "交易关闭"}
 
 
+def resolve_columns(header: Sequence[str], spec: Mapping[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    """Which of a field's accepted names the file has (once per file, not per row)."""
+    present = set(header)
+    return {key: tuple(n for n in names if n in present) for key, names in spec.items()}
+
+
 def _pick(row: Mapping[str, Any], names: tuple[str, ...]) -> str | None:
     for name in names:
         value = row.get(name)
-        if value not in (None, ""):
+        if value is not None and value != "":
             return str(value).strip()
     return None
 
@@ -61,9 +67,9 @@ def _time(raw: str | None) -> str | None:
     return shanghai_time(raw).isoformat() if raw else None
 
 
-def order_record(row: Mapping[str, Any]) -> dict[str, Any]:
+def order_record(row: Mapping[str, Any], columns: Mapping[str, tuple[str, ...]] | None = None) -> dict[str, Any]:
     """A canonical order record from one export row (Malformed with the reason when it cannot be)."""
-    col = {key: _pick(row, names) for key, names in ORDER_COLUMNS.items()}
+    col = {key: _pick(row, names) for key, names in (columns or ORDER_COLUMNS).items()}
     order_no = col["order_no"]
     if not order_no:
         raise Malformed("no order number (订单编号 / order_no)")
@@ -93,8 +99,8 @@ def order_record(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def lead_record(row: Mapping[str, Any]) -> dict[str, Any]:
-    col = {key: _pick(row, names) for key, names in LEAD_COLUMNS.items()}
+def lead_record(row: Mapping[str, Any], columns: Mapping[str, tuple[str, ...]] | None = None) -> dict[str, Any]:
+    col = {key: _pick(row, names) for key, names in (columns or LEAD_COLUMNS).items()}
     lead_id = col["lead_id"]
     if not lead_id:
         raise Malformed("no lead id (lead_id / 线索ID)")

@@ -186,9 +186,10 @@ async def close_period(
     """Close ``period`` (and any earlier open one) into immutable statements per payee; announce each."""
     if period >= period_of(now):
         raise PeriodNotClosable(f"period {period} is still running")
+    # Exclusive first: postings (which hold the books shared) wait, and two closes cannot deadlock on an upgrade.
+    await books.lock_books(session, tenant=tenant, exclusive=True)
     while await settle_due(session, books_, now=now, tenant=tenant):
         pass
-    await books.lock_books(session, tenant=tenant, exclusive=True)
     closed = await books.last_closed(session, tenant=tenant)
     if closed is not None and period <= closed:
         raise PeriodNotClosable(f"period {period} is already closed")
@@ -244,6 +245,8 @@ def movement_events(tenant: str, person_id: str, new: Sequence[Entry], reason: s
             "attribution_id": entry.attribution_id,
             "period": entry.period,
             "occurred_at": entry.posted_at,
+            "rule": entry.rule,
+            "account": entry.account,
         }
         data = (
             CommissionAccrued.model_validate(common)

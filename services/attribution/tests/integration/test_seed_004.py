@@ -119,7 +119,7 @@ async def test_first_claim_wins_activator_gets_activity_and_a_late_refund_carrie
         assert commission(view) == {"first_1v1": 5_000}
         activity = [s for s in view["current"]["shares"] if s["kind"] == "activity"]
         assert [(s["payee_id"], s["role"], s["gross_fen"]) for s in activity] == [("activator", "group_activator", 0)]
-        assert len(view["history"]) == 2 and len(view["claims"]) == 3
+        assert view["history"][-1]["cause"].startswith("claim:") and len(view["claims"]) == 3
 
         # Completed on Oct 5; the 7-day return window ends Oct 12; October closes on Nov 1 (Shanghai).
         await upstream.send(
@@ -191,6 +191,10 @@ async def test_first_claim_wins_activator_gets_activity_and_a_late_refund_carrie
             return mine if sum(e["type"] == "siyu.statement.closed" for e in mine) == 2 else []
 
         events = await eventually(announced)
+        movements = [e["data"] for e in events if e["type"] != "siyu.statement.closed"]
+        assert all(m["rule"] and m["account"].split(":")[0] in ("held", "payable") for m in movements)
+        refund_reversal = next(m for m in movements if m["rule"].startswith("refund:R1;"))
+        assert (refund_reversal["account"], refund_reversal["period"]) == ("payable:first_1v1", "2026-11")
         summary = sorted(
             (e["type"], e["data"].get("payee_id"), e["data"].get("amount_fen", e["data"].get("total_fen")))
             for e in events

@@ -143,7 +143,8 @@ def reconcile(
         if diff == 0:
             continue
         account = payable(key[0]) if settled else held(key[0])
-        rule = rules.get(key, posting.cause)
+        # The cause (paid, claim, refund…) and the attribution rule that sets the payee's share.
+        rule = f"{posting.cause}; {rules[key]}" if key in rules else posting.cause
         if diff > 0:
             out += _transaction(posting, key, debit=EXPENSE, credit=account, amount=diff, kind="accrual", rule=rule)
         else:

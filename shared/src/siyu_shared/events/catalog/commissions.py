@@ -24,6 +24,12 @@ class _Movement(EventData):
     attribution_id: str
     period: str = Field(pattern=r"^\d{4}-\d{2}$", description="Statement period the entry falls in (YYYY-MM).")
     occurred_at: Timestamp
+    rule: str | None = Field(
+        default=None, description="What decided the movement, e.g. `first_claim/claim:<id>` or `refund:<refund_id>`."
+    )
+    account: str | None = Field(
+        default=None, description="The payee-side ledger account: `held:<payee>` (holding period) or `payable:<payee>`."
+    )
 
 
 @event_type("siyu.commission.accrued", topic=Topic.COMMISSIONS)

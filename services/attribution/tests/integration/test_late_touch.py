@@ -1,0 +1,71 @@
+"""A touch that arrives after the order, about a moment inside the lookback window, re-attributes it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from siyu_devstack.stack import Stack
+from siyu_devstack.testing import eventually, running_service
+from siyu_shared.auth.keys import issue_key
+from siyu_shared.db.engine import unit_of_work
+from siyu_shared.events.catalog import OrderPaid, TouchSent
+from siyu_shared.events.topics import TopicNames
+
+from .conftest import FakeClock, Upstream
+
+pytestmark = pytest.mark.integration
+PAID = datetime(2026, 10, 10, 4, tzinfo=UTC)
+
+
+async def test_a_late_touch_inside_the_window_reattributes_before_settlement(
+    attribution_db: Stack, topic_prefix: str, producer: AIOKafkaProducer
+) -> None:
+    tenant, person, order_id = f"t{uuid4().hex[:8]}", f"p{uuid4().hex[:8]}", uuid4().hex
+    upstream = Upstream(producer, TopicNames(topic_prefix), tenant)
+    async with running_service("attribution", attribution_db, topic_prefix=topic_prefix, clock=FakeClock()) as (
+        app,
+        http,
+    ):
+        async with unit_of_work(app.state.runtime.sessions) as session:
+            reader = {"X-API-Key": (await issue_key(session, tenant=tenant, scopes=("read",), name="r")).plaintext}
+
+        async def view(expect_payees: set[str]) -> dict[str, Any]:
+            response = await http.get(f"/v1/orders/{order_id}/attribution", headers=reader)
+            if response.status_code != 200 or response.json()["current"] is None:
+                return {}
+            payees = {s["payee_id"] for s in response.json()["current"]["shares"]}
+            return response.json() if payees == expect_payees else {}
+
+        await upstream.send(
+            OrderPaid(
+                order_id=order_id, order_no="N1", channel="tmall", person_id=person, amount_fen=10_000, paid_at=PAID
+            ),
+            person=person,
+        )
+        await eventually(lambda: view(set()))  # nobody to credit yet
+        # Too old for the 30-day lookback: changes nothing. Inside it: the staff earns the order.
+        for staff, before in (("too_early", timedelta(days=40)), ("in_window", timedelta(days=2))):
+            await upstream.send(
+                TouchSent(
+                    touch_id=uuid4().hex,
+                    person_id=person,
+                    channel="wecom_1v1",
+                    kind="staff",
+                    staff_id=staff,
+                    occurred_at=PAID - before,
+                ),
+                person=person,
+            )
+        decided = await eventually(lambda: view({"in_window"}))
+        assert len(decided["history"]) == 2
+        assert decided["current"]["cause"].startswith("touch:")
+        ledger = (await http.get("/v1/ledger", params={"order_id": order_id}, headers=reader)).json()
+        assert sorted((e["account"], e["amount_fen"]) for e in ledger) == [
+            ("expense:commission", 500),
+            ("held:in_window", -500),
+        ]

@@ -158,7 +158,7 @@ def run(order: Order, script: list[tuple[str, ...]]) -> Order:
     return fresh
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(order=orders(), script=ops)
 def test_every_transaction_balances_to_zero_and_no_payee_is_owed_less_than_zero(
     order: Order, script: list[tuple[str, ...]]
@@ -173,7 +173,7 @@ def test_every_transaction_balances_to_zero_and_no_payee_is_owed_less_than_zero(
         assert entry.rule
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(order=orders())
 def test_splits_sum_to_the_order(order: Order) -> None:
     plan = order.plan.body
@@ -187,7 +187,7 @@ def test_splits_sum_to_the_order(order: Order) -> None:
             assert sum(bases) == order.facts.amount_fen
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(order=orders(), script=ops)
 def test_a_full_refund_brings_every_payee_to_zero(order: Order, script: list[tuple[str, ...]]) -> None:
     done = run(order, numbered([*script, ("refund", str(10**12), str(24 * 61))]))

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from siyu_journey.adapters import progress
 from siyu_journey.adapters import repository as repo
 from siyu_journey.adapters.senders import ChannelRouter, Delivered, Failed, Outgoing, RetryLater
 from siyu_journey.domain import guardrails
@@ -51,13 +52,13 @@ async def deliver_round(
     outgoing: list[Outgoing] = []
     claimed: dict[str, Any] = {}
     async with unit_of_work(sessions) as session:
-        rows = await repo.claim_pending_touches(session, now=now, limit=config.batch)
+        rows = await progress.claim_pending_touches(session, now=now, limit=config.batch)
         if not rows:
             return 0
-        locked = await repo.try_lock_people(session, keys=[(t.tenant, t.person_id) for t in rows])
+        locked = await progress.try_lock_people(session, keys=[(t.tenant, t.person_id) for t in rows])
         rows = [t for t in rows if (t.tenant, t.person_id) in locked]
         since = min(start_of_month(now), start_of_week(now))
-        history = await repo.recent_touches(session, keys=locked, since=since)
+        history = await progress.recent_touches(session, keys=locked, since=since)
         persons = await repo.people_rows(session, keys=locked)
         policies: dict[str, guardrails.GuardrailPolicy] = {}
         changes: list[dict[str, Any]] = []
@@ -135,7 +136,7 @@ async def deliver_round(
             changes += done
             events += done_events
         changes += [sending[o.touch_id] for o in later]
-        await repo.update_touches(session, changes=changes)
+        await progress.update_touches(session, changes=changes)
         await emit(session, events, topics=topics)
     if later:
         outcomes = await sender.send(later)
@@ -188,7 +189,7 @@ async def record_outcomes(
     """Phase 3 for channels without an idempotency key (see the module docstring)."""
     changes, events = _outcomes(results, clock(), config)
     async with unit_of_work(sessions) as session:
-        await repo.update_touches(session, changes=changes)
+        await progress.update_touches(session, changes=changes)
         await emit(session, events, topics=topics)
 
 
@@ -198,7 +199,7 @@ async def recover_stale(
     """Touches left in ``sending`` by a crash (see the module docstring)."""
     now = clock()
     async with unit_of_work(sessions) as session:
-        stale = await repo.stale_sending(session, before=now - config.lease, limit=config.batch)
+        stale = await progress.stale_sending(session, before=now - config.lease, limit=config.batch)
         changes: list[dict[str, Any]] = []
         events = []
         for touch in stale:
@@ -207,7 +208,7 @@ async def recover_stale(
             else:
                 changes.append(change(touch, status="failed", reason="outcome_unknown"))
                 events.append(touch_event(touch, "failed", at=now, reason="outcome_unknown"))
-        await repo.update_touches(session, changes=changes)
+        await progress.update_touches(session, changes=changes)
         await emit(session, events, topics=topics)
     return len(stale)
 

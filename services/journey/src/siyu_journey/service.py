@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from siyu_journey.adapters import progress
 from siyu_journey.adapters import repository as repo
 from siyu_journey.domain import machine
 from siyu_journey.domain.definition import JourneyDefinition
@@ -60,7 +61,7 @@ def touch_rows(planned: Planned, *, now: datetime) -> list[dict[str, Any]]:
 
 async def save(session: AsyncSession, plans: Sequence[Planned], *, now: datetime) -> None:
     """Saves transitions of existing enrolments: state, the next timer (or none), the touches they queued."""
-    await repo.save_enrolments(session, saved=[p.transition.enrolment for p in plans], now=now)
+    await progress.save_enrolments(session, saved=[p.transition.enrolment for p in plans], now=now)
     await _queue(session, plans, now=now)
 
 
@@ -81,9 +82,9 @@ async def _queue(session: AsyncSession, plans: Sequence[Planned], *, now: dateti
         else:
             finished.append(p.transition.enrolment.enrolment_id)
     if not new:  # a new enrolment has no timer yet
-        await repo.delete_timers(session, enrolment_ids=finished)
-    await repo.set_timers(session, rows=timers)
-    await repo.insert_touches(session, rows=[row for p in plans for row in touch_rows(p, now=now)])
+        await progress.delete_timers(session, enrolment_ids=finished)
+    await progress.set_timers(session, rows=timers)
+    await progress.insert_touches(session, rows=[row for p in plans for row in touch_rows(p, now=now)])
 
 
 async def enter(
@@ -103,7 +104,7 @@ async def enter(
             continue
         if person is None:
             person = await repo.ensure_person(session, tenant=tenant, person_id=person_id, now=now)
-        if definition.entry.mode == "reentry" and await repo.has_active(
+        if definition.entry.mode == "reentry" and await progress.has_active(
             session, tenant=tenant, journey_id=definition.id, person_id=person_id
         ):
             continue
@@ -118,7 +119,7 @@ async def enter(
             entered_at=now,
         )
         transition = machine.start(definition, enrolment, repo.person_view(person_id, person), now=now)
-        if not await repo.insert_enrolment(session, tenant=tenant, enrolment=transition.enrolment, entry_key=key):
+        if not await progress.insert_enrolment(session, tenant=tenant, enrolment=transition.enrolment, entry_key=key):
             continue  # this entry already happened: a duplicate trigger never enrols twice
         staff = person.owner_staff_id or machine.assign_staff(definition.staff_pool, person_id)
         await _queue(session, [Planned(tenant, definition, transition, staff)], now=now, new=True)
@@ -139,7 +140,7 @@ async def exit_where(
 ) -> list[str]:
     """Exits the person's active enrolments whose journey ends on this event; their queued touches are skipped."""
     leaving: list[Enrolment] = []
-    for enrolment in await repo.active_enrolments(session, tenant=tenant, person_id=person_id):
+    for enrolment in await progress.active_enrolments(session, tenant=tenant, person_id=person_id):
         definition = await repo.definition(
             session, tenant=tenant, journey_id=enrolment.journey_id, version=enrolment.version
         )
@@ -154,11 +155,11 @@ async def end(session: AsyncSession, leaving: Sequence[Enrolment], *, now: datet
     if not leaving:
         return
     ids = [e.enrolment_id for e in leaving]
-    await repo.save_enrolments(session, saved=leaving, now=now)
-    await repo.delete_timers(session, enrolment_ids=ids)
+    await progress.save_enrolments(session, saved=leaving, now=now)
+    await progress.delete_timers(session, enrolment_ids=ids)
     reasons = {e.enrolment_id: f"exited:{e.exit_reason}" for e in leaving}
-    cancelled = await repo.pending_touches_of(session, enrolment_ids=ids)
-    await repo.update_touches(
+    cancelled = await progress.pending_touches_of(session, enrolment_ids=ids)
+    await progress.update_touches(
         session,
         changes=[
             change(t, status="skipped", reason=reasons[t.enrolment_id], due=t.due_at, attempt_at=t.attempt_at)
@@ -188,10 +189,10 @@ def change(touch: Any, **values: Any) -> dict[str, Any]:
 
 async def fire_due_timers(session: AsyncSession, *, now: datetime, limit: int) -> int:
     """Fires up to ``limit`` due timers in due order; returns how many. Safe with any number of workers."""
-    due = await repo.claim_due_timers(session, now=now, limit=limit)
+    due = await progress.claim_due_timers(session, now=now, limit=limit)
     if not due:
         return 0
-    held = await repo.enrolments_by_id(session, ids=[t.enrolment_id for t in due])
+    held = await progress.enrolments_by_id(session, ids=[t.enrolment_id for t in due], skip_locked=True)
     persons = await repo.people_rows(session, keys=[(tenant, e.person_id) for tenant, e in held.values()])
     plans: list[Planned] = []
     for timer in due:
@@ -210,7 +211,8 @@ async def fire_due_timers(session: AsyncSession, *, now: datetime, limit: int) -
             definition.staff_pool, enrolment.person_id
         )
         plans.append(Planned(tenant, definition, transition, staff))
-    await repo.delete_timers_by_id(session, timer_ids=[t.timer_id for t in due])
+    # A timer whose enrolment is busy (held by a handler right now) stays for the next round.
+    await progress.delete_timers_by_id(session, timer_ids=[t.timer_id for t in due if t.enrolment_id in held])
     await save(session, plans, now=now)
     return len(due)
 
@@ -244,10 +246,12 @@ async def merge(
                 last_paid_at=max((d for d in (survivor.last_paid_at, merged.last_paid_at) if d), default=None),
             )
             await repo.delete_person(session, tenant=tenant, person_id=merged_id)
-        duplicates = await repo.move_enrolments(session, tenant=tenant, merged_id=merged_id, survivor_id=survivor_id)
-        await repo.move_touches(session, tenant=tenant, merged_id=merged_id, survivor_id=survivor_id)
+        duplicates = await progress.move_enrolments(
+            session, tenant=tenant, merged_id=merged_id, survivor_id=survivor_id
+        )
+        await progress.move_touches(session, tenant=tenant, merged_id=merged_id, survivor_id=survivor_id)
         if duplicates:
-            held = await repo.enrolments_by_id(session, ids=duplicates)
+            held = await progress.enrolments_by_id(session, ids=duplicates)
             await end(
                 session, [machine.exit_now(e, "merged_duplicate") for _, e in held.values()], now=now, topics=topics
             )

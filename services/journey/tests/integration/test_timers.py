@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from siyu_devstack.testing import eventually
 from siyu_journey import service
+from siyu_journey.adapters import progress
 from siyu_journey.adapters import repository as repo
 from siyu_journey.adapters.senders import ChannelRouter, Outcome, Outgoing
 from siyu_journey.adapters.senders.sandbox import SandboxSender
@@ -108,8 +109,10 @@ async def test_a_backlog_is_worked_off_in_due_order(harness: Harness) -> None:
             for minutes, p in [(30, "late"), (10, "early"), (20, "middle")]:
                 enrolment = Enrolment(f"{harness.tenant}-{p}", "backlog", 1, p, base)
                 transition = start(definition, enrolment, repo.person_view(p, None), now=base)
-                await repo.insert_enrolment(session, tenant=harness.tenant, enrolment=transition.enrolment, entry_key=p)
-                await repo.set_timers(
+                await progress.insert_enrolment(
+                    session, tenant=harness.tenant, enrolment=transition.enrolment, entry_key=p
+                )
+                await progress.set_timers(
                     session,
                     rows=[
                         {
@@ -127,7 +130,7 @@ async def test_a_backlog_is_worked_off_in_due_order(harness: Harness) -> None:
                 fired += [
                     p
                     for p in ("early", "middle", "late")
-                    if p not in fired and await repo.person_touches(session, tenant=harness.tenant, person_id=p)
+                    if p not in fired and await progress.person_touches(session, tenant=harness.tenant, person_id=p)
                 ]
         assert fired == ["early", "middle", "late"]
     finally:

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, HTTPException
 from pydantic import ValidationError
 
+from siyu_journey.adapters import progress
 from siyu_journey.adapters import repository as repo
 from siyu_journey.api.schemas import (
     GREETING_EXAMPLE,
@@ -133,8 +134,8 @@ def build_router(clock: Callable[[], datetime]) -> APIRouter:
     @router.get("/persons/{person_id}/journeys")
     async def person_history(person_id: str, principal: Reader, session: DbSession) -> PersonHistoryOut:
         """The person's enrolments and every touch planned for them, with outcome and reason."""
-        enrolled = await repo.person_enrolments(session, tenant=principal.tenant, person_id=person_id)
-        touched = await repo.person_touches(session, tenant=principal.tenant, person_id=person_id)
+        enrolled = await progress.person_enrolments(session, tenant=principal.tenant, person_id=person_id)
+        touched = await progress.person_touches(session, tenant=principal.tenant, person_id=person_id)
         return PersonHistoryOut(
             person_id=person_id,
             enrolments=[EnrolmentOut.model_validate(r, from_attributes=True) for r in enrolled],

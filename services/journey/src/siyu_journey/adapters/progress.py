@@ -1,0 +1,335 @@
+"""SQL of enrolments, durable timers and touches. Workers claim timers and touches across tenants (each row
+carries its tenant); every other query is filtered by tenant."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from siyu_journey.adapters.sql import any_int, any_text, persons_in
+from siyu_journey.adapters.tables import enrolments, timers, touches
+from siyu_journey.domain.guardrails import PastTouch
+from siyu_journey.domain.machine import Enrolment
+
+# ---- enrolments -------------------------------------------------------------------------------------------
+
+
+def _enrolment(row: Row[Any]) -> Enrolment:
+    return Enrolment(
+        enrolment_id=row.enrolment_id,
+        journey_id=row.journey_id,
+        version=row.version,
+        person_id=row.person_id,
+        entered_at=row.entered_at,
+        status=row.status,
+        step_id=row.step_id,
+        visits=dict(row.visits),
+        exit_reason=row.exit_reason,
+    )
+
+
+async def insert_enrolment(session: AsyncSession, *, tenant: str, enrolment: Enrolment, entry_key: str) -> bool:
+    """False when this entry already happened (the entry policy's key is taken)."""
+    inserted = await session.scalar(
+        pg_insert(enrolments)
+        .values(
+            enrolment_id=enrolment.enrolment_id,
+            tenant=tenant,
+            journey_id=enrolment.journey_id,
+            version=enrolment.version,
+            person_id=enrolment.person_id,
+            entry_key=entry_key,
+            status=enrolment.status,
+            step_id=enrolment.step_id,
+            visits=dict(enrolment.visits),
+            entered_at=enrolment.entered_at,
+            updated_at=enrolment.entered_at,
+        )
+        .on_conflict_do_nothing()
+        .returning(enrolments.c.enrolment_id)
+    )
+    return inserted is not None
+
+
+async def has_active(session: AsyncSession, *, tenant: str, journey_id: str, person_id: str) -> bool:
+    found = await session.scalar(
+        select(enrolments.c.enrolment_id)
+        .where(
+            enrolments.c.tenant == tenant,
+            enrolments.c.journey_id == journey_id,
+            enrolments.c.person_id == person_id,
+            enrolments.c.status == "active",
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+async def active_enrolments(session: AsyncSession, *, tenant: str, person_id: str) -> list[Enrolment]:
+    result = await session.execute(
+        select(enrolments)
+        .where(enrolments.c.tenant == tenant, enrolments.c.person_id == person_id, enrolments.c.status == "active")
+        .with_for_update()
+    )
+    return [_enrolment(r) for r in result]
+
+
+async def enrolments_by_id(
+    session: AsyncSession, *, ids: Sequence[str], skip_locked: bool = False
+) -> dict[str, tuple[str, Enrolment]]:
+    """Locked enrolments by id, with their tenant (the timer worker claims across tenants).
+
+    With ``skip_locked`` an enrolment another transaction holds (an exit being handled) is left out rather than
+    waited for: the timer worker, which already holds timer rows, then never waits while holding them, so it
+    cannot deadlock with a handler that holds the enrolment and deletes its timer.
+    """
+    if not ids:
+        return {}
+    result = await session.execute(
+        select(enrolments).where(enrolments.c.enrolment_id == any_text(ids)).with_for_update(skip_locked=skip_locked)
+    )
+    return {r.enrolment_id: (r.tenant, _enrolment(r)) for r in result}
+
+
+_SAVE_ENROLMENTS = text(
+    """
+    UPDATE enrolments e
+    SET status = u.status, step_id = u.step_id, visits = CAST(u.visits AS jsonb), exit_reason = u.exit_reason,
+        person_id = u.person_id, updated_at = :now
+    FROM unnest(CAST(:ids AS text[]), CAST(:statuses AS text[]), CAST(:steps AS text[]), CAST(:visits AS text[]),
+                CAST(:reasons AS text[]), CAST(:persons AS text[]))
+         AS u(enrolment_id, status, step_id, visits, exit_reason, person_id)
+    WHERE e.enrolment_id = u.enrolment_id
+    """
+)
+
+
+async def save_enrolments(session: AsyncSession, *, saved: Sequence[Enrolment], now: datetime) -> None:
+    if not saved:
+        return
+    await session.execute(
+        _SAVE_ENROLMENTS,
+        {
+            "now": now,
+            "ids": [e.enrolment_id for e in saved],
+            "statuses": [e.status for e in saved],
+            "steps": [e.step_id for e in saved],
+            "visits": [json.dumps(dict(e.visits)) for e in saved],
+            "reasons": [e.exit_reason for e in saved],
+            "persons": [e.person_id for e in saved],
+        },
+    )
+
+
+async def person_enrolments(session: AsyncSession, *, tenant: str, person_id: str) -> list[Row[Any]]:
+    result = await session.execute(
+        select(enrolments)
+        .where(enrolments.c.tenant == tenant, enrolments.c.person_id == person_id)
+        .order_by(enrolments.c.entered_at)
+    )
+    return list(result.all())
+
+
+async def move_enrolments(session: AsyncSession, *, tenant: str, merged_id: str, survivor_id: str) -> list[str]:
+    """Moves a merged person's enrolments to the survivor; returns the ids of those that would duplicate one of
+    the survivor's entries (same journey and entry key) and so were left behind for the caller to exit."""
+    result = await session.execute(
+        text(
+            """
+            UPDATE enrolments e SET person_id = :survivor
+            WHERE e.tenant = :tenant AND e.person_id = :merged
+              AND NOT EXISTS (SELECT 1 FROM enrolments s WHERE s.tenant = e.tenant AND s.person_id = :survivor
+                              AND s.journey_id = e.journey_id AND s.entry_key = e.entry_key)
+            """
+        ),
+        {"tenant": tenant, "merged": merged_id, "survivor": survivor_id},
+    )
+    del result
+    left = await session.execute(
+        select(enrolments.c.enrolment_id).where(
+            enrolments.c.tenant == tenant, enrolments.c.person_id == merged_id, enrolments.c.status == "active"
+        )
+    )
+    return list(left.scalars())
+
+
+# ---- timers -----------------------------------------------------------------------------------------------
+
+
+async def set_timers(session: AsyncSession, *, rows: Sequence[dict[str, Any]]) -> None:
+    """rows: tenant, enrolment_id, step_id, due_at. An enrolment waits on one timer at a time."""
+    if not rows:
+        return
+    stmt = pg_insert(timers)
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["enrolment_id"], set_={"step_id": stmt.excluded.step_id, "due_at": stmt.excluded.due_at}
+        ),
+        list(rows),
+    )
+
+
+async def delete_timers(session: AsyncSession, *, enrolment_ids: Sequence[str]) -> None:
+    if enrolment_ids:
+        await session.execute(delete(timers).where(timers.c.enrolment_id == any_text(enrolment_ids)))
+
+
+async def claim_due_timers(session: AsyncSession, *, now: datetime, limit: int) -> list[Any]:
+    """Due timers in due order, locked; rows another worker holds are skipped, not waited for."""
+    result = await session.execute(
+        select(timers.c.timer_id, timers.c.enrolment_id, timers.c.step_id, timers.c.tenant)
+        .where(timers.c.due_at <= now)
+        .order_by(timers.c.due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(result.all())
+
+
+async def delete_timers_by_id(session: AsyncSession, *, timer_ids: Sequence[int]) -> None:
+    if timer_ids:
+        await session.execute(delete(timers).where(timers.c.timer_id == any_int(timer_ids)))
+
+
+# ---- touches ----------------------------------------------------------------------------------------------
+
+
+async def insert_touches(session: AsyncSession, *, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(pg_insert(touches).on_conflict_do_nothing(index_elements=["touch_id"]), list(rows))
+
+
+async def claim_pending_touches(session: AsyncSession, *, now: datetime, limit: int) -> list[Row[Any]]:
+    result = await session.execute(
+        select(touches)
+        .where(touches.c.status == "pending", touches.c.due_at <= now)
+        .order_by(touches.c.due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(result.all())
+
+
+async def try_lock_people(session: AsyncSession, *, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Transaction-scoped advisory locks per person (so two workers never check one person's caps at once).
+
+    Tries, never waits: a person another worker holds is left for the next round (and no deadlock is possible).
+    """
+    wanted = sorted(set(keys))
+    if not wanted:
+        return set()
+    result = await session.execute(
+        text(
+            "SELECT k.tenant, k.person FROM unnest(CAST(:ts AS text[]), CAST(:ps AS text[])) AS k(tenant, person) "
+            "WHERE pg_try_advisory_xact_lock(hashtext('journey-person:' || k.tenant || '/' || k.person))"
+        ),
+        {"ts": [t for t, _ in wanted], "ps": [p for _, p in wanted]},
+    )
+    return {(r.tenant, r.person) for r in result}
+
+
+async def recent_touches(
+    session: AsyncSession, *, keys: Iterable[tuple[str, str]], since: datetime
+) -> dict[tuple[str, str], list[PastTouch]]:
+    wanted = list(set(keys))
+    out: dict[tuple[str, str], list[PastTouch]] = {k: [] for k in wanted}
+    if not wanted:
+        return out
+    result = await session.execute(
+        select(
+            touches.c.tenant,
+            touches.c.person_id,
+            touches.c.channel,
+            touches.c.sent_at,
+            touches.c.priority,
+            touches.c.campaign_id,
+        ).where(
+            persons_in(touches.c.tenant, touches.c.person_id, wanted),
+            touches.c.status.in_(("sent", "sending")),
+            touches.c.sent_at >= since,
+        )
+    )
+    for r in result:
+        out[(r.tenant, r.person_id)].append(PastTouch(r.channel, r.sent_at, r.priority, r.campaign_id))
+    return out
+
+
+_UPDATE_TOUCHES = text(
+    """
+    UPDATE touches t
+    SET status = u.status, reason = u.reason, due_at = u.due_at, attempt_at = u.attempt_at, sent_at = u.sent_at,
+        attempts = u.attempts, staff_id = u.staff_id
+    FROM unnest(CAST(:ids AS text[]), CAST(:statuses AS text[]), CAST(:reasons AS text[]),
+                CAST(:dues AS timestamptz[]), CAST(:attempt_ats AS timestamptz[]), CAST(:sent_ats AS timestamptz[]),
+                CAST(:attempts AS int[]), CAST(:staff AS text[]))
+         AS u(touch_id, status, reason, due_at, attempt_at, sent_at, attempts, staff_id)
+    WHERE t.touch_id = u.touch_id
+    """
+)
+
+
+async def update_touches(session: AsyncSession, *, changes: Sequence[dict[str, Any]]) -> None:
+    """changes: b_id plus status, reason, due_at, attempt_at, sent_at, attempts, staff_id (all given).
+
+    One set-based UPDATE over arrays: hundreds of rows per delivery round cost one statement, not hundreds.
+    """
+    if not changes:
+        return
+    await session.execute(
+        _UPDATE_TOUCHES,
+        {
+            "ids": [c["b_id"] for c in changes],
+            "statuses": [c["b_status"] for c in changes],
+            "reasons": [c["b_reason"] for c in changes],
+            "dues": [c["b_due"] for c in changes],
+            "attempt_ats": [c["b_attempt_at"] for c in changes],
+            "sent_ats": [c["b_sent_at"] for c in changes],
+            "attempts": [c["b_attempts"] for c in changes],
+            "staff": [c["b_staff"] for c in changes],
+        },
+    )
+
+
+async def pending_touches_of(session: AsyncSession, *, enrolment_ids: Sequence[str]) -> list[Row[Any]]:
+    if not enrolment_ids:
+        return []
+    result = await session.execute(
+        select(touches)
+        .where(touches.c.enrolment_id == any_text(enrolment_ids), touches.c.status == "pending")
+        .with_for_update()
+    )
+    return list(result.all())
+
+
+async def stale_sending(session: AsyncSession, *, before: datetime, limit: int) -> list[Row[Any]]:
+    result = await session.execute(
+        select(touches)
+        .where(touches.c.status == "sending", touches.c.attempt_at < before)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(result.all())
+
+
+async def person_touches(session: AsyncSession, *, tenant: str, person_id: str) -> list[Row[Any]]:
+    result = await session.execute(
+        select(touches)
+        .where(touches.c.tenant == tenant, touches.c.person_id == person_id)
+        .order_by(touches.c.created_at, touches.c.step_id)
+    )
+    return list(result.all())
+
+
+async def move_touches(session: AsyncSession, *, tenant: str, merged_id: str, survivor_id: str) -> None:
+    await session.execute(
+        update(touches)
+        .where(touches.c.tenant == tenant, touches.c.person_id == merged_id)
+        .values(person_id=survivor_id)
+    )

@@ -14,13 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from siyu_devstack.stack import Stack
 from siyu_devstack.testing import eventually
 from siyu_segmentation.adapters.rule_sql import compile_condition
-from siyu_segmentation.adapters.tables import order_facts, person_tags, profiles, touch_facts
+from siyu_segmentation.adapters.tables import order_facts, outbox, person_tags, profiles, touch_facts
 from siyu_segmentation.domain.evaluate import evaluate
 from siyu_segmentation.domain.facts import Profile
 from siyu_segmentation.domain.rules import parse_condition
 from siyu_segmentation.loops import run_backfill_step, run_sweep
 from siyu_shared.db.engine import create_engine, session_factory
-from siyu_shared.events.catalog import OrderPaid
+from siyu_shared.events.catalog import OrderPaid, TagsChanged
+from siyu_shared.events.envelope import CloudEvent
+from siyu_shared.events.registry import parse_data
 
 from ..conftest import ALICE, BOB, CASES, NOW
 from .helpers import harness, pid
@@ -135,6 +137,14 @@ async def test_the_recency_sweep_tags_dormancy_on_day_91_with_no_event(migrated:
         assert [r["tag"] for r in change["removed"]] == ["recency_at_risk"]
         assert change["tags"] == ["quadrant_lf_lt", "recency_dormant"]
         assert change["facts"]["last_order_at"]
+        # The outbox row written in SQL is a valid CloudEvent carrying a valid payload.
+        async with h.sessions() as session:
+            raw = await session.scalar(
+                select(outbox.c.payload).where(outbox.c.tenant == h.tenant).order_by(outbox.c.id.desc()).limit(1)
+            )
+        event = CloudEvent.from_json(raw)
+        assert (event.type, event.subject, event.tenant) == ("siyu.tags.changed", person, h.tenant)
+        assert parse_data(event) == TagsChanged.model_validate(change)
         # Sweeping again changes nothing and emits nothing.
         again = await run_sweep(
             h.sessions, topics=h.topics, chunk=1000, now=day_91 + timedelta(hours=1), only_tenants=[h.tenant]

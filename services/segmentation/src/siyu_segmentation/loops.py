@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from siyu_segmentation.adapters import jobs
-from siyu_segmentation.adapters.reevaluate import reevaluate_chunk, scopes_for
+from siyu_segmentation.adapters.reevaluate import reevaluate_chunk
 from siyu_segmentation.adapters.rule_store import load_rule_set, tenants_with_time_rules
 from siyu_segmentation.domain.rules import needs_schedule, referenced_facts
+from siyu_segmentation.domain.tagging import scopes_for
 from siyu_segmentation.settings import SegmentationSettings
 from siyu_shared.db.engine import SessionFactory
 from siyu_shared.events.topics import TopicNames

@@ -151,6 +151,9 @@ async def test_the_recency_sweep_tags_dormancy_on_day_91_with_no_event(migrated:
         )
         assert again.changed == 0
         assert len(await h.tag_events(person)) == len(events)
+        reasons = {t["tag"]: t for t in (await h.http.get(f"/v1/persons/{person}", headers=h.headers)).json()["tags"]}
+        assert reasons["recency_dormant"]["rule_id"] == "recency-dormant"
+        assert reasons["recency_dormant"]["facts"]["last_order_at"]
         counts = (await h.http.get("/v1/tags/counts", headers=h.headers)).json()
         assert counts["now"]["recency_dormant"] == 1
         assert {"day": day_91.date().isoformat(), "tag": "recency_dormant", "members": 1} in counts["daily"]

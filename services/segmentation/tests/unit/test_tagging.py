@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from siyu_segmentation.domain.rules import parse_condition
-from siyu_segmentation.domain.tagging import ActiveRule, Decision, decide, deciding_facts, diff
+from siyu_segmentation.domain.tagging import ActiveRule, Decision, decide, deciding_facts, diff, scopes_for
 
 from ..conftest import ALICE, BOB, NOW
 
@@ -55,3 +55,17 @@ def test_deciding_facts_name_what_the_rule_looked_at() -> None:
     )
     facts = deciding_facts([vip], ["vip"], ALICE, NOW)
     assert facts == {"order_count": 3, "sum(orders.amount_fen)@8760h": 48000}
+
+
+def test_scopes_take_an_exclusive_family_whole_and_other_rules_alone() -> None:
+    vip = rule("vip", "vip", {"fact": "order_count", "gt": 10})
+    rules = [*DCBA, vip]
+    by_rule = scopes_for(rules, {"dcba": True}, rule_ids={"b"})
+    assert [[r.rule_id for r in s.rules] for s in by_rule] == [["a", "b", "c", "d"]]  # by priority, highest first
+    every = scopes_for(rules, {"dcba": True})
+    assert sorted(tuple(s.tags) for s in every) == [
+        ("A_buying", "B_relationship", "C_ice_broken", "D_stranger"),
+        ("vip",),
+    ]
+    # Not exclusive: every rule is its own scope.
+    assert len(scopes_for(rules, {}, rule_ids={"a", "vip"})) == 2

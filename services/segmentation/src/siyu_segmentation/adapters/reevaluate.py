@@ -23,39 +23,10 @@ from siyu_segmentation.adapters.rule_store import lock_tenant_exclusive
 from siyu_segmentation.adapters.tables import person_tags, profiles, seg_diff
 from siyu_segmentation.domain.facts import ATTRIBUTE_PREFIX
 from siyu_segmentation.domain.rules import referenced_facts
-from siyu_segmentation.domain.tagging import ActiveRule
+from siyu_segmentation.domain.tagging import Scope
 from siyu_shared.events.catalog import TagsChanged
 from siyu_shared.events.registry import spec_of
 from siyu_shared.events.topics import TopicNames
-
-
-@dataclass(frozen=True, slots=True)
-class Scope:
-    """Rules decided together: one rule, or an exclusive family (first true rule by priority wins)."""
-
-    rules: tuple[ActiveRule, ...]
-
-    @property
-    def tags(self) -> list[str]:
-        return [r.tag for r in self.rules]
-
-
-def scopes_for(
-    rules: Sequence[ActiveRule], exclusive: dict[str, bool], *, rule_ids: set[str] | None = None
-) -> list[Scope]:
-    """The scopes containing ``rule_ids`` (all when None); an exclusive family is always taken whole."""
-    out: list[Scope] = []
-    families: dict[str, list[ActiveRule]] = {}
-    for rule in rules:
-        if rule.family is not None and exclusive.get(rule.family, False):
-            families.setdefault(rule.family, []).append(rule)
-        elif rule_ids is None or rule.rule_id in rule_ids:
-            out.append(Scope((rule,)))
-    for members in families.values():
-        if rule_ids is None or any(r.rule_id in rule_ids for r in members):
-            ordered = sorted(members, key=lambda r: (-r.priority, r.rule_id))
-            out.append(Scope(tuple(ordered)))
-    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,9 +111,9 @@ async def reevaluate_chunk(
     params = {"tenant": tenant, "now": now, "meta": json.dumps(meta)}
     await session.execute(_FILL_META, params)
     await session.execute(_DELETE_REMOVED, params)
-    await session.execute(_INSERT_ADDED, params)
-    await session.execute(_RESTAMP, {**params, "after": after or "", "upto": upto})
     facts = sorted({f for s in scopes for r in s.rules for f in referenced_facts(r.condition)})
+    await session.execute(_insert_added(facts), params)
+    await session.execute(_RESTAMP, {**params, "after": after or "", "upto": upto})
     changed = await session.scalar(
         _outbox_insert(facts),
         {
@@ -171,14 +142,21 @@ _DELETE_REMOVED = text(
       AND pt.tenant = CAST(:tenant AS varchar) AND pt.person_id = d.person_id AND pt.tag = d.tag
     """
 )
-_INSERT_ADDED = text(
-    """
-    INSERT INTO person_tags (tenant, person_id, tag, family, rule_id, rule_version, tagged_at)
-    SELECT CAST(:tenant AS varchar), d.person_id, d.tag, d.family, d.rule_id, d.rule_version, :now FROM seg_diff d
-    WHERE d.tenant = CAST(:tenant AS varchar) AND d.added
-    ON CONFLICT DO NOTHING
-    """
-)
+
+
+def _insert_added(facts: Sequence[str]) -> Any:
+    """Write the gained tags, each with the facts that decided (the person tag's reason)."""
+    return text(
+        f"""
+        INSERT INTO person_tags (tenant, person_id, tag, family, rule_id, rule_version, tagged_at, facts)
+        SELECT CAST(:tenant AS varchar), d.person_id, d.tag, d.family, d.rule_id, d.rule_version, :now,
+               {_facts_sql(facts)}
+        FROM seg_diff d JOIN profiles p ON p.tenant = CAST(:tenant AS varchar) AND p.person_id = d.person_id
+        WHERE d.tenant = CAST(:tenant AS varchar) AND d.added
+        ON CONFLICT DO NOTHING
+        """
+    )
+
 
 # Tags that stay but are now decided by a newer rule version: re-stamped, not a change of the tag set.
 _RESTAMP = text(

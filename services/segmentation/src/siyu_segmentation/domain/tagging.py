@@ -138,4 +138,33 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Rules decided together: one rule, or an exclusive family (first true rule by priority wins)."""
+
+    rules: tuple[ActiveRule, ...]
+
+    @property
+    def tags(self) -> list[str]:
+        return [r.tag for r in self.rules]
+
+
+def scopes_for(
+    rules: Sequence[ActiveRule], exclusive: dict[str, bool], *, rule_ids: set[str] | None = None
+) -> list[Scope]:
+    """The scopes containing ``rule_ids`` (all when None); an exclusive family is always taken whole."""
+    out: list[Scope] = []
+    families: dict[str, list[ActiveRule]] = {}
+    for rule in rules:
+        if rule.family is not None and exclusive.get(rule.family, False):
+            families.setdefault(rule.family, []).append(rule)
+        elif rule_ids is None or rule.rule_id in rule_ids:
+            out.append(Scope((rule,)))
+    for members in families.values():
+        if rule_ids is None or any(r.rule_id in rule_ids for r in members):
+            ordered = sorted(members, key=lambda r: (-r.priority, r.rule_id))
+            out.append(Scope(tuple(ordered)))
+    return out
+
+
 __all__ = ["RuleError"]

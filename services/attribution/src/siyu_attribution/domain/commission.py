@@ -67,17 +67,19 @@ def _price(
     order: OrderFacts, credits: Sequence[Credit], plan: PlanBody, month_gmv: Mapping[str, int]
 ) -> tuple[list[int], list[int]]:
     weights = [c.weight for c in credits]
-    unclaimed = Fraction(1) - sum(weights, Fraction(0))
-    if unclaimed > 0:
-        weights.append(unclaimed)
+    claimed = sum(weights, Fraction(0))
+    if claimed < 1:
+        weights.append(Fraction(1) - claimed)
+    whole = len(weights) == 1  # one credit earning the whole order: no split needed
+    terms = [plan.terms(c.role) for c in credits]
+    gmv = [month_gmv.get(c.payee_id, 0) for c in credits]
     bases = [0] * len(credits)
     grosses = [0] * len(credits)
     for line in order.priced_lines:
-        parts = split(line.amount_fen, weights)
-        for i, credit in enumerate(credits):
-            rate = plan.terms(credit.role).rate_bps(line.category, month_gmv.get(credit.payee_id, 0))
+        parts = [line.amount_fen] if whole else split(line.amount_fen, weights)
+        for i in range(len(credits)):
             bases[i] += parts[i]
-            grosses[i] += apply_rate(parts[i], rate)
+            grosses[i] += apply_rate(parts[i], terms[i].rate_bps(line.category, gmv[i]))
     return bases, grosses
 
 

@@ -104,22 +104,40 @@ def _transaction(
 ) -> list[Entry]:
     payee_id, role = key
     txn_id = stable_id(posting.tenant, posting.order_id, posting.cause, kind, payee_id, role)
-    common = {
-        "txn_id": txn_id,
-        "kind": kind,
-        "order_id": posting.order_id,
-        "payee_id": payee_id,
-        "payee_role": role,
-        "rule": rule,
-        "plan_id": posting.plan_id,
-        "plan_version": posting.plan_version,
-        "attribution_id": posting.attribution_id,
-        "posted_at": posting.posted_at,
-        "period": posting.period,
-    }
+    p = posting
     return [
-        Entry(entry_id=f"{txn_id}:d", account=debit, amount_fen=amount, **common),  # type: ignore[arg-type]
-        Entry(entry_id=f"{txn_id}:c", account=credit, amount_fen=-amount, **common),  # type: ignore[arg-type]
+        Entry(
+            f"{txn_id}:d",
+            txn_id,
+            kind,
+            debit,
+            amount,
+            p.order_id,
+            payee_id,
+            role,
+            rule,
+            p.plan_id,
+            p.plan_version,
+            p.attribution_id,
+            p.posted_at,
+            p.period,
+        ),
+        Entry(
+            f"{txn_id}:c",
+            txn_id,
+            kind,
+            credit,
+            -amount,
+            p.order_id,
+            payee_id,
+            role,
+            rule,
+            p.plan_id,
+            p.plan_version,
+            p.attribution_id,
+            p.posted_at,
+            p.period,
+        ),
     ]
 
 

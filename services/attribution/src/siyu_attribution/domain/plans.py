@@ -42,6 +42,10 @@ class RoleTerms(BaseModel):
 
     def rate_bps(self, category: str | None, month_gmv_fen: int) -> int:
         rates = self.rates_bps
+        if not self.tiers:
+            return (
+                rates.get(category, rates.get(ANY_CATEGORY, 0)) if category is not None else rates.get(ANY_CATEGORY, 0)
+            )
         for tier in sorted(self.tiers, key=lambda t: t.min_gmv_fen):
             if month_gmv_fen >= tier.min_gmv_fen:
                 rates = {**rates, **tier.rates_bps}

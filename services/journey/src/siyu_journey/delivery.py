@@ -159,7 +159,7 @@ def _outcomes(
         attempts = touch.attempts + 1
         if isinstance(outcome, Delivered):
             changes.append(change(touch, status="sent", sent_at=now, attempt_at=now, staff_id=staff, attempts=attempts))
-            events.append(touch_event(_with(touch, staff_id=staff), "sent", at=now))
+            events.append(touch_event(touch, "sent", at=now, staff_id=staff))
         elif isinstance(outcome, RetryLater) and attempts < config.max_attempts:
             changes.append(
                 change(
@@ -174,7 +174,7 @@ def _outcomes(
         else:
             reason = outcome.reason if isinstance(outcome, Failed | RetryLater) else "failed"
             changes.append(change(touch, status="failed", reason=reason, staff_id=staff, attempts=attempts))
-            events.append(touch_event(_with(touch, staff_id=staff), "failed", at=now, reason=reason))
+            events.append(touch_event(touch, "failed", at=now, reason=reason, staff_id=staff))
     return changes, events
 
 
@@ -211,16 +211,3 @@ async def recover_stale(
         await progress.update_touches(session, changes=changes)
         await emit(session, events, topics=topics)
     return len(stale)
-
-
-class _Row:
-    def __init__(self, row: Any, **overrides: Any) -> None:
-        self._row = row
-        self._overrides = overrides
-
-    def __getattr__(self, name: str) -> Any:
-        return self._overrides[name] if name in self._overrides else getattr(self._row, name)
-
-
-def _with(row: Any, **overrides: Any) -> Any:
-    return _Row(row, **overrides)

@@ -19,8 +19,10 @@ Outcome = Literal["sent", "failed", "skipped"]
 SOURCE = "/siyu/journey"
 
 
-def touch_event(touch: Any, outcome: Outcome, *, at: datetime, reason: str | None = None) -> CloudEvent:
-    """``touch`` is a touches row (or anything with its columns)."""
+def touch_event(
+    touch: Any, outcome: Outcome, *, at: datetime, reason: str | None = None, staff_id: str | None = None
+) -> CloudEvent:
+    """``touch`` is a touches row; ``staff_id`` the account it went out through when decided at send time."""
     common: dict[str, Any] = {
         "touch_id": touch.touch_id,
         "person_id": touch.person_id,
@@ -28,7 +30,7 @@ def touch_event(touch: Any, outcome: Outcome, *, at: datetime, reason: str | Non
         "journey_id": touch.journey_id,
         "journey_version": touch.version,
         "step_id": touch.step_id,
-        "staff_id": touch.staff_id,
+        "staff_id": staff_id or touch.staff_id,
         "persona": touch.persona,
         "campaign_id": touch.campaign_id,
         "occurred_at": at,

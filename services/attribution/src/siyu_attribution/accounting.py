@@ -149,6 +149,7 @@ async def settle_order(session: AsyncSession, books_: Books, *, tenant: str, ord
 async def complete_order(
     session: AsyncSession, books_: Books, *, tenant: str, order_id: str, completed_at: datetime, now: datetime
 ) -> None:
+    await books.lock_books(session, tenant=tenant, exclusive=False)
     row = await projections.lock_order(session, tenant=tenant, order_id=order_id)
     if row is None or row.facts.completed_at is not None:
         return

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from siyu_attribution import accounting
 from siyu_attribution.accounting import Books
-from siyu_attribution.adapters import projections
+from siyu_attribution.adapters import books, projections
 from siyu_attribution.domain.facts import Line, OrderFacts, TouchFact
 from siyu_shared.events.catalog import (
     LeadCaptured,
@@ -62,6 +62,7 @@ def event_handlers(books_: Books, clock: Clock) -> Mapping[str, Handler]:
 
     async def on_order_refunded(event: Received[OrderRefunded], session: AsyncSession) -> None:
         refund = event.data
+        await books.lock_books(session, tenant=event.tenant, exclusive=False)  # books before order rows, always
         row = await projections.lock_order(session, tenant=event.tenant, order_id=refund.order_id)
         if row is None:
             return  # an order we never saw paid earned no commission
@@ -91,6 +92,7 @@ def event_handlers(books_: Books, clock: Clock) -> Mapping[str, Handler]:
         )
 
     async def on_order_closed(event: Received[OrderClosed], session: AsyncSession) -> None:
+        await books.lock_books(session, tenant=event.tenant, exclusive=False)
         row = await projections.lock_order(session, tenant=event.tenant, order_id=event.data.order_id)
         if row is None or row.facts.closed_at is not None:
             return

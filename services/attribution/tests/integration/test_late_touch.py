@@ -13,7 +13,7 @@ from siyu_devstack.stack import Stack
 from siyu_devstack.testing import eventually, running_service
 from siyu_shared.auth.keys import issue_key
 from siyu_shared.db.engine import unit_of_work
-from siyu_shared.events.catalog import OrderPaid, TouchSent
+from siyu_shared.events.catalog import OrderClosed, OrderPaid, TouchSent
 from siyu_shared.events.topics import TopicNames
 
 from .conftest import FakeClock, Upstream
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 PAID = datetime(2026, 10, 10, 4, tzinfo=UTC)
 
 
-async def test_a_late_touch_inside_the_window_reattributes_before_settlement(
+async def test_a_late_touch_reattributes_before_settlement_and_a_cancelled_order_reverses(
     attribution_db: Stack, topic_prefix: str, producer: AIOKafkaProducer
 ) -> None:
     tenant, person, order_id = f"t{uuid4().hex[:8]}", f"p{uuid4().hex[:8]}", uuid4().hex
@@ -69,3 +69,17 @@ async def test_a_late_touch_inside_the_window_reattributes_before_settlement(
             ("expense:commission", 500),
             ("held:in_window", -500),
         ]
+
+        # The order is cancelled before completing: what it held for the staff is reversed.
+        await upstream.send(
+            OrderClosed(order_id=order_id, order_no="N1", person_id=person, closed_at=PAID + timedelta(days=1)),
+            person=person,
+        )
+
+        async def reversed_() -> list[dict[str, Any]]:
+            ledger = (await http.get("/v1/ledger", params={"order_id": order_id}, headers=reader)).json()
+            return ledger if any(e["kind"] == "reversal" for e in ledger) else []
+
+        ledger = await eventually(reversed_)
+        assert sum(e["amount_fen"] for e in ledger if e["account"] == "held:in_window") == 0
+        assert sum(e["amount_fen"] for e in ledger if e["account"] == "expense:commission") == 0

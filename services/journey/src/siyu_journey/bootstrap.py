@@ -7,8 +7,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from siyu_journey.adapters.senders import ChannelRouter
+from siyu_journey.adapters.senders import ChannelRouter, Sender
 from siyu_journey.adapters.senders.sandbox import SandboxSender
+from siyu_journey.adapters.senders.sms import SmsSender
+from siyu_journey.adapters.senders.wecom import WeComSender
 from siyu_journey.api.routes import build_router
 from siyu_journey.handlers import Handlers
 from siyu_journey.settings import JourneySettings
@@ -25,17 +27,21 @@ def system_clock() -> datetime:
 
 def default_senders(settings: JourneySettings) -> SenderFactory:
     def build(runtime: Runtime) -> ChannelRouter:
-        sandbox = SandboxSender(runtime.engine)
+        by_channel: dict[str, Sender] = {}
         if settings.wecom_channels and settings.wecom_corp_id and settings.wecom_corp_secret:
-            from siyu_journey.adapters.senders.wecom import WeComSender
-
             wecom = WeComSender(
                 base_url=settings.wecom_base_url,
                 corp_id=settings.wecom_corp_id,
                 corp_secret=settings.wecom_corp_secret.get_secret_value(),
             )
-            return ChannelRouter(sandbox, dict.fromkeys(settings.wecom_channels, wecom))
-        return ChannelRouter(sandbox)
+            by_channel |= dict.fromkeys(settings.wecom_channels, wecom)
+        if settings.sms_base_url and settings.sms_api_key:
+            by_channel["sms"] = SmsSender(
+                base_url=settings.sms_base_url,
+                api_key=settings.sms_api_key.get_secret_value(),
+                sign_name=settings.sms_sign_name,
+            )
+        return ChannelRouter(SandboxSender(runtime.engine), by_channel)
 
     return build
 

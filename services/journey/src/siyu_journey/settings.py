@@ -20,6 +20,9 @@ class JourneySettings(ServiceSettings):
     wecom_base_url: str = "https://qyapi.weixin.qq.com"
     wecom_corp_id: str | None = None
     wecom_corp_secret: SecretStr | None = None
+    sms_base_url: str | None = Field(default=None, description="SMS gateway (unset: SMS goes to the sandbox).")
+    sms_api_key: SecretStr | None = None
+    sms_sign_name: str = "Siyu"
     wecom_channels: list[str] = Field(
         default_factory=list, description="Channels sent through WeCom (empty: everything goes to the sandbox)."
     )

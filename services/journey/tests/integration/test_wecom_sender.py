@@ -131,3 +131,37 @@ async def test_an_unreachable_wecom_is_retried_later_not_failed() -> None:
         assert isinstance(outcome, RetryLater)
     finally:
         await sender.aclose()
+
+
+async def test_sms_sender_passes_the_touch_id_as_idempotency_key() -> None:
+    from siyu_journey.adapters.senders.sms import SmsSender
+
+    seen: list[dict[str, Any]] = []
+    answers = [503, 200, 400]
+
+    class Gateway(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            return None
+
+        def do_POST(self) -> None:
+            seen.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(answers.pop(0))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    sender = SmsSender(base_url=f"http://127.0.0.1:{server.server_address[1]}", api_key="k", sign_name="品牌")
+    try:
+        [busy] = await sender.send([touch(1, "sms")])
+        assert isinstance(busy, RetryLater)
+        assert await sender.send([touch(1, "sms")]) == [Delivered()]
+        assert await sender.send([touch(2, "sms")]) == [Failed("sms_rejected:400")]
+        assert [s["out_id"] for s in seen] == ["t1", "t1", "t2"]
+        assert all("phone" not in s for s in seen)
+    finally:
+        await sender.aclose()
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -10,12 +10,10 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import case, func
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from siyu_segmentation.adapters import profiles as repo
 from siyu_segmentation.adapters import tags as tag_repo
-from siyu_segmentation.adapters.tables import profiles
 from siyu_segmentation.domain.tagging import diff
 from siyu_segmentation.retag import Tagger
 from siyu_shared.events.catalog import (
@@ -112,66 +110,11 @@ def build_handlers(tagger: Tagger, clock: Clock = utc_now) -> dict[str, Handler]
 
 
 async def _lead(event: Received[LeadCaptured], session: AsyncSession) -> None:
-    lead, src = event.data, event.data.source
-    await repo.touch_profile(
-        session,
-        tenant=event.tenant,
-        person_id=lead.person_id,
-        seen_at=lead.occurred_at,
-        new={
-            "first_channel": src.channel,
-            "lead_count": 1,
-            "incentive": lead.incentive,
-            "has_phone": lead.has_phone,
-            "attributes": dict(lead.attributes),
-        },
-        changes={
-            # The channel of the earliest sighting, even when events arrive out of order.
-            "first_channel": _first_channel(lead.occurred_at, src.channel),
-            "lead_count": profiles.c.lead_count + 1,
-            "incentive": profiles.c.incentive | lead.incentive,
-            "has_phone": profiles.c.has_phone | lead.has_phone,
-            "attributes": profiles.c.attributes.concat(dict(lead.attributes)),
-        },
-        add=_source_sets(src) | {"lead_kinds": [lead.kind]},
-    )
-
-
-def _first_channel(at: datetime, channel: str) -> Any:
-    return case(
-        (profiles.c.first_seen_at.is_(None) | (profiles.c.first_seen_at > at), channel),
-        else_=profiles.c.first_channel,
-    )
-
-
-def _source_sets(src: Any) -> dict[str, list[str | None]]:
-    return {
-        "channels": [src.channel],
-        "account_kinds": [src.account_kind if src.account_kind != "unknown" else None],
-        "partner_ids": [src.partner_id],
-        "campaign_ids": [src.campaign_id],
-    }
+    await repo.record_lead(session, tenant=event.tenant, lead=event.data)
 
 
 async def _contact_added(event: Received[ContactAdded], session: AsyncSession) -> None:
-    c = event.data
-    await repo.touch_profile(
-        session,
-        tenant=event.tenant,
-        person_id=c.person_id,
-        seen_at=c.occurred_at,
-        new={"first_channel": c.source.channel, "wecom_status": "friend", "wecom_added_at": c.occurred_at},
-        changes={
-            "first_channel": _first_channel(c.occurred_at, c.source.channel),
-            "wecom_status": "friend",
-            "wecom_added_at": _least(profiles.c.wecom_added_at, c.occurred_at),
-        },
-        add=_source_sets(c.source) | {"wecom_staff": [c.staff_id]},
-    )
-
-
-def _least(column: Any, value: datetime) -> Any:
-    return func.least(column, value)
+    await repo.record_contact_added(session, tenant=event.tenant, contact=event.data)
 
 
 async def _contact_removed(event: Received[ContactRemoved], session: AsyncSession) -> None:

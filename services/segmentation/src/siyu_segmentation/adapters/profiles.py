@@ -8,7 +8,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import Text, cast, delete, func, literal, literal_column, select, text, update
+from sqlalchemy import Text, case, cast, delete, func, literal, literal_column, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,6 +17,7 @@ from siyu_segmentation.adapters.tables import order_facts, order_refunds, person
 from siyu_segmentation.domain.facts import FACTS, OrderFact, Profile, TouchFact
 from siyu_segmentation.domain.merge import fold_profiles
 from siyu_segmentation.domain.tagging import Decision
+from siyu_shared.events.catalog import ContactAdded, LeadCaptured, SourceRef
 
 
 def _union(column: str, members: list[str]) -> Any:
@@ -277,3 +278,63 @@ async def erase_person(session: AsyncSession, *, tenant: str, person_id: str) ->
     """Wipe everything kept about the person (facts, orders, touches, tags)."""
     for table in (profiles, order_facts, touch_facts, person_tags):
         await session.execute(delete(table).where(table.c.tenant == tenant, table.c.person_id == person_id))
+
+
+async def record_lead(session: AsyncSession, *, tenant: str, lead: LeadCaptured) -> None:
+    src = lead.source
+    await touch_profile(
+        session,
+        tenant=tenant,
+        person_id=lead.person_id,
+        seen_at=lead.occurred_at,
+        new={
+            "first_channel": src.channel,
+            "lead_count": 1,
+            "incentive": lead.incentive,
+            "has_phone": lead.has_phone,
+            "attributes": dict(lead.attributes),
+        },
+        changes={
+            "first_channel": _first_channel(lead.occurred_at, src.channel),
+            "lead_count": profiles.c.lead_count + 1,
+            "incentive": profiles.c.incentive | lead.incentive,
+            "has_phone": profiles.c.has_phone | lead.has_phone,
+            # The latest answers win over older ones.
+            "attributes": profiles.c.attributes.concat(dict(lead.attributes)),
+        },
+        add={**_source_sets(src), "lead_kinds": [lead.kind]},
+    )
+
+
+async def record_contact_added(session: AsyncSession, *, tenant: str, contact: ContactAdded) -> None:
+    at = contact.occurred_at
+    await touch_profile(
+        session,
+        tenant=tenant,
+        person_id=contact.person_id,
+        seen_at=at,
+        new={"first_channel": contact.source.channel, "wecom_status": "friend", "wecom_added_at": at},
+        changes={
+            "first_channel": _first_channel(at, contact.source.channel),
+            "wecom_status": "friend",
+            "wecom_added_at": func.least(profiles.c.wecom_added_at, at),
+        },
+        add={**_source_sets(contact.source), "wecom_staff": [contact.staff_id]},
+    )
+
+
+def _first_channel(at: datetime, channel: str) -> Any:
+    """The channel of the earliest sighting, even when events arrive out of order."""
+    return case(
+        (profiles.c.first_seen_at.is_(None) | (profiles.c.first_seen_at > at), channel),
+        else_=profiles.c.first_channel,
+    )
+
+
+def _source_sets(src: SourceRef) -> dict[str, list[str | None]]:
+    return {
+        "channels": [src.channel],
+        "account_kinds": [src.account_kind if src.account_kind != "unknown" else None],
+        "partner_ids": [src.partner_id],
+        "campaign_ids": [src.campaign_id],
+    }

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from siyu_segmentation import service
 from siyu_segmentation.adapters import jobs, profiles, rule_store, tags
 from siyu_segmentation.domain.rules import RuleError, parse_condition
-from siyu_segmentation.domain.tagging import SLUG, RuleBody
+from siyu_segmentation.domain.tagging import SLUG, RuleBody, jsonable
 from siyu_segmentation.packs import shipped_packs
 from siyu_shared.http.deps import Admin, DbSession, Reader, Writer
 
@@ -156,10 +156,7 @@ async def get_person(person_id: str, principal: Reader, session: DbSession) -> d
     reasons = await tags.person_tag_rows(session, tenant=principal.tenant, person_id=person_id)
     return {
         "person_id": person_id,
-        "facts": {
-            k: (sorted(v) if isinstance(v, set) else v if not hasattr(v, "denominator") else float(v))
-            for k, v in profile.values.items()
-        },
+        "facts": {name: jsonable(value) for name, value in profile.values.items()},
         "attributes": profile.attributes,
         "orders": len(profile.orders),
         "tags": [

@@ -115,9 +115,9 @@ def deciding_facts(rules: Iterable[ActiveRule], tags: Iterable[str], profile: Pr
             continue
         for leaf in walk(rule.condition):
             if isinstance(leaf, FactTest):
-                out[leaf.fact] = _jsonable(fact_value(leaf, profile))
+                out[leaf.fact] = jsonable(fact_value(leaf, profile))
             elif isinstance(leaf, Aggregate):
-                out[aggregate_label(leaf)] = _jsonable(aggregate_value(leaf, profile, now))
+                out[aggregate_label(leaf)] = jsonable(aggregate_value(leaf, profile, now))
     return out
 
 
@@ -128,7 +128,8 @@ def aggregate_label(agg: Aggregate) -> str:
     return f"{agg.fn}({target}{scope}){window}"
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """A fact value as JSON: sets sorted, times ISO 8601, exact fractions as floats."""
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, set | frozenset | tuple):

@@ -117,6 +117,7 @@ async def test_events_change_tags_once_per_real_change_and_never_for_no_ops(migr
             (["group_eligible"], []),
         ]
         last = events[-1]["data"]
+        assert last["cause"] == f"event:{sent[-1].id}"
         assert last["tags"] == ["a_buyer", "dry_skin", "group_eligible"]
         assert last["facts"] == {"sum(orders.net_fen)@8760h": 35000}
         assert last["added"][0] == {

@@ -136,6 +136,7 @@ async def test_the_recency_sweep_tags_dormancy_on_day_91_with_no_event(migrated:
         assert [a["tag"] for a in change["added"]] == ["recency_dormant"]
         assert [r["tag"] for r in change["removed"]] == ["recency_at_risk"]
         assert change["tags"] == ["quadrant_lf_lt", "recency_dormant"]
+        assert change["cause"] == f"sweep:{day_91.isoformat()}"
         assert change["facts"]["last_order_at"]
         # The outbox row written in SQL is a valid CloudEvent carrying a valid payload.
         async with h.sessions() as session:

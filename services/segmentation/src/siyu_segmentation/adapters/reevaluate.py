@@ -206,7 +206,8 @@ def _outbox_insert(facts: Sequence[str]) -> Any:
                    'time', CAST(:now_text AS text), 'subject', e.person_id, 'tenant', CAST(:tenant AS varchar),
                    'datacontenttype', 'application/json', 'dataschema', CAST(:schema_uri AS text),
                    'data', jsonb_build_object('person_id', e.person_id, 'added', e.added, 'removed', e.removed,
-                                              'tags', e.tags, 'facts', e.facts, 'evaluated_at', CAST(:now_text AS text))
+                                              'tags', e.tags, 'facts', e.facts, 'evaluated_at', CAST(:now_text AS text),
+                                              'cause', CAST(:cause AS text))
                  ) AS text), 'UTF8'),
                  jsonb_build_object('ce_type', 'siyu.tags.changed', 'ce_tenant', CAST(:tenant AS varchar))
           FROM events e

@@ -107,6 +107,7 @@ async def emit_tags_changed(
         tags=list(change.tags),
         facts=facts,
         evaluated_at=now,
+        cause=cause if ":" in cause else f"event:{cause}",
     )
     event = envelope(
         data,

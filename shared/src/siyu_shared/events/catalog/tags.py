@@ -32,3 +32,10 @@ class TagsChanged(EventData):
     tags: list[str] = Field(default_factory=list, description="The full tag set after the change.")
     facts: dict[str, Any] = Field(default_factory=dict, description="The facts that decided.")
     evaluated_at: Timestamp
+    cause: str | None = Field(
+        default=None,
+        description=(
+            "What triggered the evaluation: `event:<event id>` (a live event), `backfill:<id>` (a rule was created "
+            "or changed) or `sweep:<time>` (time passed). Lets a consumer treat mass re-tagging differently."
+        ),
+    )

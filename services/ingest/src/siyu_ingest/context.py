@@ -17,8 +17,8 @@ class IngestContext:
     vault: Vault
     credentials: CredentialStore
     _wecom: WeComApi | None = field(default=None, repr=False)
-    webhook_pool: Any = field(default=None, repr=False)
-    """asyncpg pool of the webhook hot path (one INSERT per delivery, autocommit), opened with the api role."""
+    webhook_writer: Any = field(default=None, repr=False)
+    """Group-commit writer of the webhook hot path (an asyncpg pool), opened with the api role."""
 
     @classmethod
     def build(cls, settings: IngestSettings) -> IngestContext:

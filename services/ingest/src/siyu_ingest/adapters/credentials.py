@@ -40,6 +40,13 @@ class CredentialStore:
     def forget(self, tenant: str, channel: str) -> None:
         self._cache.pop((tenant, channel), None)
 
+    def cached(self, *, tenant: str, channel: str) -> tuple[bool, dict[str, Any] | None]:
+        """(hit, credentials) from the in-process cache, without touching the database."""
+        hit = self._cache.get((tenant, channel))
+        if hit is not None and hit[0] > time.monotonic():
+            return True, hit[1]
+        return False, None
+
     async def get(self, session: AsyncSession, *, tenant: str, channel: str) -> dict[str, Any] | None:
         key = (tenant, channel)
         hit = self._cache.get(key)

@@ -292,14 +292,14 @@ async def run(ctx: BenchContext) -> list[Figure]:
         async with _process(worker_args, env, None):
             total = await _count(dsn, pending_sql, tenant)
 
-            async def begun() -> int | None:
+            async def begun() -> tuple[int] | None:
                 remaining = await _count(dsn, pending_sql, tenant)
-                return remaining if remaining < total else None
+                return (remaining,) if remaining < total else None
 
             async def drained() -> bool:
                 return not await _count(dsn, pending_sql, tenant)
 
-            counted = await eventually(begun, timeout_s=120, interval_s=0.05)
+            (counted,) = await eventually(begun, timeout_s=120, interval_s=0.05)
             started = time.perf_counter()
             await eventually(drained, timeout_s=3600, interval_s=0.1)
             processing_rate = counted / (time.perf_counter() - started)

@@ -299,7 +299,9 @@ async def run(ctx: BenchContext) -> list[Figure]:
             async def drained() -> bool:
                 return not await _count(dsn, pending_sql, tenant)
 
-            (counted,) = await eventually(begun, timeout_s=120, interval_s=0.05)
+            first = await eventually(begun, timeout_s=120, interval_s=0.05)
+            assert first is not None
+            counted = first[0]
             started = time.perf_counter()
             await eventually(drained, timeout_s=3600, interval_s=0.1)
             processing_rate = counted / (time.perf_counter() - started)

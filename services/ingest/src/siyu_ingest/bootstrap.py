@@ -10,6 +10,7 @@ from siyu_ingest.api.imports import imports_router
 from siyu_ingest.api.webhooks import webhook_router
 from siyu_ingest.context import IngestContext
 from siyu_ingest.settings import IngestSettings
+from siyu_ingest.tmc_consumer import tmc_loop
 from siyu_ingest.worker import delivery_worker
 from siyu_shared.service import ServiceSpec
 
@@ -30,5 +31,5 @@ def build_spec(settings: IngestSettings | None = None, **overrides: Any) -> Serv
         settings=settings,
         migrations=MIGRATIONS,
         routers=(webhook_router(ctx), admin_router(ctx), imports_router()),
-        background=(delivery_worker(ctx),),
+        background=(delivery_worker(ctx), tmc_loop(ctx)),
     )

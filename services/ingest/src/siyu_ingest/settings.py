@@ -29,5 +29,7 @@ class IngestSettings(ServiceSettings):
     worker_poll_interval_s: float = Field(default=0.5, gt=0)
     worker_max_attempts: int = Field(default=5, ge=1, description="Attempts of a delivery before it is failed.")
     credentials_cache_s: float = Field(default=5.0, ge=0)
+    tmc_poll_interval_s: float = Field(default=2.0, gt=0, description="TMC consume poll when the feed was empty.")
+    tmc_timeout_s: float = Field(default=10.0, gt=0)
     wecom_api_base: str = "https://qyapi.weixin.qq.com"
     wecom_api_timeout_s: float = Field(default=3.0, gt=0)

@@ -74,7 +74,12 @@ async def migrated(stack: Stack) -> Stack:
 async def ingest(migrated: Stack, topic_prefix: str) -> AsyncIterator[Ingest]:
     tenant = f"t{uuid4().hex[:8]}"
     async with running_service(
-        "ingest", migrated, topic_prefix=topic_prefix, worker_poll_interval_s=0.1, outbox_poll_interval_s=0.1
+        "ingest",
+        migrated,
+        topic_prefix=topic_prefix,
+        worker_poll_interval_s=0.1,
+        outbox_poll_interval_s=0.1,
+        tmc_poll_interval_s=0.2,
     ) as (app, http):
         async with unit_of_work(app.state.runtime.sessions) as session:
             issued = await issue_key(session, tenant=tenant, scopes=("admin",), name="test admin")

@@ -40,6 +40,9 @@ class CredentialStore:
     def forget(self, tenant: str, channel: str) -> None:
         self._cache.pop((tenant, channel), None)
 
+    def file_tenants(self, channel: str) -> list[str]:
+        return sorted(t for t, c in self._file if c == channel)
+
     def cached(self, *, tenant: str, channel: str) -> tuple[bool, dict[str, Any] | None]:
         """(hit, credentials) from the in-process cache, without touching the database."""
         hit = self._cache.get((tenant, channel))

@@ -16,6 +16,7 @@ import asyncpg
 from fastapi import APIRouter, HTTPException, Path, Request, Response
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from siyu_ingest import samples
 from siyu_ingest.adapters import deliveries
 from siyu_ingest.adapters.channels import ADAPTERS
 from siyu_ingest.adapters.channels.base import ChannelAdapter, Credentials, Reply, WebhookRequest
@@ -32,6 +33,33 @@ _RESPONSES: dict[int | str, dict[str, str]] = {
     404: {"description": "unknown channel, or the channel is not configured for the tenant"},
     413: {"description": "body larger than the limit"},
     503: {"description": "storage unavailable: the platform should retry"},
+}
+
+
+_BODY_EXAMPLES: dict[str, Any] = {
+    "description": "The platform's own body, byte for byte (signatures are checked on the raw bytes).",
+    "content": {
+        "application/json": {
+            "examples": {
+                "xiaohongshu": {"value": samples.xiaohongshu_lead(leads_id="L-1001", phone="138****0000")},
+                "douyin": {"value": samples.douyin_follow(open_id="5bfa0218-x", log_id="202306151447300000")},
+                "tmall": {
+                    "value": samples.tmall_message(
+                        message_id="7112500108330773705",
+                        topic="taobao_trade_TradeBuyerPay",
+                        tid="3000000000001",
+                        buyer="AAH…",
+                    )
+                },
+                "doudian": {
+                    "value": [samples.doudian_message(tag="110", msg_id="0428…9128", p_id=4705288465508532862)]
+                },
+            }
+        },
+        "text/xml": {
+            "example": "<xml><ToUserName><![CDATA[ww_corp]]></ToUserName><Encrypt><![CDATA[base64…]]></Encrypt></xml>"
+        },
+    },
 }
 
 
@@ -77,7 +105,12 @@ def webhook_router(ctx: IngestContext) -> APIRouter:
             raise HTTPException(404, detail=f"channel {channel!r} is not configured for this tenant")
         return adapter, creds
 
-    @router.post("/v1/webhooks/{tenant}/{channel}", responses=_RESPONSES, summary="Receive a channel webhook")
+    @router.post(
+        "/v1/webhooks/{tenant}/{channel}",
+        responses=_RESPONSES,
+        summary="Receive a channel webhook",
+        openapi_extra={"requestBody": _BODY_EXAMPLES},
+    )
     async def receive(tenant: TenantPath, channel: ChannelPath, request: Request) -> Response:
         """Verify the platform's signature on the raw body, store the delivery once, and acknowledge it."""
         declared = request.headers.get("content-length")

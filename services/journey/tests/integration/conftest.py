@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from siyu_devstack.stack import Stack
-from siyu_devstack.testing import read_topic, running_service, service_spec
+from siyu_devstack.testing import eventually, read_topic, running_service, service_spec
 from siyu_journey.adapters.tables import sandbox_deliveries, touches
 from siyu_shared.auth.keys import issue_key
 from siyu_shared.db.engine import unit_of_work
@@ -119,8 +119,16 @@ class Harness:
         async with unit_of_work(self.app.state.runtime.sessions) as session:
             return int(await session.scalar(select(func.count()).where(touches.c.tenant == self.tenant)) or 0)
 
+    async def events_of(self, person_id: str) -> list[dict[str, Any]]:
+        """This person's touches.v1 events, once at least one was published (the relay runs after the commit)."""
+
+        async def published() -> list[dict[str, Any]]:
+            return [e for e in await self.touch_events() if e["person_id"] == person_id]
+
+        return await eventually(published)
+
     async def touch_events(self) -> list[dict[str, Any]]:
-        messages = await read_topic(self.stack.bootstrap_servers, self.topics.name(Topic.TOUCHES), idle_s=1.0)
+        messages = await read_topic(self.stack.bootstrap_servers, self.topics.name(Topic.TOUCHES), idle_s=0.5)
         events = [CloudEvent.from_json(value) for _, value, _ in messages]
         return [{"type": e.type, "tenant": e.tenant, **e.data} for e in events if e.tenant == self.tenant]
 

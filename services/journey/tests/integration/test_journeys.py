@@ -55,11 +55,7 @@ async def test_add_friend_sends_the_greeting_once_even_on_a_duplicate_trigger(ha
         assert history["touches"][0]["staff_id"] == "staff-1"
         assert history["touches"][0]["persona"] == "小完子"
 
-        async def one_event() -> Any:
-            events = [e for e in await harness.touch_events() if e["person_id"] == p]
-            return events if events else None
-
-        events = await eventually(one_event)
+        events = await harness.events_of(p)
         assert [(e["type"], e["step_id"], e["journey_id"]) for e in events] == [
             ("siyu.touch.sent", "hello", "greeting")
         ]

@@ -65,7 +65,7 @@ async def test_a_wait_survives_a_worker_restart_and_fires_once(harness: Harness)
         await eventually(sent)
         assert await _timers_of(harness) == 0
         assert await harness.deliveries(p) == 1
-        events = [e for e in await harness.touch_events() if e["person_id"] == p]
+        events = await harness.events_of(p)
         assert [e["type"] for e in events] == ["siyu.touch.sent"]
 
 
@@ -93,7 +93,12 @@ async def test_two_workers_fire_every_timer_exactly_once(harness: Harness) -> No
             return sum([await harness.deliveries(p) for p in people]) == len(people)
 
         await eventually(delivered)
-        sent = [e for e in await harness.touch_events() if e["type"] == "siyu.touch.sent"]
+
+        async def all_published() -> Any:
+            sent = [e for e in await harness.touch_events() if e["type"] == "siyu.touch.sent"]
+            return sent if len(sent) >= len(people) else None
+
+        sent = await eventually(all_published)
         assert sorted(e["person_id"] for e in sent) == sorted(people)
 
 
@@ -172,7 +177,7 @@ async def test_a_crash_after_an_idempotent_send_resends_once_and_records_it(harn
 
         await eventually(sent)
         assert await harness.deliveries(p) == 1
-        events = [e for e in await harness.touch_events() if e["person_id"] == p]
+        events = await harness.events_of(p)
         assert [e["type"] for e in events] == ["siyu.touch.sent"]
 
 
@@ -200,7 +205,7 @@ async def test_a_crash_after_a_send_without_idempotency_is_never_repeated(harnes
 
         await eventually(recorded, timeout_s=15)
         assert await harness.deliveries(p) == 1
-        events = [e for e in await harness.touch_events() if e["person_id"] == p]
+        events = await harness.events_of(p)
         assert [(e["type"], e["reason"]) for e in events] == [("siyu.touch.failed", "outcome_unknown")]
 
 

@@ -273,3 +273,28 @@ def wecom_echo(echo: str) -> dict[str, str]:
         "nonce": nonce,
         "echostr": encrypted,
     }
+
+
+def sign_raw(channel: str, body: bytes) -> Signed:
+    """Any body signed as the channel signs (fuzzing reaches the parsers, not just the signature check)."""
+    creds = CREDENTIALS[channel]
+    if channel == "douyin":
+        return body, {"x-douyin-signature": hashlib.sha1(creds["client_secret"].encode() + body).hexdigest()}, {}
+    if channel == "oceanengine":
+        return body, {"x-open-signature": hmac.new(creds["secret"].encode(), body, hashlib.sha256).hexdigest()}, {}
+    if channel == "xiaohongshu":
+        return (
+            body,
+            {"x-red-signature": "sha1=" + hmac.new(creds["token"].encode(), body, hashlib.sha1).hexdigest()},
+            {},
+        )
+    if channel == "doudian":
+        raw = creds["app_key"].encode() + body + creds["app_secret"].encode()
+        return body, {"event-sign": hashlib.md5(raw).hexdigest()}, {}
+    if channel == "tmall":
+        return (
+            body,
+            {"x-siyu-signature": hmac.new(creds["relay_secret"].encode(), body, hashlib.sha256).hexdigest()},
+            {},
+        )
+    return wecom(body)

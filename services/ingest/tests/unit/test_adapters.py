@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 from typing import Any
 
 import orjson
@@ -104,28 +102,7 @@ def test_tmall_and_doudian_orders() -> None:
     assert ADAPTERS["doudian"].dedupe_key(request(signed), CREDS["doudian"]) == "a,b"
 
 
-def sign(channel: str, body: bytes) -> samples.Signed:
-    creds = CREDS[channel]
-    if channel == "douyin":
-        return body, {"x-douyin-signature": hashlib.sha1(creds["client_secret"].encode() + body).hexdigest()}, {}
-    if channel == "oceanengine":
-        return body, {"x-open-signature": hmac.new(creds["secret"].encode(), body, hashlib.sha256).hexdigest()}, {}
-    if channel == "xiaohongshu":
-        return (
-            body,
-            {"x-red-signature": "sha1=" + hmac.new(creds["token"].encode(), body, hashlib.sha1).hexdigest()},
-            {},
-        )
-    if channel == "doudian":
-        raw = creds["app_key"].encode() + body + creds["app_secret"].encode()
-        return body, {"event-sign": hashlib.md5(raw).hexdigest()}, {}
-    if channel == "tmall":
-        return (
-            body,
-            {"x-siyu-signature": hmac.new(creds["relay_secret"].encode(), body, hashlib.sha256).hexdigest()},
-            {},
-        )
-    return samples.wecom(body)
+sign = samples.sign_raw
 
 
 json_values = st.recursive(

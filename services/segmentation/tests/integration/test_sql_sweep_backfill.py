@@ -13,16 +13,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from siyu_devstack.stack import Stack
 from siyu_devstack.testing import eventually
+from siyu_segmentation import service
 from siyu_segmentation.adapters.rule_sql import compile_condition
 from siyu_segmentation.adapters.tables import order_facts, outbox, person_tags, profiles, touch_facts
 from siyu_segmentation.domain.evaluate import evaluate
 from siyu_segmentation.domain.facts import Profile
 from siyu_segmentation.domain.rules import parse_condition
 from siyu_segmentation.loops import run_backfill_step, run_sweep
+from siyu_segmentation.packs import shipped_packs
 from siyu_shared.db.engine import create_engine, session_factory
 from siyu_shared.events.catalog import OrderPaid, TagsChanged
 from siyu_shared.events.envelope import CloudEvent
 from siyu_shared.events.registry import parse_data
+from siyu_shared.events.topics import TopicNames
 
 from ..conftest import ALICE, BOB, CASES, NOW
 from .helpers import harness, pid
@@ -231,3 +234,39 @@ async def test_the_migrated_schema_matches_the_table_declarations(engine: AsyncE
             in_db.setdefault(table, set()).add(column)
     declared = {t.name: {c.name for c in t.columns} for t in metadata.tables.values()}
     assert {name: in_db.get(name) for name in declared} == declared
+
+
+async def test_rfm_quintiles_are_recomputed_over_the_tenant_by_the_sweep(engine: AsyncEngine) -> None:
+    tenant = f"t{uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    # Ten buyers, b0 the least recent / least frequent / least money, b9 the best on all three; one non-buyer.
+    buyers = [
+        Profile(
+            f"b{i}", {"order_count": i + 1, "net_fen": 1000 * (i + 1), "last_order_at": now - timedelta(days=100 - i)}
+        )
+        for i in range(10)
+    ]
+    await store(engine, tenant, *buyers, Profile("nobody", {"order_count": 0}))
+    sessions = session_factory(engine)
+    async with sessions() as session, session.begin():
+        await service.install_pack(session, tenant=tenant, pack=shipped_packs()["rfm"])
+    report = await run_sweep(sessions, topics=TopicNames("rfm."), chunk=4, now=now, only_tenants=[tenant])
+    assert report.changed == 10
+    async with engine.connect() as conn:
+        scores = dict(
+            (
+                await conn.execute(select(profiles.c.person_id, profiles.c.rfm_r).where(profiles.c.tenant == tenant))
+            ).all()
+        )
+        tags = dict(
+            (
+                await conn.execute(
+                    select(person_tags.c.person_id, person_tags.c.tag).where(person_tags.c.tenant == tenant)
+                )
+            ).all()
+        )
+    assert [scores[f"b{i}"] for i in range(10)] == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
+    assert scores["nobody"] is None
+    assert tags["b9"] == tags["b6"] == "rfm_champion"
+    assert tags["b0"] == "rfm_hibernating"
+    assert "nobody" not in tags

@@ -7,6 +7,7 @@ what caused it, so re-processing a delivery (after a fix, or a crash) cannot pub
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
@@ -14,14 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from siyu_ingest.adapters import deliveries, identity, records
 from siyu_ingest.adapters.channels import ADAPTERS
-from siyu_ingest.adapters.channels.base import WebhookRequest
+from siyu_ingest.adapters.channels.base import Credentials, WebhookRequest
 from siyu_ingest.adapters.channels.wecom import API_ORIGIN, WeComAdapter
 from siyu_ingest.adapters.deliveries import Delivery
 from siyu_ingest.context import IngestContext
 from siyu_ingest.domain import imports
 from siyu_ingest.domain import orders as order_rules
 from siyu_ingest.domain.errors import Malformed, NotConfigured
-from siyu_ingest.domain.identity import resolve
+from siyu_ingest.domain.identity import KnownPerson, resolve
 from siyu_ingest.domain.models import (
     ContactChange,
     Fact,
@@ -31,6 +32,7 @@ from siyu_ingest.domain.models import (
     Lead,
     OrderChange,
 )
+from siyu_ingest.identity_cache import OwnerCache
 from siyu_shared.events.catalog import (
     ContactAdded,
     ContactRemoved,
@@ -56,10 +58,11 @@ log = get_logger(__name__)
 class Unit:
     """One delivery's unit of work: the session, the tenant, and the events it queues."""
 
-    def __init__(self, session: AsyncSession, ctx: IngestContext, tenant: str) -> None:
+    def __init__(self, session: AsyncSession, ctx: IngestContext, tenant: str, cache: OwnerCache | None = None) -> None:
         self.session = session
         self.ctx = ctx
         self.tenant = tenant
+        self.cache = cache
         self.events: list[CloudEvent] = []
         """Queued for the outbox by the caller, in order, together with the batch's other events."""
 
@@ -79,7 +82,10 @@ class Unit:
             raise Malformed("nothing identifies the person")
         vault = self.ctx.vault
         keys = {i: vault.match_key(i.kind, i.value) for i in dict.fromkeys(observed)}
-        owners = await identity.owners(self.session, tenant=self.tenant, keys=keys)
+        if self.cache is not None:
+            owners = await self.cache.lookup(self.session, tenant=self.tenant, keys=keys)
+        else:
+            owners = await identity.owners(self.session, tenant=self.tenant, keys=keys)
         first = next(iter(keys.values()))
         decision = resolve(
             observed=list(keys),
@@ -101,23 +107,36 @@ class Unit:
                 person_id=decision.person_id,
                 cause=(decision.person_id, *merged),
             )
+        if decision.create:
+            born = self.cache.birth_time() if self.cache else await identity.database_now(self.session)
+            person = KnownPerson(decision.person_id, born)
+        else:
+            person = next(p for p in owners.values() if p.person_id == decision.person_id)
+        if self.cache is not None:
+            self.cache.apply(tenant=self.tenant, decision=decision, keys=keys, person=person)
         await identity.settle(
             self.session,
             tenant=self.tenant,
             person_id=decision.person_id,
             create=decision.create,
+            created_at=person.created_at if decision.create else None,
             entries=[(i, keys[i], vault.seal(i.value.encode(), context=self.tenant.encode())) for i in decision.attach],
         )
         return decision.person_id
 
 
-async def process_delivery(session: AsyncSession, *, ctx: IngestContext, delivery: Delivery) -> list[CloudEvent]:
-    """Apply one stored delivery; returns the events to queue. Raises Malformed/NotConfigured to fail it."""
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """A delivery's facts, and what a WeCom event needs to fetch the contact's detail afterwards."""
+
+    facts: list[Fact]
+    wecom: tuple[WeComAdapter, WebhookRequest, Credentials] | None = None
+
+
+async def parse_delivery(session: AsyncSession, *, ctx: IngestContext, delivery: Delivery) -> Parsed:
+    """The facts a stored delivery states (pure parsing once the credentials are known)."""
     if delivery.channel == IMPORT_CHANNEL:
-        unit = Unit(session, ctx, delivery.tenant)
-        for fact in imports.facts_of(orjson.loads(delivery.body)):
-            await apply_fact(unit, fact, delivery_id=delivery.id)
-        return unit.events
+        return Parsed(imports.facts_of(orjson.loads(delivery.body)))
     adapter = ADAPTERS.get(delivery.channel)
     if adapter is None:
         raise NotConfigured(f"unknown channel {delivery.channel!r}")
@@ -128,12 +147,25 @@ async def process_delivery(session: AsyncSession, *, ctx: IngestContext, deliver
         body=delivery.body, headers=delivery.headers, query=delivery.query, received_at=delivery.received_at
     )
     facts = adapter.parse(request, creds)
-    unit = Unit(session, ctx, delivery.tenant)
-    for fact in facts:
+    return Parsed(facts, (adapter, request, creds) if isinstance(adapter, WeComAdapter) else None)
+
+
+async def apply_parsed(
+    session: AsyncSession, *, ctx: IngestContext, delivery: Delivery, parsed: Parsed, cache: OwnerCache | None
+) -> list[CloudEvent]:
+    """Apply a parsed delivery: identity, state, events (returned for the caller to queue in the outbox)."""
+    unit = Unit(session, ctx, delivery.tenant, cache)
+    for fact in parsed.facts:
         await apply_fact(unit, fact, delivery_id=delivery.id)
-    if isinstance(adapter, WeComAdapter):
-        await _fetch_contact_detail(unit, adapter, request, creds)
+    if parsed.wecom is not None:
+        await _fetch_contact_detail(unit, *parsed.wecom)
     return unit.events
+
+
+async def process_delivery(session: AsyncSession, *, ctx: IngestContext, delivery: Delivery) -> list[CloudEvent]:
+    """Parse and apply one stored delivery. Raises Malformed/NotConfigured (and validation errors) to fail it."""
+    parsed = await parse_delivery(session, ctx=ctx, delivery=delivery)
+    return await apply_parsed(session, ctx=ctx, delivery=delivery, parsed=parsed, cache=None)
 
 
 async def apply_fact(unit: Unit, fact: Fact, *, delivery_id: int | None) -> None:
@@ -287,11 +319,8 @@ async def _emit_order(unit: Unit, emission: order_rules.Emission, person_id: str
     await unit.emit(data, person_id=person_id, cause=cause)
 
 
-async def _fetch_contact_detail(
-    unit: Unit, adapter: WeComAdapter, request: WebhookRequest, creds: dict[str, object] | object
-) -> None:
+async def _fetch_contact_detail(unit: Unit, adapter: WeComAdapter, request: WebhookRequest, creds: Credentials) -> None:
     """Best effort: fetch remark mobiles/unionid and store them as a delivery of their own (processed next)."""
-    assert isinstance(creds, dict)
     corp_secret = creds.get("corp_secret")
     external = adapter.detail_wanted(request, creds)
     if not external or not isinstance(corp_secret, str) or not corp_secret:

@@ -15,7 +15,9 @@ from pydantic import ValidationError
 from siyu_ingest.adapters import deliveries
 from siyu_ingest.context import IngestContext
 from siyu_ingest.domain.errors import BadSignature, Malformed, NotConfigured
-from siyu_ingest.processing import process_delivery
+from siyu_ingest.domain.models import Identifier
+from siyu_ingest.identity_cache import OwnerCache, identifiers_of
+from siyu_ingest.processing import apply_parsed, parse_delivery, process_delivery
 from siyu_shared.db.engine import SessionFactory
 from siyu_shared.logging import get_logger
 from siyu_shared.messaging.outbox import add_to_outbox
@@ -39,9 +41,17 @@ async def process_round(sessions: SessionFactory, ctx: IngestContext) -> int:
             return 0
         try:
             async with session.begin_nested():
+                parsed = [await parse_delivery(session, ctx=ctx, delivery=d) for d in claimed]
+                cache = await OwnerCache.start(session)
+                by_tenant: dict[str, list[Identifier]] = {}
+                for delivery, p in zip(claimed, parsed, strict=True):
+                    by_tenant.setdefault(delivery.tenant, []).extend(identifiers_of(p.facts))
+                for tenant, found in by_tenant.items():
+                    keys = {i: ctx.vault.match_key(i.kind, i.value) for i in dict.fromkeys(found)}
+                    await cache.prefetch(session, tenant=tenant, keys=keys)
                 events = []
-                for delivery in claimed:
-                    events += await process_delivery(session, ctx=ctx, delivery=delivery)
+                for delivery, p in zip(claimed, parsed, strict=True):
+                    events += await apply_parsed(session, ctx=ctx, delivery=delivery, parsed=p, cache=cache)
                 await add_to_outbox(session, events, topics=topics)
                 await deliveries.mark_processed(session, delivery_ids=[d.id for d in claimed])
             return len(claimed)

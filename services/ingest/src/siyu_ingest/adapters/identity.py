@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 
 from sqlalchemy import func, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,7 +38,7 @@ _SETTLE = text(
     """
     WITH born AS (
         INSERT INTO persons (tenant, person_id, created_at)
-        SELECT :tenant, :person_id, clock_timestamp() WHERE :create
+        SELECT :tenant, :person_id, CAST(:created_at AS timestamptz) WHERE :create
         ON CONFLICT DO NOTHING
     )
     INSERT INTO identifiers (tenant, kind, value_key, person_id, value_enc)
@@ -54,9 +55,10 @@ async def settle(
     tenant: str,
     person_id: str,
     create: bool,
+    created_at: datetime | None,
     entries: Sequence[tuple[Identifier, str, bytes | None]],
 ) -> None:
-    """Create the person (when new) and attach identifiers, in one round trip."""
+    """Create the person (when new, born at ``created_at``) and attach identifiers, in one round trip."""
     if not create and not entries:
         return
     await session.execute(
@@ -65,11 +67,19 @@ async def settle(
             "tenant": tenant,
             "person_id": person_id,
             "create": create,
+            "created_at": created_at,
             "kinds": [i.kind for i, _, _ in entries],
             "keys": [key for _, key, _ in entries],
             "sealed": [sealed for _, _, sealed in entries],
         },
     )
+
+
+async def database_now(session: AsyncSession) -> datetime:
+    """The database clock (persons' birth times come from one clock, whichever worker host runs)."""
+    now = await session.scalar(select(func.clock_timestamp()))
+    assert isinstance(now, datetime)
+    return now
 
 
 async def merge(session: AsyncSession, *, tenant: str, survivor: str, merged: Sequence[str]) -> None:

@@ -30,8 +30,14 @@ async def put_rule(session: AsyncSession, *, tenant: str, rule_id: str, body: Ru
     previous = await rule_store.get_rule(session, tenant, rule_id)
     version = await rule_store.save_rule(session, tenant=tenant, rule_id=rule_id, body=body)
     dropped = [previous["tag"]] if previous is not None and previous["tag"] != body.tag else []
+    rule_ids = [rule_id]
+    if previous is not None and previous["family"] and previous["family"] != body.family:
+        # Leaving a family can hand its members' people to another tag of it: re-decide the whole old family.
+        rule_ids += [
+            r["rule_id"] for r in await rule_store.list_rules(session, tenant) if r["family"] == previous["family"]
+        ]
     job = await jobs.queue_backfill(
-        session, tenant=tenant, reason=f"rule {rule_id} v{version}", rule_ids=[rule_id], drop_tags=dropped
+        session, tenant=tenant, reason=f"rule {rule_id} v{version}", rule_ids=rule_ids, drop_tags=dropped
     )
     return version, job
 

@@ -22,7 +22,7 @@ from siyu_shared.db.engine import SessionFactory, create_engine, ping, session_f
 from siyu_shared.events.topics import Topic
 from siyu_shared.kafka.clients import idempotent_producer, manual_commit_consumer
 from siyu_shared.kafka.probe import KafkaProbe
-from siyu_shared.kafka.runner import ConsumerRunner, Handler, RunnerConfig
+from siyu_shared.kafka.runner import BatchHandling, ConsumerRunner, Handler, RunnerConfig
 from siyu_shared.logging import get_logger
 from siyu_shared.messaging.relay import OutboxRelay, RelayConfig
 from siyu_shared.services import schema_of
@@ -36,11 +36,12 @@ BackgroundLoop = Callable[["Runtime", asyncio.Event], Awaitable[None]]
 
 @dataclass(frozen=True, slots=True)
 class ConsumerSpec:
-    """One consumer group of a service: the topics it reads and a handler per event type."""
+    """One consumer group of a service: the topics it reads, a handler per event type, and/or a batch handler."""
 
     name: str
     topics: tuple[Topic, ...]
-    handlers: Callable[[Runtime], Mapping[str, Handler]]
+    handlers: Callable[[Runtime], Mapping[str, Handler]] = lambda _: {}
+    batch: Callable[[Runtime], BatchHandling] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +169,7 @@ async def _consume(runtime: Runtime, spec: ConsumerSpec, producer: AIOKafkaProdu
         producer=producer,
         sessions=runtime.sessions,
         handlers=spec.handlers(runtime),
+        batch=spec.batch(runtime) if spec.batch is not None else None,
     )
     try:
         await runner.run(runtime.stop)

@@ -16,7 +16,7 @@ from siyu_shared.events.envelope import CloudEvent
 from siyu_shared.events.registry import envelope
 from siyu_shared.kafka.clients import manual_commit_consumer
 from siyu_shared.kafka.dlq import replay_dlq
-from siyu_shared.kafka.runner import ConsumerRunner, Received, RunnerConfig
+from siyu_shared.kafka.runner import BatchHandling, ConsumerRunner, Received, RunnerConfig
 from siyu_shared.messaging.outbox import add_to_outbox
 from siyu_shared.messaging.relay import OutboxRelay, RelayConfig
 
@@ -43,7 +43,9 @@ async def effect_counts(scratch: Scratch) -> dict[str, int]:
 class Worker:
     """A ConsumerRunner on the scratch topics, started and stopped like a service worker would."""
 
-    def __init__(self, scratch: Scratch, producer: AIOKafkaProducer, handler: object) -> None:
+    def __init__(
+        self, scratch: Scratch, producer: AIOKafkaProducer, handler: object, batch: BatchHandling | None = None
+    ) -> None:
         self.scratch = scratch
         self.consumer = manual_commit_consumer(
             scratch.bootstrap, group_id=f"{scratch.schema}.{GROUP}", client_id="t", max_batch=50
@@ -59,7 +61,8 @@ class Worker:
             consumer=self.consumer,
             producer=producer,
             sessions=scratch.sessions,
-            handlers={GroupJoined.event_type: handler},  # type: ignore[dict-item]
+            handlers={GroupJoined.event_type: handler} if handler else {},  # type: ignore[dict-item]
+            batch=batch,
         )
         self.stop = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
@@ -187,3 +190,32 @@ async def test_stop_finishes_the_batch_in_flight_and_commits_it(scratch: Scratch
     finally:
         await probe.stop()
     assert sum(committed) == len(events)
+
+
+async def test_batch_mode_claims_once_and_isolates_a_failing_event(
+    scratch: Scratch, producer: AIOKafkaProducer
+) -> None:
+    calls: list[int] = []
+
+    async def batch_handler(events: list[Received[GroupJoined]], session: AsyncSession) -> None:
+        calls.append(len(events))
+        if any(e.data.person_id == "poison" for e in events):
+            raise ValueError("poison in the batch")
+        for event in events:
+            await record_effect(event, session)
+
+    events = [joined(f"b{i % 3}") for i in range(30)]
+    poison = joined("poison")
+    topic = scratch.topics.name(GroupJoined.topic)
+    for event in [*events[:15], poison, *events[15:], events[0], events[1]]:  # two redelivered copies at the end
+        await producer.send_and_wait(topic, value=event.to_json(), key=event.key)
+
+    batch = BatchHandling(types=frozenset({GroupJoined.event_type}), handler=batch_handler)
+    async with Worker(scratch, producer, None, batch=batch):
+        await eventually(lambda: _has_effects(scratch, {e.id for e in events}))
+        await eventually(lambda: _dlq(scratch, expected=1))
+    counts = await effect_counts(scratch)
+    assert counts == {e.id: 1 for e in events}  # each once, copies absorbed, poison never applied
+    assert max(calls) > 1  # really handled in batches
+    dlq = await read_topic(scratch.bootstrap, scratch.topics.dlq(GroupJoined.topic), idle_s=0.5)
+    assert [key for key, _, _ in dlq] == [b"poison"]

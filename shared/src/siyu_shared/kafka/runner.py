@@ -30,7 +30,7 @@ from siyu_shared.events.registry import EventData, UnknownEventType, parse_data
 from siyu_shared.events.topics import dlq_name
 from siyu_shared.kafka.errors import PoisonEvent, is_infrastructure_failure
 from siyu_shared.logging import get_logger
-from siyu_shared.messaging.inbox import claim_event
+from siyu_shared.messaging.inbox import claim_event, claim_events
 from siyu_shared.metrics import CONSUMER_LAG, HANDLER_LATENCY, HANDLER_OUTCOMES
 
 log = get_logger(__name__)
@@ -51,6 +51,20 @@ class Received(Generic[E]):
 
 
 Handler = Callable[[Received[Any], AsyncSession], Awaitable[None]]
+BatchHandler = Callable[[list[Received[Any]], AsyncSession], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchHandling:
+    """Handle a partition's events of ``types`` in one call (in partition order), for throughput.
+
+    The inbox is claimed for the whole batch at once and the call runs in one savepoint. If it raises, the runner
+    falls back to one call per event (``handler([event], session)``), so a bad event is retried and
+    dead-lettered alone while the rest of the batch goes through.
+    """
+
+    types: frozenset[str]
+    handler: BatchHandler
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,12 +86,20 @@ class ConsumerRunner:
         producer: AIOKafkaProducer,
         sessions: SessionFactory,
         handlers: Mapping[str, Handler],
+        batch: BatchHandling | None = None,
     ) -> None:
         self._config = config
         self._consumer = consumer
         self._producer = producer
         self._sessions = sessions
         self._handlers = dict(handlers)
+        self._batch = batch
+        if batch is not None:
+            overlap = set(self._handlers) & batch.types
+            if overlap:
+                raise ValueError(f"event types handled both one by one and in batches: {sorted(overlap)}")
+            for event_type in batch.types:
+                self._handlers[event_type] = _one_at_a_time(batch.handler)
         self._batch_lock = asyncio.Lock()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -107,8 +129,11 @@ class ConsumerRunner:
         while True:
             try:
                 async with self._sessions() as session, session.begin():
-                    for record in records:
-                        await self._handle_record(session, record)
+                    if self._batch is not None:
+                        await self._handle_batch(session, records, self._batch)
+                    else:
+                        for record in records:
+                            await self._handle_record(session, record)
                 break
             except Exception as exc:
                 if not is_infrastructure_failure(exc) or stop.is_set():
@@ -123,6 +148,44 @@ class ConsumerRunner:
             # After a rebalance the commit may be refused; the next owner re-reads and the inbox absorbs it.
             await self._consumer.commit({tp: records[-1].offset + 1})
         self._report_lag(tp, records[-1].offset + 1)
+
+    async def _handle_batch(
+        self, session: AsyncSession, records: list[ConsumerRecord[bytes, bytes]], batch: BatchHandling
+    ) -> None:
+        group = self._config.group_id
+        decoded: list[Received[Any]] = []
+        for record in records:
+            try:
+                event = _decode(record)
+                if event.type not in batch.types:
+                    HANDLER_OUTCOMES.labels(group, "ignored").inc()
+                    continue
+                decoded.append(Received(envelope=event, data=parse_data(event)))
+            except (PoisonEvent, ValidationError, UnknownEventType) as exc:
+                await self._dead_letter(record, exc, attempts=0)
+        if not decoded:
+            return
+        started = time.perf_counter()
+        try:
+            async with session.begin_nested():
+                fresh_ids = await claim_events(session, consumer=group, event_ids=[r.envelope.id for r in decoded])
+                fresh: list[Received[Any]] = []
+                for received in decoded:
+                    if received.envelope.id in fresh_ids:
+                        fresh_ids.discard(received.envelope.id)  # a copy later in the same batch is a duplicate
+                        fresh.append(received)
+                if fresh:
+                    await batch.handler(fresh, session)
+        except Exception as exc:
+            if is_infrastructure_failure(exc):
+                raise
+            log.warning("batch_failed_retrying_one_by_one", group=group, size=len(decoded), error=repr(exc))
+            for record in records:
+                await self._handle_record(session, record)
+            return
+        HANDLER_OUTCOMES.labels(group, "ok").inc(len(fresh))
+        HANDLER_OUTCOMES.labels(group, "duplicate").inc(len(decoded) - len(fresh))
+        HANDLER_LATENCY.labels(group, "batch").observe(time.perf_counter() - started)
 
     async def _handle_record(self, session: AsyncSession, record: ConsumerRecord[bytes, bytes]) -> None:
         group = self._config.group_id
@@ -196,6 +259,13 @@ class ConsumerRunner:
                 CONSUMER_LAG.labels(self._config.group_id, tp.topic, str(tp.partition)).set(
                     max(0, highwater - next_offset)
                 )
+
+
+def _one_at_a_time(handler: BatchHandler) -> Handler:
+    async def single(received: Received[Any], session: AsyncSession) -> None:
+        await handler([received], session)
+
+    return single
 
 
 def _decode(record: ConsumerRecord[bytes, bytes]) -> CloudEvent:

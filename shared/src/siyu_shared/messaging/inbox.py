@@ -20,3 +20,16 @@ async def claim_event(session: AsyncSession, *, consumer: str, event_id: str) ->
         .returning(inbox_table.c.event_id)
     )
     return (await session.execute(stmt)).first() is not None
+
+
+async def claim_events(session: AsyncSession, *, consumer: str, event_ids: list[str]) -> set[str]:
+    """The ids among ``event_ids`` this consumer has not processed before, claimed in one statement."""
+    if not event_ids:
+        return set()
+    stmt = (
+        pg_insert(inbox_table)
+        .values([{"consumer": consumer, "event_id": event_id} for event_id in dict.fromkeys(event_ids)])
+        .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
+        .returning(inbox_table.c.event_id)
+    )
+    return set((await session.execute(stmt)).scalars().all())

@@ -42,26 +42,9 @@ class Upstream:
             await self.producer.send_and_wait(topic, value=event.to_json(), key=event.key)
 
 
-@pytest.fixture(scope="session")
-async def attribution_db(stack: Stack) -> Stack:
-    """The stack with only this service migrated.
-
-    The shared ``migrated`` fixture migrates all four services, so one service's half-built bootstrap breaks every
-    other service's tests while the four are built side by side; this one depends on attribution alone.
-    """
-    import asyncio
-
-    from siyu_devstack.testing import service_spec
-    from siyu_shared.db.migrate import upgrade
-
-    spec = service_spec("attribution", stack)
-    await asyncio.to_thread(upgrade, migrations=spec.migrations, url=spec.settings.database_url, schema=spec.schema)
-    return stack
-
-
 @pytest.fixture
-async def producer(attribution_db: Stack) -> AsyncIterator[AIOKafkaProducer]:
-    producer = AIOKafkaProducer(bootstrap_servers=attribution_db.bootstrap_servers, enable_idempotence=True)
+async def producer(migrated: Stack) -> AsyncIterator[AIOKafkaProducer]:
+    producer = AIOKafkaProducer(bootstrap_servers=migrated.bootstrap_servers, enable_idempotence=True)
     await producer.start()
     try:
         yield producer

@@ -23,11 +23,11 @@ PAID = datetime(2026, 10, 10, 4, tzinfo=UTC)
 
 
 async def test_a_late_touch_reattributes_before_settlement_and_a_cancelled_order_reverses(
-    attribution_db: Stack, topic_prefix: str, producer: AIOKafkaProducer
+    migrated: Stack, topic_prefix: str, producer: AIOKafkaProducer
 ) -> None:
     tenant, person, order_id = f"t{uuid4().hex[:8]}", f"p{uuid4().hex[:8]}", uuid4().hex
     upstream = Upstream(producer, TopicNames(topic_prefix), tenant)
-    async with running_service("attribution", attribution_db, topic_prefix=topic_prefix, clock=FakeClock()) as (
+    async with running_service("attribution", migrated, topic_prefix=topic_prefix, clock=FakeClock()) as (
         app,
         http,
     ):

@@ -46,13 +46,13 @@ def plan(rate_bps: int, effective_from: str) -> dict[str, Any]:
 
 
 async def test_plan_versions_late_claims_overrides_and_tenant_isolation(
-    attribution_db: Stack, topic_prefix: str, producer: AIOKafkaProducer
+    migrated: Stack, topic_prefix: str, producer: AIOKafkaProducer
 ) -> None:
     tenant, person = f"t{uuid4().hex[:8]}", f"p{uuid4().hex[:8]}"
     order_a, order_b = f"o{uuid4().hex[:8]}", f"o{uuid4().hex[:8]}"
     clock = FakeClock(now=at(9, 30))
     upstream = Upstream(producer, TopicNames(topic_prefix), tenant)
-    async with running_service("attribution", attribution_db, topic_prefix=topic_prefix, clock=clock) as (app, http):
+    async with running_service("attribution", migrated, topic_prefix=topic_prefix, clock=clock) as (app, http):
         admin, writer = await key(app, tenant, "admin"), await key(app, tenant, "write")
         stranger = await key(app, f"x{uuid4().hex[:8]}", "admin")
 

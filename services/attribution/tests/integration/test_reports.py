@@ -24,13 +24,11 @@ pytestmark = pytest.mark.integration
 T0 = datetime(2026, 10, 2, 4, tzinfo=UTC)
 
 
-async def test_reports_and_kol_source_credit(
-    attribution_db: Stack, topic_prefix: str, producer: AIOKafkaProducer
-) -> None:
+async def test_reports_and_kol_source_credit(migrated: Stack, topic_prefix: str, producer: AIOKafkaProducer) -> None:
     tenant = f"t{uuid4().hex[:8]}"
     kol_fan, loyal, stranger = (f"p{uuid4().hex[:8]}" for _ in range(3))
     upstream = Upstream(producer, TopicNames(topic_prefix), tenant)
-    async with running_service("attribution", attribution_db, topic_prefix=topic_prefix, clock=FakeClock()) as (
+    async with running_service("attribution", migrated, topic_prefix=topic_prefix, clock=FakeClock()) as (
         app,
         http,
     ):

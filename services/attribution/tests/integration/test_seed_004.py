@@ -52,12 +52,12 @@ def commission(view: dict[str, Any]) -> dict[str, int]:
 
 
 async def test_first_claim_wins_activator_gets_activity_and_a_late_refund_carries_over(
-    attribution_db: Stack, topic_prefix: str, producer: AIOKafkaProducer
+    migrated: Stack, topic_prefix: str, producer: AIOKafkaProducer
 ) -> None:
     tenant, person, order_id = f"t{uuid4().hex[:8]}", f"p{uuid4().hex[:8]}", f"tmall:{uuid4().hex[:8]}"
     clock = FakeClock(now=at(10, 3, 6))
     upstream = Upstream(producer, TopicNames(topic_prefix), tenant)
-    async with running_service("attribution", attribution_db, topic_prefix=topic_prefix, clock=clock) as (app, http):
+    async with running_service("attribution", migrated, topic_prefix=topic_prefix, clock=clock) as (app, http):
         admin = await admin_headers(app, tenant)
         # The group activator touched the buyer first, then another 1v1 staff chatted with them.
         await upstream.send(
@@ -183,7 +183,7 @@ async def test_first_claim_wins_activator_gets_activity_and_a_late_refund_carrie
 
         # Payroll and BI see the movements and both statements on commissions.v1.
         def on_topic() -> Any:
-            return read_topic(attribution_db.bootstrap_servers, TopicNames(topic_prefix).name(Topic.COMMISSIONS))
+            return read_topic(migrated.bootstrap_servers, TopicNames(topic_prefix).name(Topic.COMMISSIONS))
 
         async def announced() -> list[dict[str, Any]]:
             events = [orjson.loads(value) for _, value, _ in await on_topic()]

@@ -16,6 +16,9 @@ from siyu_shared.events.topics import TopicNames
 from siyu_shared.messaging.tables import outbox_table
 
 
+_INSERT = pg_insert(outbox_table).on_conflict_do_nothing(index_elements=["event_id"])
+
+
 async def add_to_outbox(
     session: AsyncSession, events: CloudEvent | Iterable[CloudEvent], *, topics: TopicNames
 ) -> None:
@@ -39,5 +42,6 @@ async def add_to_outbox(
         }
         for event in batch
     ]
-    stmt = pg_insert(outbox_table).values(rows).on_conflict_do_nothing(index_elements=["event_id"])
-    await session.execute(stmt)
+    # One cached statement executed over the rows (SQLAlchemy batches them as insertmanyvalues), instead of a
+    # multi-row VALUES statement compiled anew for every batch size.
+    await session.execute(_INSERT, rows)

@@ -15,7 +15,6 @@ from siyu_shared.events.registry import spec_of
 from siyu_shared.events.topics import TopicNames
 from siyu_shared.messaging.tables import outbox_table
 
-
 _INSERT = pg_insert(outbox_table).on_conflict_do_nothing(index_elements=["event_id"])
 
 

@@ -7,7 +7,7 @@ never by when the worker happened to run, so replaying the same events yields th
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -146,9 +146,31 @@ def event_handlers(books_: Books, clock: Clock) -> Mapping[str, Handler]:
             await accounting.reattribute_order(session, books_, tenant=tenant, order_id=order_id, cause=cause, at=at)
 
     async def on_person_merged(event: Received[PersonMerged], session: AsyncSession) -> None:
+        """Fold the merged persons into the survivor; its unsettled orders are decided again on all its touches.
+
+        Settled orders stay as they are: a merge is new knowledge, not a claim, and payroll already counted them.
+        """
+        merged = event.data
+        for person in sorted({merged.survivor_id, *merged.merged_ids}):
+            await projections.serialize_on(session, tenant=event.tenant, subject=f"person:{person}")
         await projections.merge_persons(
-            session, tenant=event.tenant, survivor=event.data.survivor_id, merged=event.data.merged_ids
+            session, tenant=event.tenant, survivor=merged.survivor_id, merged=merged.merged_ids
         )
+        for order_id in await projections.order_ids_of_person(
+            session,
+            tenant=event.tenant,
+            person_id=merged.survivor_id,
+            paid_from=datetime.min.replace(tzinfo=UTC),
+            unsettled_only=True,
+        ):
+            await accounting.reattribute_order(
+                session,
+                books_,
+                tenant=event.tenant,
+                order_id=order_id,
+                cause=f"merge:{event.envelope.id}",
+                at=event.envelope.time,
+            )
 
     handlers: dict[str, Handler] = {
         OrderPaid.event_type: on_order_paid,

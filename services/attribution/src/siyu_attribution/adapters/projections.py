@@ -93,11 +93,15 @@ async def order_ids_by_order_no(session: AsyncSession, *, tenant: str, order_no:
     return list((await session.execute(stmt)).scalars())
 
 
-async def order_ids_of_person(session: AsyncSession, *, tenant: str, person_id: str, paid_from: datetime) -> list[str]:
+async def order_ids_of_person(
+    session: AsyncSession, *, tenant: str, person_id: str, paid_from: datetime, unsettled_only: bool = False
+) -> list[str]:
     stmt = select(orders.c.order_id).where(
         orders.c.tenant == tenant, orders.c.person_id == person_id, orders.c.paid_at >= paid_from
     )
-    return list((await session.execute(stmt)).scalars())
+    if unsettled_only:
+        stmt = stmt.where(orders.c.settled_at.is_(None))
+    return list((await session.execute(stmt.order_by(orders.c.paid_at, orders.c.order_id))).scalars())
 
 
 async def update_order(session: AsyncSession, *, tenant: str, order_id: str, **values: Any) -> None:

@@ -61,7 +61,7 @@ async def reattribute_order(
     plan = await plan_of(session, tenant=tenant, plan_id=row.plan_id, version=row.plan_version)
     order = row.facts
     current = (
-        await books.attribution(session, tenant=tenant, attribution_id=row.attribution_id)
+        await books.attribution(session, tenant=tenant, order_id=order_id, attribution_id=row.attribution_id)
         if row.attribution_id
         else None
     )
@@ -108,7 +108,7 @@ async def rescale_order(
     row = await projections.lock_order(session, tenant=tenant, order_id=order_id)
     if row is None or row.attribution_id is None:
         return
-    current = await books.attribution(session, tenant=tenant, attribution_id=row.attribution_id)
+    current = await books.attribution(session, tenant=tenant, order_id=order_id, attribution_id=row.attribution_id)
     if current is None:
         return
     outcome = book.rescale(
@@ -131,7 +131,7 @@ async def settle_order(session: AsyncSession, books_: Books, *, tenant: str, ord
     if row is None or row.settled or row.settle_due_at is None:
         return False
     if row.attribution_id is not None:
-        current = await books.attribution(session, tenant=tenant, attribution_id=row.attribution_id)
+        current = await books.attribution(session, tenant=tenant, order_id=order_id, attribution_id=row.attribution_id)
         if current is not None:
             new = book.release(
                 tenant=tenant,

@@ -40,10 +40,16 @@ async def last_closed(session: AsyncSession, *, tenant: str) -> str | None:
     return value
 
 
-async def attribution(session: AsyncSession, *, tenant: str, attribution_id: str) -> AttributionRecord | None:
+async def attribution(
+    session: AsyncSession, *, tenant: str, order_id: str, attribution_id: str
+) -> AttributionRecord | None:
     head = (
         await session.execute(
-            select(attributions).where(attributions.c.tenant == tenant, attributions.c.attribution_id == attribution_id)
+            select(attributions).where(
+                attributions.c.tenant == tenant,
+                attributions.c.order_id == order_id,
+                attributions.c.attribution_id == attribution_id,
+            )
         )
     ).first()
     if head is None:
@@ -73,7 +79,7 @@ async def attribution_history(session: AsyncSession, *, tenant: str, order_id: s
     )
     out = []
     for attribution_id in ids.scalars():
-        record = await attribution(session, tenant=tenant, attribution_id=attribution_id)
+        record = await attribution(session, tenant=tenant, order_id=order_id, attribution_id=attribution_id)
         if record is not None:
             out.append(record)
     return out

@@ -144,15 +144,14 @@ attributions = Table(
     "attributions",
     metadata,
     _tenant(),
+    Column("order_id", String(128), primary_key=True),
     Column("attribution_id", String(64), primary_key=True),
     Column("seq", BigInteger, Identity(), nullable=False),
-    Column("order_id", String(128), nullable=False),
     Column("model", String(64), nullable=False),
     Column("plan_id", String(64), nullable=False),
     Column("plan_version", Integer, nullable=False),
     Column("cause", String(200), nullable=False),
     Column("decided_at", DateTime(timezone=True), nullable=False),
-    Index("attributions_by_order", "tenant", "order_id"),
 )
 
 attribution_shares = Table(
@@ -174,13 +173,13 @@ ledger_entries = Table(
     "ledger_entries",
     metadata,
     _tenant(),
+    Column("order_id", String(128), primary_key=True),
     Column("entry_id", String(64), primary_key=True),
     Column("seq", BigInteger, Identity(), nullable=False),
     Column("txn_id", String(64), nullable=False),
     Column("kind", String(16), nullable=False),
     Column("account", String(160), nullable=False),
     Column("amount_fen", BigInteger, nullable=False),
-    Column("order_id", String(128), nullable=False),
     Column("payee_id", String(128), nullable=False),
     Column("payee_role", String(32), nullable=False),
     Column("rule", String(300), nullable=False),
@@ -190,7 +189,6 @@ ledger_entries = Table(
     Column("posted_at", DateTime(timezone=True), nullable=False),
     Column("period", String(7), nullable=False),
     _created(),
-    Index("ledger_by_order", "tenant", "order_id"),
     Index("ledger_by_period", "tenant", "period", "payee_id"),
 )
 

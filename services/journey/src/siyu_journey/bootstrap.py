@@ -70,7 +70,7 @@ def build_spec(
             ConsumerSpec(
                 name="main",
                 topics=(Topic.TAGS, Topic.LEADS, Topic.CONTACTS, Topic.ORDERS, Topic.PERSONS),
-                handlers=lambda runtime: handlers.table(),
+                batch=lambda runtime: handlers.batch(),
             ),
         ),
         background=(

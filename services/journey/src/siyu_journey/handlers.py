@@ -1,4 +1,11 @@
-"""One function per consumed event type: update what the journey knows of the person, exit, enter."""
+"""One function per consumed event type: update what the journey knows of the person, exit, enter.
+
+The consumer takes a partition batch at a time (``on_batch``). The frequent, person-local events (contact added
+or removed, group joined) are handled in runs of distinct persons with a constant number of statements per run:
+their persons are upserted at once, their exits and entries decided in the domain and written back in bulk. A
+run ends before an event whose person is already in it and before any other event type, which is handled on its
+own, so every person's events still take effect in partition order.
+"""
 
 from __future__ import annotations
 
@@ -22,9 +29,10 @@ from siyu_shared.events.catalog import (
     TagsChanged,
 )
 from siyu_shared.events.topics import TopicNames
-from siyu_shared.kafka.runner import Handler, Received
+from siyu_shared.kafka.runner import BatchHandling, Handler, Received
 
 OPT_OUT_TAG = "opted_out"
+_IN_RUNS = frozenset({ContactAdded.event_type, ContactRemoved.event_type, GroupJoined.event_type})
 
 
 class Handlers:
@@ -43,6 +51,68 @@ class Handlers:
             PersonMerged.event_type: self.person_merged,
             PersonErased.event_type: self.person_erased,
         }
+
+    def batch(self) -> BatchHandling:
+        """Every consumed type, a partition batch per call (see the module docstring)."""
+        return BatchHandling(types=frozenset(self.table()), handler=self.on_batch)
+
+    async def on_batch(self, events: list[Received[Any]], session: AsyncSession) -> None:
+        one_by_one = self.table()
+        run: list[Received[Any]] = []
+        persons: set[tuple[str, str]] = set()
+        for event in events:
+            kind = event.envelope.type
+            if kind in _IN_RUNS:
+                key = (event.tenant, event.data.person_id)
+                if key in persons:
+                    await self._run(run, session)
+                    run, persons = [], set()
+                run.append(event)
+                persons.add(key)
+                continue
+            await self._run(run, session)
+            run, persons = [], set()
+            await one_by_one[kind](event, session)
+        await self._run(run, session)
+
+    async def _run(self, run: list[Received[Any]], session: AsyncSession) -> None:
+        """Events of ``_IN_RUNS`` types, one per person: exits, then person upserts, then entries, in bulk."""
+        if not run:
+            return
+        now = self._clock()
+        removed = [e for e in run if e.envelope.type == ContactRemoved.event_type]
+        if removed:
+            await service.exit_many(
+                session,
+                [service.ExitRequest(e.tenant, e.data.person_id, "contact.removed") for e in removed],
+                now=now,
+                topics=self._topics,
+            )
+        added = [e for e in run if e.envelope.type == ContactAdded.event_type]
+        persons = await repo.ensure_people(
+            session,
+            rows=[
+                {
+                    "tenant": e.tenant,
+                    "person_id": e.data.person_id,
+                    "owner_staff_id": e.data.staff_id,
+                    "external_userid": e.data.external_userid,
+                }
+                for e in added
+            ],
+            now=now,
+        )
+        requests = [
+            service.EntryRequest(
+                e.tenant,
+                e.data.person_id,
+                Occurrence("contact.added" if e.envelope.type == ContactAdded.event_type else "group.joined"),
+                e.envelope.id,
+            )
+            for e in run
+            if e.envelope.type != ContactRemoved.event_type
+        ]
+        await service.enter_many(session, requests, now=now, persons=persons)
 
     async def _enter(self, event: Received[Any], session: AsyncSession, person_id: str, what: Occurrence) -> None:
         await service.enter(

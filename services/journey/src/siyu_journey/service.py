@@ -6,11 +6,12 @@ transaction), so the enrolment's new state, its timer, its touches and its event
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from siyu_journey.adapters import progress
@@ -87,6 +88,27 @@ async def _queue(session: AsyncSession, plans: Sequence[Planned], *, now: dateti
     await progress.insert_touches(session, rows=[row for p in plans for row in touch_rows(p, now=now)])
 
 
+@dataclass(frozen=True, slots=True)
+class EntryRequest:
+    """An occurrence that may enrol a person (the trigger event's id makes re-entry keys)."""
+
+    tenant: str
+    person_id: str
+    occurrence: Occurrence
+    trigger_event_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExitRequest:
+    """An event that may end a person's enrolments (``everything``: all of them, whatever their journey)."""
+
+    tenant: str
+    person_id: str
+    event: str
+    lost_tags: frozenset[str] = frozenset()
+    everything: bool = False
+
+
 async def enter(
     session: AsyncSession,
     *,
@@ -97,18 +119,44 @@ async def enter(
     now: datetime,
 ) -> list[str]:
     """Enrols the person in every live journey the occurrence triggers; returns the new enrolment ids."""
-    entered: list[str] = []
-    person: Any = None
-    for version, definition in await repo.live_journeys(session, tenant=tenant):
-        if not matches(definition.trigger, occurrence):
-            continue
-        if person is None:
-            person = await repo.ensure_person(session, tenant=tenant, person_id=person_id, now=now)
-        if definition.entry.mode == "reentry" and await progress.has_active(
-            session, tenant=tenant, journey_id=definition.id, person_id=person_id
-        ):
-            continue
-        key = machine.entry_key(definition.entry, now=now, trigger_event_id=trigger_event_id)
+    return await enter_many(session, [EntryRequest(tenant, person_id, occurrence, trigger_event_id)], now=now)
+
+
+async def enter_many(
+    session: AsyncSession,
+    requests: Sequence[EntryRequest],
+    *,
+    now: datetime,
+    persons: Mapping[tuple[str, str], Row[Any]] | None = None,
+) -> list[str]:
+    """``enter`` for a batch of requests of distinct persons, in a constant number of statements: the persons a
+    live journey wants are ensured at once, re-entry is checked at once, enrolments inserted at once (a taken
+    entry key leaves one out: a duplicate trigger never enrols twice), then their timers and touches.
+
+    ``persons``: rows the caller already holds (locked), by (tenant, person)."""
+    candidates: list[tuple[EntryRequest, int, JourneyDefinition]] = []
+    for request in requests:
+        for version, definition in await repo.live_journeys(session, tenant=request.tenant):
+            if matches(definition.trigger, request.occurrence):
+                candidates.append((request, version, definition))
+    if not candidates:
+        return []
+    held = dict(persons or {})
+    missing = sorted({(r.tenant, r.person_id) for r, _, _ in candidates} - held.keys())
+    held |= await repo.ensure_people(session, rows=[{"tenant": t, "person_id": p} for t, p in missing], now=now)
+    busy = await progress.active_in(
+        session,
+        keys=[(r.tenant, d.id, r.person_id) for r, _, d in candidates if d.entry.mode == "reentry"],
+    )
+    pending: list[tuple[str, str, Planned]] = []
+    for request, version, definition in candidates:
+        tenant, person_id = request.tenant, request.person_id
+        if definition.entry.mode == "reentry":
+            if (tenant, definition.id, person_id) in busy:
+                continue
+            busy.add((tenant, definition.id, person_id))
+        person = held[(tenant, person_id)]
+        key = machine.entry_key(definition.entry, now=now, trigger_event_id=request.trigger_event_id)
         enrolment = Enrolment(
             enrolment_id=machine.enrolment_id(
                 tenant=tenant, journey_id=definition.id, version=version, person_id=person_id, key=key
@@ -119,12 +167,14 @@ async def enter(
             entered_at=now,
         )
         transition = machine.start(definition, enrolment, repo.person_view(person_id, person), now=now)
-        if not await progress.insert_enrolment(session, tenant=tenant, enrolment=transition.enrolment, entry_key=key):
-            continue  # this entry already happened: a duplicate trigger never enrols twice
         staff = person.owner_staff_id or machine.assign_staff(definition.staff_pool, person_id)
-        await _queue(session, [Planned(tenant, definition, transition, staff)], now=now, new=True)
-        entered.append(enrolment.enrolment_id)
-    return entered
+        pending.append((tenant, key, Planned(tenant, definition, transition, staff)))
+    inserted = await progress.insert_enrolments(
+        session, rows=[(tenant, p.transition.enrolment, key) for tenant, key, p in pending]
+    )
+    plans = [p for _, _, p in pending if p.transition.enrolment.enrolment_id in inserted]
+    await _queue(session, plans, now=now, new=True)
+    return [p.transition.enrolment.enrolment_id for p in plans]
 
 
 async def exit_where(
@@ -139,14 +189,30 @@ async def exit_where(
     everything: bool = False,
 ) -> list[str]:
     """Exits the person's active enrolments whose journey ends on this event; their queued touches are skipped."""
+    return await exit_many(
+        session, [ExitRequest(tenant, person_id, event, lost_tags, everything)], now=now, topics=topics
+    )
+
+
+async def exit_many(
+    session: AsyncSession, requests: Sequence[ExitRequest], *, now: datetime, topics: TopicNames
+) -> list[str]:
+    """``exit_where`` for a batch of requests of distinct persons: one query loads (and locks) their active
+    enrolments, the domain decides, ``end`` writes back in bulk."""
+    active = await progress.active_enrolments_of(session, keys=[(r.tenant, r.person_id) for r in requests])
     leaving: list[Enrolment] = []
-    for enrolment in await progress.active_enrolments(session, tenant=tenant, person_id=person_id):
-        definition = await repo.definition(
-            session, tenant=tenant, journey_id=enrolment.journey_id, version=enrolment.version
-        )
-        reason = event if everything else machine.exit_reason(definition, event=event, lost_tags=lost_tags)
-        if reason is not None:
-            leaving.append(machine.exit_now(enrolment, reason))
+    for request in requests:
+        for enrolment in active.get((request.tenant, request.person_id), []):
+            definition = await repo.definition(
+                session, tenant=request.tenant, journey_id=enrolment.journey_id, version=enrolment.version
+            )
+            reason = (
+                request.event
+                if request.everything
+                else machine.exit_reason(definition, event=request.event, lost_tags=request.lost_tags)
+            )
+            if reason is not None:
+                leaving.append(machine.exit_now(enrolment, reason))
     await end(session, leaving, now=now, topics=topics)
     return [e.enrolment_id for e in leaving]
 

@@ -58,6 +58,72 @@ async def insert_enrolment(session: AsyncSession, *, tenant: str, enrolment: Enr
     return inserted is not None
 
 
+_INSERT_ENROLMENT = pg_insert(enrolments).on_conflict_do_nothing().returning(enrolments.c.enrolment_id)
+
+
+async def insert_enrolments(session: AsyncSession, *, rows: Sequence[tuple[str, Enrolment, str]]) -> set[str]:
+    """rows: (tenant, enrolment, entry key). One cached INSERT over the rows; returns the ids actually inserted
+    (an entry that already happened, its policy's key taken, is left out)."""
+    if not rows:
+        return set()
+    result = await session.execute(
+        _INSERT_ENROLMENT,
+        [
+            {
+                "enrolment_id": e.enrolment_id,
+                "tenant": tenant,
+                "journey_id": e.journey_id,
+                "version": e.version,
+                "person_id": e.person_id,
+                "entry_key": key,
+                "status": e.status,
+                "step_id": e.step_id,
+                "visits": dict(e.visits),
+                "entered_at": e.entered_at,
+                "updated_at": e.entered_at,
+            }
+            for tenant, e, key in rows
+        ],
+    )
+    return set(result.scalars())
+
+
+async def active_in(session: AsyncSession, *, keys: Iterable[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
+    """Which of the (tenant, journey, person) triples have an active enrolment: one query for a batch."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return set()
+    result = await session.execute(
+        text(
+            "SELECT DISTINCT e.tenant, e.journey_id, e.person_id FROM enrolments e "
+            "JOIN unnest(CAST(:ts AS text[]), CAST(:js AS text[]), CAST(:ps AS text[])) AS k(tenant, journey, person) "
+            "ON e.tenant = k.tenant AND e.journey_id = k.journey AND e.person_id = k.person "
+            "WHERE e.status = 'active'"
+        ),
+        {"ts": [k[0] for k in wanted], "js": [k[1] for k in wanted], "ps": [k[2] for k in wanted]},
+    )
+    return {(r.tenant, r.journey_id, r.person_id) for r in result}
+
+
+async def active_enrolments_of(
+    session: AsyncSession, *, keys: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], list[Enrolment]]:
+    """The active enrolments of many (tenant, person) pairs, locked, in one query."""
+    wanted = list(set(keys))
+    out: dict[tuple[str, str], list[Enrolment]] = {k: [] for k in wanted}
+    if not wanted:
+        return out
+    result = await session.execute(
+        select(enrolments)
+        .where(persons_in(enrolments.c.tenant, enrolments.c.person_id, wanted), enrolments.c.status == "active")
+        .order_by(enrolments.c.enrolment_id)
+        .with_for_update()
+    )
+    for r in result:
+        out[(r.tenant, r.person_id)].append(_enrolment(r))
+    return out
+
+
 async def has_active(session: AsyncSession, *, tenant: str, journey_id: str, person_id: str) -> bool:
     found = await session.scalar(
         select(enrolments.c.enrolment_id)

@@ -177,6 +177,28 @@ async def ensure_person(
     return row
 
 
+async def ensure_people(
+    session: AsyncSession, *, rows: Iterable[dict[str, Any]], now: datetime
+) -> dict[tuple[str, str], Row[Any]]:
+    """``ensure_person`` for many: rows of tenant, person_id and the same optional values; each (tenant, person)
+    at most once. The rows are created if new, locked, and returned by key, in one cached statement."""
+    batch = [{**r, "updated_at": now} for r in rows]
+    if not batch:
+        return {}
+    names = sorted(set(batch[0]) - {"tenant", "person_id", "updated_at"})
+    stmt = pg_insert(people)
+    changes: dict[str, Any] = {"updated_at": stmt.excluded.updated_at}
+    for name in names:
+        changes[name] = (
+            func.coalesce(people.c.owner_staff_id, stmt.excluded.owner_staff_id)
+            if name == "owner_staff_id"
+            else stmt.excluded[name]
+        )
+    upsert = stmt.on_conflict_do_update(index_elements=["tenant", "person_id"], set_=changes).returning(*people.c)
+    result = await session.execute(upsert, batch)
+    return {(r.tenant, r.person_id): r for r in result}
+
+
 async def update_person(session: AsyncSession, *, tenant: str, person_id: str, **values: Any) -> None:
     await session.execute(
         update(people).where(people.c.tenant == tenant, people.c.person_id == person_id).values(**values)

@@ -14,6 +14,11 @@ class IngestSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="INGEST_", extra="ignore", frozen=True)
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Larger webhook bodies get 413.")
+    webhook_commits_in_flight: int = Field(
+        default=2,
+        ge=1,
+        description="Concurrent group commits of webhook deliveries; fewer means more deliveries per commit.",
+    )
     identity_hmac_key: SecretStr = Field(
         default=SecretStr("dev-only-identity-hmac-key"),
         description="Key of the HMAC under which identifiers (phones…) are matched; production refuses the default.",

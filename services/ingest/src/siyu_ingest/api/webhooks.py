@@ -79,7 +79,7 @@ def webhook_router(ctx: IngestContext) -> APIRouter:
             reset=_keep_session,  # one INSERT per checkout leaves no session state: skip the reset round trip
             server_settings={"search_path": runtime.spec.schema, "application_name": "ingest-webhooks"},
         )
-        ctx.webhook_writer = deliveries.GroupWriter(pool, max_inflight=max(1, ctx.settings.database_pool_size // 2))
+        ctx.webhook_writer = deliveries.GroupWriter(pool, max_inflight=ctx.settings.webhook_commits_in_flight)
         try:
             yield
         finally:

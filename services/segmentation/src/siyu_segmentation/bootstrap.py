@@ -7,7 +7,7 @@ from typing import Any
 
 from siyu_segmentation.adapters.rule_store import RuleCache
 from siyu_segmentation.api.routes import router
-from siyu_segmentation.handlers import build_handlers
+from siyu_segmentation.batch import build_batch_handling
 from siyu_segmentation.loops import backfill_loop, sweep_loop
 from siyu_segmentation.retag import Tagger
 from siyu_segmentation.settings import SegmentationSettings
@@ -32,7 +32,8 @@ def build_spec(settings: SegmentationSettings | None = None, **overrides: Any) -
             ConsumerSpec(
                 name="main",
                 topics=(Topic.LEADS, Topic.CONTACTS, Topic.ORDERS, Topic.TOUCHES, Topic.PERSONS),
-                handlers=lambda runtime: build_handlers(tagger),
+                # Whole partition batches at a time (one event at a time only to isolate a failing one).
+                batch=lambda runtime: build_batch_handling(tagger),
             ),
         ),
         background=(backfill_loop, sweep_loop),

@@ -1,18 +1,27 @@
-"""Re-tagging one person after their facts changed: evaluate the tenant's rules, diff, write, emit on change."""
+"""Re-tagging after facts changed: evaluate the tenant's rules, diff, write, emit on change.
+
+``retag`` does one person (merges); ``retag_many`` does the persons of a batch round with one query to load them
+and at most four statements to write every change (tags removed, gained, re-stamped; outbox rows).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from siyu_segmentation.adapters import bulk
 from siyu_segmentation.adapters import profiles as profile_repo
 from siyu_segmentation.adapters import tags as tag_repo
 from siyu_segmentation.adapters.rule_store import RuleCache, RuleSet
 from siyu_segmentation.domain.facts import Profile
-from siyu_segmentation.domain.tagging import TagDiff, decide, deciding_facts, diff
+from siyu_segmentation.domain.tagging import Decision, TagDiff, decide, deciding_facts, diff
+from siyu_shared.events.envelope import CloudEvent
 from siyu_shared.events.topics import TopicNames
+from siyu_shared.messaging.outbox import add_to_outbox
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,3 +72,54 @@ class Tagger:
                 topics=self.topics,
             )
         return change
+
+    async def retag_many(
+        self,
+        session: AsyncSession,
+        *,
+        rule_set: RuleSet,
+        tenant: str,
+        causes: Mapping[str, str],
+        now: datetime,
+    ) -> dict[str, TagDiff]:
+        """Re-tag every person of ``causes`` (person → the event that changed their facts): one `tags.changed`
+        per person whose tag set really changed, caused by that event."""
+        if not causes or (not rule_set.rules and rule_set.version == 0):
+            return {}
+        people = await bulk.load_people(
+            session,
+            tenant=tenant,
+            person_ids=list(causes),
+            with_orders=rule_set.needs_orders,
+            with_touches=rule_set.needs_touches,
+        )
+        removed: list[tuple[str, Decision]] = []
+        added: list[tuple[str, Decision, dict[str, Any]]] = []
+        restamped: list[tuple[str, Decision]] = []
+        events: list[CloudEvent] = []
+        changes: dict[str, TagDiff] = {}
+        for person_id in sorted(causes):
+            profile, current = people.get(person_id, (None, {}))
+            desired = decide(rule_set.rules, rule_set.exclusive, profile, now) if profile is not None else {}
+            change = diff(current, desired)
+            changes[person_id] = change
+            kept = [d for t, d in desired.items() if t in current and current[t].rule_version != d.rule_version]
+            restamped += [(person_id, d) for d in kept]
+            if not change.changed:
+                continue
+            facts = deciding_facts(
+                rule_set.rules,
+                [d.tag for d in (*change.added, *change.removed)],
+                profile or Profile(person_id),
+                now,
+            )
+            removed += [(person_id, d) for d in change.removed]
+            added += [(person_id, d, facts) for d in change.added]
+            events.append(
+                tag_repo.tags_changed_event(
+                    tenant=tenant, person_id=person_id, change=change, facts=facts, now=now, cause=causes[person_id]
+                )
+            )
+        await bulk.write_tags(session, tenant=tenant, removed=removed, added=added, restamped=restamped, now=now)
+        await add_to_outbox(session, events, topics=self.topics)
+        return changes

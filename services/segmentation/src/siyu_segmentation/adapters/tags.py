@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from siyu_segmentation.adapters.tables import person_tags
 from siyu_segmentation.domain.tagging import Decision, TagDiff
 from siyu_shared.events.catalog import TagChange, TagsChanged
-from siyu_shared.events.envelope import deterministic_event_id
+from siyu_shared.events.envelope import CloudEvent, deterministic_event_id
 from siyu_shared.events.registry import envelope
 from siyu_shared.events.topics import TopicNames
 from siyu_shared.messaging.outbox import add_to_outbox
@@ -100,6 +100,14 @@ async def emit_tags_changed(
     topics: TopicNames,
 ) -> None:
     """Queue `siyu.tags.changed`; its id derives from the cause, so a redone unit of work queues no second copy."""
+    event = tags_changed_event(tenant=tenant, person_id=person_id, change=change, facts=facts, now=now, cause=cause)
+    await add_to_outbox(session, event, topics=topics)
+
+
+def tags_changed_event(
+    *, tenant: str, person_id: str, change: TagDiff, facts: dict[str, Any], now: datetime, cause: str
+) -> CloudEvent:
+    """The `siyu.tags.changed` envelope of one person's change (id derived from tenant, person and cause)."""
     data = TagsChanged(
         person_id=person_id,
         added=[_change(d) for d in change.added],
@@ -109,7 +117,7 @@ async def emit_tags_changed(
         evaluated_at=now,
         cause=cause if ":" in cause else f"event:{cause}",
     )
-    event = envelope(
+    return envelope(
         data,
         tenant=tenant,
         subject=person_id,
@@ -117,7 +125,6 @@ async def emit_tags_changed(
         event_id=deterministic_event_id("tags", tenant, person_id, cause),
         time=now,
     )
-    await add_to_outbox(session, event, topics=topics)
 
 
 def _change(d: Decision) -> TagChange:

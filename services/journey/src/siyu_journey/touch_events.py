@@ -5,15 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from siyu_shared.events.catalog.touches import TouchFailed, TouchSent, TouchSkipped
 from siyu_shared.events.envelope import CloudEvent, deterministic_event_id
 from siyu_shared.events.registry import envelope
-from siyu_shared.events.topics import Topic, TopicNames
+from siyu_shared.events.topics import TopicNames
 from siyu_shared.messaging.outbox import add_to_outbox
-from siyu_shared.messaging.tables import outbox_table
 
 Outcome = Literal["sent", "failed", "skipped"]
 SOURCE = "/siyu/journey"
@@ -53,29 +51,5 @@ def touch_event(
 
 
 async def emit(session: AsyncSession, events: list[CloudEvent], *, topics: TopicNames) -> None:
-    """Queues events in the outbox, in the caller's transaction.
-
-    Small batches go through the shared ``add_to_outbox``. Large ones (a delivery round records up to 500
-    outcomes) are written as an executemany of one cached INSERT: ``add_to_outbox`` builds a multi-row VALUES
-    statement that SQLAlchemy compiles anew for every call, which cost ~0.2 s per 500 events. Same rows, same
-    ON CONFLICT (event_id) DO NOTHING.
-    """
-    if len(events) < _BULK:
-        await add_to_outbox(session, events, topics=topics)
-        return
-    rows = [
-        {
-            "event_id": event.id,
-            "topic": topics.name(Topic.TOUCHES),
-            "key": event.subject,
-            "event_type": event.type,
-            "tenant": event.tenant,
-            "payload": event.to_json(),
-            "headers": {"ce_type": event.type, "ce_tenant": event.tenant},
-        }
-        for event in events
-    ]
-    await session.execute(pg_insert(outbox_table).on_conflict_do_nothing(index_elements=["event_id"]), rows)
-
-
-_BULK = 20
+    """Queues events in the outbox, in the caller's transaction (one cached INSERT over the rows)."""
+    await add_to_outbox(session, events, topics=topics)

@@ -75,9 +75,13 @@ async def _line_batches(request: Request, encoding: str) -> AsyncIterator[list[s
         yield [pending]
 
 
-async def _rows(request: Request, fmt: str, encoding: str) -> AsyncIterator[tuple[int, dict[str, Any] | str, Any]]:
-    """(line number, row, header) triples; a row that cannot even be read is given as its error text."""
-    header: list[str] | None = None
+async def _rows(
+    request: Request, fmt: str, encoding: str, spec: dict[str, tuple[str, ...]]
+) -> AsyncIterator[tuple[int, dict[str, Any] | str, bool]]:
+    """(line number, row, by_column) triples: CSV rows come as fields by canonical name (``by_column``), JSONL rows
+    as they are; a row that cannot even be read is given as its error text."""
+    positions: dict[str, int | None] | None = None
+    width = 0
     number = 0
     async for lines in _line_batches(request, encoding):
         if fmt == "jsonl":
@@ -89,19 +93,20 @@ async def _rows(request: Request, fmt: str, encoding: str) -> AsyncIterator[tupl
                     value = orjson.loads(line)
                 except orjson.JSONDecodeError:
                     value = None
-                yield number, value if isinstance(value, dict) else "not a JSON object", None
+                yield number, value if isinstance(value, dict) else "not a JSON object", False
             continue
         for fields in csv.reader(lines):
             number += 1
             if not fields or fields == [""]:
                 continue
-            if header is None:
+            if positions is None:
                 header = [h.strip().lstrip("\ufeff") for h in fields]
+                positions, width = rules.column_positions(header, spec), len(header)
                 continue
-            if len(fields) != len(header):
-                yield number, f"expected {len(header)} columns, got {len(fields)}", header
+            if len(fields) != width:
+                yield number, f"expected {width} columns, got {len(fields)}", True
                 continue
-            yield number, dict(zip(header, fields, strict=True)), header
+            yield number, rules.from_fields(fields, positions), True
 
 
 def imports_router() -> APIRouter:
@@ -120,8 +125,8 @@ def imports_router() -> APIRouter:
         sessions: SessionFactory = request.app.state.runtime.sessions
         import_id = str(uuid.uuid4())
         record_of = rules.order_record if kind == "orders" else rules.lead_record
+        from_columns = rules.order_from_columns if kind == "orders" else rules.lead_from_columns
         spec = rules.ORDER_COLUMNS if kind == "orders" else rules.LEAD_COLUMNS
-        columns: dict[str, tuple[str, ...]] | None = None
         async with unit_of_work(sessions) as session:
             await import_store.start(session, tenant=principal.tenant, import_id=import_id, kind=kind)
         batch: list[tuple[str, dict[str, Any]]] = []
@@ -144,15 +149,13 @@ def imports_router() -> APIRouter:
                 )
             batch, errors, read = [], [], 0
 
-        async for line, row, header in _rows(request, fmt, encoding):
+        async for line, row, by_column in _rows(request, fmt, encoding, spec):
             read += 1
             if isinstance(row, str):
                 errors.append({"line": line, "error": row})
                 continue
-            if header is not None and columns is None:
-                columns = rules.resolve_columns(header, spec)
             try:
-                record = record_of(row, columns)
+                record = from_columns(row) if by_column else record_of(row)
             except (Malformed, ValidationError, ValueError) as exc:
                 errors.append({"line": line, "error": str(exc).splitlines()[0][:300]})
                 continue

@@ -49,12 +49,6 @@ FINISHED = {"TRADE_FINISHED", "交易成功"}
 CLOSED = {"TRADE_CLOSED", "TRADE_CLOSED_BY_TAOBAO", "交易关闭"}
 
 
-def resolve_columns(header: Sequence[str], spec: Mapping[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
-    """Which of a field's accepted names the file has (once per file, not per row)."""
-    present = set(header)
-    return {key: tuple(n for n in names if n in present) for key, names in spec.items()}
-
-
 def _pick(row: Mapping[str, Any], names: tuple[str, ...]) -> str | None:
     for name in names:
         value = row.get(name)
@@ -67,9 +61,23 @@ def _time(raw: str | None) -> str | None:
     return shanghai_time(raw).isoformat() if raw else None
 
 
+def column_positions(header: Sequence[str], spec: Mapping[str, tuple[str, ...]]) -> dict[str, int | None]:
+    """Where each field is in a CSV row (the first accepted name the header has), once per file."""
+    where = {name: i for i, name in enumerate(header)}
+    return {key: next((where[n] for n in names if n in where), None) for key, names in spec.items()}
+
+
+def from_fields(fields: Sequence[str], positions: Mapping[str, int | None]) -> dict[str, str | None]:
+    """A CSV row's fields by name, blank as None (the fast path: no per-row header dictionary)."""
+    return {key: (fields[i].strip() or None) if i is not None else None for key, i in positions.items()}
+
+
 def order_record(row: Mapping[str, Any], columns: Mapping[str, tuple[str, ...]] | None = None) -> dict[str, Any]:
     """A canonical order record from one export row (Malformed with the reason when it cannot be)."""
-    col = {key: _pick(row, names) for key, names in (columns or ORDER_COLUMNS).items()}
+    return order_from_columns({key: _pick(row, names) for key, names in (columns or ORDER_COLUMNS).items()})
+
+
+def order_from_columns(col: Mapping[str, str | None]) -> dict[str, Any]:
     order_no = col["order_no"]
     if not order_no:
         raise Malformed("no order number (订单编号 / order_no)")
@@ -100,7 +108,10 @@ def order_record(row: Mapping[str, Any], columns: Mapping[str, tuple[str, ...]] 
 
 
 def lead_record(row: Mapping[str, Any], columns: Mapping[str, tuple[str, ...]] | None = None) -> dict[str, Any]:
-    col = {key: _pick(row, names) for key, names in (columns or LEAD_COLUMNS).items()}
+    return lead_from_columns({key: _pick(row, names) for key, names in (columns or LEAD_COLUMNS).items()})
+
+
+def lead_from_columns(col: Mapping[str, str | None]) -> dict[str, Any]:
     lead_id = col["lead_id"]
     if not lead_id:
         raise Malformed("no lead id (lead_id / 线索ID)")

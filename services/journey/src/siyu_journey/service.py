@@ -254,19 +254,18 @@ def change(touch: Any, **values: Any) -> dict[str, Any]:
 
 
 async def fire_due_timers(session: AsyncSession, *, now: datetime, limit: int) -> int:
-    """Fires up to ``limit`` due timers in due order; returns how many. Safe with any number of workers."""
-    due = await progress.claim_due_timers(session, now=now, limit=limit)
+    """Fires up to ``limit`` due timers in due order; returns how many. Safe with any number of workers.
+
+    Set-based: one statement claims the timers with their enrolments and deletes the timers, one loads the
+    persons, then the enrolments, next timers and touches are written in bulk (``save``)."""
+    due = await progress.take_due_timers(session, now=now, limit=limit)
     if not due:
         return 0
-    held = await progress.enrolments_by_id(session, ids=[t.enrolment_id for t in due], skip_locked=True)
-    persons = await repo.people_rows(session, keys=[(tenant, e.person_id) for tenant, e in held.values()])
+    persons = await repo.people_rows(session, keys=[(tenant, e.person_id) for tenant, _, e in due])
     plans: list[Planned] = []
-    for timer in due:
-        if timer.enrolment_id not in held:
-            continue
-        tenant, enrolment = held[timer.enrolment_id]
-        if enrolment.step_id != timer.step_id:
-            continue  # stale timer (the enrolment moved on)
+    for tenant, step_id, enrolment in due:
+        if enrolment.step_id != step_id:
+            continue  # stale timer (the enrolment moved on): deleted, nothing to do
         definition = await repo.definition(
             session, tenant=tenant, journey_id=enrolment.journey_id, version=enrolment.version
         )
@@ -277,9 +276,8 @@ async def fire_due_timers(session: AsyncSession, *, now: datetime, limit: int) -
             definition.staff_pool, enrolment.person_id
         )
         plans.append(Planned(tenant, definition, transition, staff))
-    # A timer whose enrolment is busy (held by a handler right now) stays for the next round.
-    await progress.delete_timers_by_id(session, timer_ids=[t.timer_id for t in due if t.enrolment_id in held])
-    await save(session, plans, now=now)
+    await progress.save_enrolments(session, saved=[p.transition.enrolment for p in plans], now=now)
+    await _queue(session, plans, now=now, new=True)  # their timers are gone already: only new ones to set
     return len(due)
 
 

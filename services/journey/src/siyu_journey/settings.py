@@ -12,8 +12,14 @@ class JourneySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="JOURNEY_", extra="ignore", frozen=True)
 
     timer_batch: int = Field(default=500, ge=1, description="Timers fired per transaction.")
+    timer_workers: int = Field(
+        default=2, ge=1, description="Concurrent timer loops per worker process (claims skip each other's rows)."
+    )
     timer_poll_s: float = Field(default=0.2, gt=0, description="Timer poll when nothing was due.")
     sender_batch: int = Field(default=500, ge=1, description="Touches claimed per delivery round.")
+    sender_workers: int = Field(
+        default=2, ge=1, description="Concurrent delivery loops per worker process (claims skip each other's rows)."
+    )
     sender_poll_s: float = Field(default=0.05, gt=0, description="Delivery poll when nothing was pending.")
     sender_max_attempts: int = Field(default=5, ge=1)
     sending_lease_s: float = Field(default=300, gt=0, description="After this, a `sending` touch is recovered.")

@@ -30,7 +30,12 @@ async def _pause(stop: asyncio.Event, seconds: float) -> None:
 
 
 def timer_loop(settings: JourneySettings, clock: Clock) -> BackgroundLoop:
+    """``settings.timer_workers`` concurrent claimers: while one waits on the database, another computes."""
+
     async def run(runtime: Runtime, stop: asyncio.Event) -> None:
+        await asyncio.gather(*(claimer(runtime, stop) for _ in range(settings.timer_workers)))
+
+    async def claimer(runtime: Runtime, stop: asyncio.Event) -> None:
         failures = 0
         while not stop.is_set():
             try:
@@ -56,7 +61,10 @@ def delivery_loop(settings: JourneySettings, clock: Clock, senders: SenderFactor
     )
 
     async def run(runtime: Runtime, stop: asyncio.Event) -> None:
-        sender = senders(runtime)
+        sender = senders(runtime)  # one per process, shared: WeCom's token and rate limits are per corp
+        await asyncio.gather(*(deliverer(runtime, sender, stop) for _ in range(settings.sender_workers)))
+
+    async def deliverer(runtime: Runtime, sender: ChannelRouter, stop: asyncio.Event) -> None:
         failures = 0
         last_recovery = 0.0
         loop = asyncio.get_running_loop()

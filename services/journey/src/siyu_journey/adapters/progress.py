@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from siyu_journey.adapters.sql import any_int, any_text, persons_in
+from siyu_journey.adapters.sql import any_text, persons_in
 from siyu_journey.adapters.tables import enrolments, timers, touches
 from siyu_journey.domain.guardrails import PastTouch
 from siyu_journey.domain.machine import Enrolment
@@ -247,21 +247,30 @@ async def delete_timers(session: AsyncSession, *, enrolment_ids: Sequence[str]) 
         await session.execute(delete(timers).where(timers.c.enrolment_id == any_text(enrolment_ids)))
 
 
-async def claim_due_timers(session: AsyncSession, *, now: datetime, limit: int) -> list[Any]:
-    """Due timers in due order, locked; rows another worker holds are skipped, not waited for."""
-    result = await session.execute(
-        select(timers.c.timer_id, timers.c.enrolment_id, timers.c.step_id, timers.c.tenant)
-        .where(timers.c.due_at <= now)
-        .order_by(timers.c.due_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
+_TAKE_DUE = text(
+    """
+    WITH claimed AS (
+        SELECT t.timer_id, t.step_id AS timer_step, e.*
+        FROM timers t JOIN enrolments e ON e.enrolment_id = t.enrolment_id
+        WHERE t.due_at <= :now
+        ORDER BY t.due_at
+        LIMIT :limit
+        FOR UPDATE OF t, e SKIP LOCKED
+    ), taken AS (
+        DELETE FROM timers t USING claimed c WHERE t.timer_id = c.timer_id
     )
-    return list(result.all())
+    SELECT * FROM claimed
+    """
+)
 
 
-async def delete_timers_by_id(session: AsyncSession, *, timer_ids: Sequence[int]) -> None:
-    if timer_ids:
-        await session.execute(delete(timers).where(timers.c.timer_id == any_int(timer_ids)))
+async def take_due_timers(session: AsyncSession, *, now: datetime, limit: int) -> list[tuple[str, str, Enrolment]]:
+    """Claims up to ``limit`` due timers in due order with their enrolments, both locked, and deletes the timers,
+    in one statement: (tenant, timer's step, enrolment). A timer another worker holds, or whose enrolment is held
+    (a handler exiting it right now), is skipped, not waited for, and stays for a later round; so this never
+    waits while holding rows and cannot deadlock with a handler."""
+    result = await session.execute(_TAKE_DUE, {"now": now, "limit": limit})
+    return [(r.tenant, r.timer_step, _enrolment(r)) for r in result]
 
 
 # ---- touches ----------------------------------------------------------------------------------------------

@@ -181,8 +181,8 @@ async def ensure_people(
     session: AsyncSession, *, rows: Iterable[dict[str, Any]], now: datetime
 ) -> dict[tuple[str, str], Row[Any]]:
     """``ensure_person`` for many: rows of tenant, person_id and the same optional values; each (tenant, person)
-    at most once. The rows are created if new, locked, and returned by key, in one cached statement."""
-    batch = [{**r, "updated_at": now} for r in rows]
+    at most once. The rows are created if new, locked (in key order), and returned by key, in one statement."""
+    batch = sorted(({**r, "updated_at": now} for r in rows), key=lambda r: (r["tenant"], r["person_id"]))
     if not batch:
         return {}
     names = sorted(set(batch[0]) - {"tenant", "person_id", "updated_at"})

@@ -5,14 +5,14 @@ Each function is one round trip whatever the number of persons (an empty input c
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, literal_column, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+import orjson
+from sqlalchemy import Text, cast, func, literal_column, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from siyu_segmentation.adapters.profiles import _plain
@@ -20,6 +20,16 @@ from siyu_segmentation.adapters.tables import order_facts, person_tags, profiles
 from siyu_segmentation.domain.facts import FACTS, OrderFact, Profile, TouchFact
 from siyu_segmentation.domain.fold import FOLDED_COLUMNS
 from siyu_segmentation.domain.tagging import Decision
+
+_LOCK_PROFILES = text(
+    f"""
+    INSERT INTO profiles (tenant, person_id)
+    SELECT CAST(:tenant AS varchar), x.person_id FROM unnest(CAST(:persons AS text[])) AS x(person_id)
+    ORDER BY x.person_id
+    ON CONFLICT (tenant, person_id) DO UPDATE SET updated_at = now()
+    RETURNING person_id, {", ".join(FOLDED_COLUMNS)}, (xmax = 0) AS _created
+    """
+).columns(attributes=JSONB)
 
 
 @dataclass(slots=True)
@@ -33,20 +43,10 @@ async def lock_profiles(session: AsyncSession, *, tenant: str, person_ids: Seque
     returns each one's folded columns and whether it was just created."""
     if not person_ids:
         return {}
-    stmt = (
-        pg_insert(profiles)
-        .values([{"tenant": tenant, "person_id": p} for p in sorted(set(person_ids))])
-        .on_conflict_do_update(index_elements=["tenant", "person_id"], set_={"updated_at": func.now()})
-        .returning(
-            profiles.c.person_id,
-            *(profiles.c[c] for c in FOLDED_COLUMNS),
-            literal_column("(xmax = 0)").label("_created"),
-        )
-    )
-    out: dict[str, LockedProfile] = {}
-    for r in (await session.execute(stmt)).mappings():
-        out[r["person_id"]] = LockedProfile({c: r[c] for c in FOLDED_COLUMNS}, bool(r["_created"]))
-    return out
+    rows = await session.execute(_LOCK_PROFILES, {"tenant": tenant, "persons": sorted(set(person_ids))})
+    return {
+        r["person_id"]: LockedProfile({c: r[c] for c in FOLDED_COLUMNS}, bool(r["_created"])) for r in rows.mappings()
+    }
 
 
 _ROW_TYPES = {
@@ -70,15 +70,9 @@ _ROW_TYPES = {
 assert set(_ROW_TYPES) == set(FOLDED_COLUMNS)
 
 
-def _assignment(column: str) -> str:
-    if _ROW_TYPES[column] == "text[]":
-        return f"{column} = seg_union(v.{column}, CAST('{{}}' AS text[]))"  # sorted as the database sorts
-    return f"{column} = v.{column}"
-
-
 _WRITE_FOLDED = text(
     f"""
-    UPDATE profiles p SET {", ".join(_assignment(c) for c in FOLDED_COLUMNS)}, updated_at = now()
+    UPDATE profiles p SET {", ".join(f"{c} = v.{c}" for c in FOLDED_COLUMNS)}, updated_at = now()
     FROM jsonb_to_recordset(CAST(:rows AS jsonb))
       AS v(person_id text, {", ".join(f"{c} {t}" for c, t in _ROW_TYPES.items())})
     WHERE p.tenant = CAST(:tenant AS varchar) AND p.person_id = v.person_id
@@ -86,29 +80,36 @@ _WRITE_FOLDED = text(
 )
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(type(value).__name__)
+def _json(rows: Any) -> str:
+    """Rows as one JSON parameter (times in RFC 3339), read back with jsonb_to_recordset: one constant statement,
+    prepared once, whatever the number of rows."""
+    return orjson.dumps(rows).decode()
 
 
 async def write_folded(session: AsyncSession, *, tenant: str, rows: Mapping[str, Mapping[str, Any]]) -> None:
-    """Write back the folded columns of ``rows`` (person → row), one statement."""
+    """Write back the folded columns of ``rows`` (person → row), one statement. Sets are written as folded
+    (sorted in code point order, as the C collation sorts: their order carries no meaning)."""
     if not rows:
         return
     payload = [{"person_id": p, **{c: r.get(c) for c in FOLDED_COLUMNS}} for p, r in rows.items()]
-    await session.execute(_WRITE_FOLDED, {"tenant": tenant, "rows": json.dumps(payload, default=_json_default)})
+    await session.execute(_WRITE_FOLDED, {"tenant": tenant, "rows": _json(payload)})
+
+
+_INSERT_ORDERS = text(
+    """
+    INSERT INTO order_facts (tenant, order_id, person_id, paid_at, amount_fen, categories)
+    SELECT CAST(:tenant AS varchar), v.order_id, v.person_id, v.paid_at, v.amount_fen, v.categories
+    FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+      AS v(order_id text, person_id text, paid_at timestamptz, amount_fen bigint, categories text[])
+    ON CONFLICT (tenant, order_id) DO NOTHING
+    """
+)
 
 
 async def insert_orders(session: AsyncSession, *, tenant: str, orders: Sequence[Mapping[str, Any]]) -> None:
     """Paid orders (``order_id, person_id, paid_at, amount_fen, categories``); a known order id is kept as is."""
-    if not orders:
-        return
-    await session.execute(
-        pg_insert(order_facts)
-        .values([{"tenant": tenant, **o} for o in orders])
-        .on_conflict_do_nothing(index_elements=["tenant", "order_id"])
-    )
+    if orders:
+        await session.execute(_INSERT_ORDERS, {"tenant": tenant, "rows": _json(orders)})
 
 
 _APPLY_REFUNDS = text(
@@ -138,7 +139,7 @@ _APPLY_REFUNDS = text(
 async def apply_refunds(session: AsyncSession, *, tenant: str, refunds: Sequence[Mapping[str, Any]]) -> None:
     """Refunds (``order_id, refund_id, amount_fen, full``), each applied once per refund id, to known orders."""
     if refunds:
-        await session.execute(_APPLY_REFUNDS, {"tenant": tenant, "rows": json.dumps(list(refunds))})
+        await session.execute(_APPLY_REFUNDS, {"tenant": tenant, "rows": _json(list(refunds))})
 
 
 async def void_orders(session: AsyncSession, *, tenant: str, order_ids: Sequence[str]) -> None:
@@ -150,18 +151,22 @@ async def void_orders(session: AsyncSession, *, tenant: str, order_ids: Sequence
         )
 
 
+_UPSERT_TOUCHES = text(
+    """
+    INSERT INTO touch_facts (tenant, touch_id, person_id, occurred_at, channel, status)
+    SELECT CAST(:tenant AS varchar), v.touch_id, v.person_id, v.occurred_at, v.channel, v.status
+    FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+      AS v(touch_id text, person_id text, occurred_at timestamptz, channel text, status text)
+    ON CONFLICT (tenant, touch_id) DO UPDATE SET status = excluded.status, occurred_at = excluded.occurred_at
+    """
+)
+
+
 async def upsert_touches(session: AsyncSession, *, tenant: str, touches: Sequence[Mapping[str, Any]]) -> None:
     """Touches (``touch_id, person_id, occurred_at, channel, status``); the latest status of a touch id wins."""
-    if not touches:
-        return
-    latest = {t["touch_id"]: t for t in touches}  # one row per touch id (later ones win)
-    stmt = pg_insert(touch_facts).values([{"tenant": tenant, **t} for t in latest.values()])
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["tenant", "touch_id"],
-            set_={"status": stmt.excluded.status, "occurred_at": stmt.excluded.occurred_at},
-        )
-    )
+    if touches:
+        latest = {t["touch_id"]: t for t in touches}  # one row per touch id (later ones win)
+        await session.execute(_UPSERT_TOUCHES, {"tenant": tenant, "rows": _json(list(latest.values()))})
 
 
 _RECOMPUTE_ORDERS = text(
@@ -249,7 +254,7 @@ async def load_people(
         (_json_rows(order_facts, order_cols) if with_orders else empty).label("_orders"),
         (_json_rows(touch_facts, touch_cols) if with_touches else empty).label("_touches"),
         _json_rows(person_tags, tag_cols).label("_tags"),
-    ).where(profiles.c.tenant == tenant, profiles.c.person_id.in_(sorted(set(person_ids))))
+    ).where(profiles.c.tenant == tenant, profiles.c.person_id == func.any(cast(sorted(set(person_ids)), ARRAY(Text))))
     out: dict[str, tuple[Profile, dict[str, Decision]]] = {}
     for row in (await session.execute(query)).mappings():
         person_id = row["person_id"]
@@ -269,6 +274,16 @@ _DELETE_TAGS = text(
     DELETE FROM person_tags pt
     USING unnest(CAST(:persons AS text[]), CAST(:tags AS text[])) AS d(person_id, tag)
     WHERE pt.tenant = CAST(:tenant AS varchar) AND pt.person_id = d.person_id AND pt.tag = d.tag
+    """
+)
+
+_INSERT_TAGS = text(
+    """
+    INSERT INTO person_tags (tenant, person_id, tag, family, rule_id, rule_version, tagged_at, facts)
+    SELECT CAST(:tenant AS varchar), v.person_id, v.tag, v.family, v.rule_id, v.rule_version, :now, v.facts
+    FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+      AS v(person_id text, tag text, family text, rule_id text, rule_version int, facts jsonb)
+    ON CONFLICT DO NOTHING
     """
 )
 
@@ -298,25 +313,18 @@ async def write_tags(
             {"tenant": tenant, "persons": [p for p, _ in removed], "tags": [d.tag for _, d in removed]},
         )
     if added:
-        await session.execute(
-            pg_insert(person_tags)
-            .values(
-                [
-                    {
-                        "tenant": tenant,
-                        "person_id": p,
-                        "tag": d.tag,
-                        "family": d.family,
-                        "rule_id": d.rule_id,
-                        "rule_version": d.rule_version,
-                        "tagged_at": now,
-                        "facts": facts,
-                    }
-                    for p, d, facts in added
-                ]
-            )
-            .on_conflict_do_nothing()
-        )
+        rows = [
+            {
+                "person_id": p,
+                "tag": d.tag,
+                "family": d.family,
+                "rule_id": d.rule_id,
+                "rule_version": d.rule_version,
+                "facts": facts,
+            }
+            for p, d, facts in added
+        ]
+        await session.execute(_INSERT_TAGS, {"tenant": tenant, "rows": _json(rows), "now": now})
     if restamped:
         await session.execute(
             _RESTAMP_TAGS,

@@ -98,7 +98,7 @@ async def active_in(session: AsyncSession, *, keys: Iterable[tuple[str, str, str
             "SELECT DISTINCT e.tenant, e.journey_id, e.person_id FROM enrolments e "
             "JOIN unnest(CAST(:ts AS text[]), CAST(:js AS text[]), CAST(:ps AS text[])) AS k(tenant, journey, person) "
             "ON e.tenant = k.tenant AND e.journey_id = k.journey AND e.person_id = k.person "
-            "WHERE e.status = 'active'"
+            "WHERE e.status = 'active' AND e.person_id = ANY(CAST(:ps AS text[]))"
         ),
         {"ts": [k[0] for k in wanted], "js": [k[1] for k in wanted], "ps": [k[2] for k in wanted]},
     )
@@ -173,6 +173,7 @@ _SAVE_ENROLMENTS = text(
                 CAST(:reasons AS text[]), CAST(:persons AS text[]))
          AS u(enrolment_id, status, step_id, visits, exit_reason, person_id)
     WHERE e.enrolment_id = u.enrolment_id
+      AND e.enrolment_id = ANY(CAST(:ids AS text[]))  -- rows found by key even when statistics lag a bulk load
     """
 )
 
@@ -257,7 +258,7 @@ _TAKE_DUE = text(
         LIMIT :limit
         FOR UPDATE OF t, e SKIP LOCKED
     ), taken AS (
-        DELETE FROM timers t USING claimed c WHERE t.timer_id = c.timer_id
+        DELETE FROM timers WHERE timer_id = ANY(ARRAY(SELECT timer_id FROM claimed))  -- by key, never a scan
     )
     SELECT * FROM claimed
     """
@@ -346,6 +347,7 @@ _UPDATE_TOUCHES = text(
                 CAST(:attempts AS int[]), CAST(:staff AS text[]))
          AS u(touch_id, status, reason, due_at, attempt_at, sent_at, attempts, staff_id)
     WHERE t.touch_id = u.touch_id
+      AND t.touch_id = ANY(CAST(:ids AS text[]))  -- rows found by key even when statistics lag a bulk load
     """
 )
 

@@ -8,6 +8,7 @@ Progress is committed per chunk and readable at `GET /v1/tenants/{tenant}/import
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import csv
 import uuid
@@ -132,37 +133,50 @@ def imports_router() -> APIRouter:
         batch: list[tuple[str, dict[str, Any]]] = []
         errors: list[dict[str, Any]] = []
         read = 0
+        in_flight: asyncio.Task[None] | None = None
 
-        async def flush(finished: bool = False) -> None:
-            nonlocal batch, errors, read
+        async def flush(
+            rows: list[tuple[str, dict[str, Any]]], bad: list[dict[str, Any]], count: int, finished: bool
+        ) -> None:
             async with unit_of_work(sessions) as session:
-                accepted = await import_store.store_records(session, tenant=principal.tenant, records=batch)
+                accepted = await import_store.store_records(session, tenant=principal.tenant, records=rows)
                 await import_store.progress(
                     session,
                     tenant=principal.tenant,
                     import_id=import_id,
-                    rows=read,
+                    rows=count,
                     accepted=accepted,
-                    duplicates=len(batch) - accepted,
-                    errors=errors,
+                    duplicates=len(rows) - accepted,
+                    errors=bad,
                     finished=finished,
                 )
+
+        async def hand_over(finished: bool = False) -> None:
+            # One chunk is written while the next is parsed; chunks still commit one after the other.
+            nonlocal in_flight, batch, errors, read
+            if in_flight is not None:
+                await in_flight
+            in_flight = asyncio.create_task(flush(batch, errors, read, finished))
             batch, errors, read = [], [], 0
 
-        async for line, row, by_column in _rows(request, fmt, encoding, spec):
-            read += 1
-            if isinstance(row, str):
-                errors.append({"line": line, "error": row})
-                continue
-            try:
-                record = from_columns(row) if by_column else record_of(row)
-            except (Malformed, ValidationError, ValueError) as exc:
-                errors.append({"line": line, "error": str(exc).splitlines()[0][:300]})
-                continue
-            batch.append((rules.dedupe_key(record), record))
-            if read >= CHUNK_ROWS:
-                await flush()
-        await flush(finished=True)
+        try:
+            async for line, row, by_column in _rows(request, fmt, encoding, spec):
+                read += 1
+                if isinstance(row, str):
+                    errors.append({"line": line, "error": row})
+                    continue
+                try:
+                    record = from_columns(row) if by_column else record_of(row)
+                except (Malformed, ValidationError, ValueError) as exc:
+                    errors.append({"line": line, "error": str(exc).splitlines()[0][:300]})
+                    continue
+                batch.append((rules.dedupe_key(record), record))
+                if read >= CHUNK_ROWS:
+                    await hand_over()
+            await hand_over(finished=True)
+        finally:
+            if in_flight is not None:
+                await in_flight
         async with unit_of_work(sessions) as session:
             job = await import_store.get(session, tenant=principal.tenant, import_id=import_id)
         assert job is not None

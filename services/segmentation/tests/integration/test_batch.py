@@ -1,0 +1,207 @@
+"""The batch handler gives exactly what one event at a time gives: same facts, same tags, same `tags.changed`
+(one per real change, caused by the event that made it), with several events per person, merges and erasures
+in the middle of the batch."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import uuid4
+
+import orjson
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from siyu_devstack.stack import Stack
+from siyu_segmentation import service
+from siyu_segmentation.adapters.rule_store import RuleCache
+from siyu_segmentation.adapters.tables import order_facts, outbox, person_tags, profiles, touch_facts
+from siyu_segmentation.batch import build_batch_handler
+from siyu_segmentation.domain.tagging import RuleBody
+from siyu_segmentation.packs import shipped_packs
+from siyu_segmentation.retag import Tagger
+from siyu_shared.db.engine import create_engine, session_factory
+from siyu_shared.events.catalog import (
+    ContactAdded,
+    ContactRemoved,
+    GroupJoined,
+    GroupLeft,
+    LeadCaptured,
+    OrderClosed,
+    OrderLine,
+    OrderPaid,
+    OrderRefunded,
+    PersonErased,
+    PersonMerged,
+    SourceRef,
+    TouchFailed,
+    TouchSent,
+)
+from siyu_shared.events.registry import EventData, envelope
+from siyu_shared.events.topics import TopicNames
+from siyu_shared.kafka.runner import Received
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+EXTRA_RULES = {
+    "touched": {"tag": "touched", "when": {"count": "touches", "gte": 1}},
+    "in-group": {"tag": "in_group", "when": {"fact": "groups", "exists": True}},
+    "lost-friend": {"tag": "lost_friend", "when": {"fact": "wecom_status", "eq": "removed"}},
+    "dry": {"tag": "dry_skin", "when": {"fact": "attr.skin_type", "eq": "dry"}},
+    "kol": {"tag": "kol_sourced", "when": {"fact": "account_kinds", "in": ["kol"]}},
+}
+
+
+@pytest.fixture
+async def engine(migrated: Stack) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(migrated.service_dsn("segmentation"), schema="segmentation", pool_size=2)
+    yield engine
+    await engine.dispose()
+
+
+def story() -> list[EventData]:
+    """Several events per person (so several rounds), a merge and an erasure in the middle."""
+    ago: Callable[[float], datetime] = lambda days: NOW - timedelta(days=days)  # noqa: E731
+    src, kol = SourceRef(channel="xiaohongshu"), SourceRef(channel="douyin", account_kind="kol", partner_id="k1")
+
+    def lead(person: str, n: int, source: SourceRef, **attrs: str) -> LeadCaptured:
+        return LeadCaptured(
+            lead_id=f"l{n}", person_id=person, kind="form", occurred_at=ago(n), source=source, attributes=attrs
+        )
+
+    def paid(person: str, order: str, fen: int, days: float) -> OrderPaid:
+        line = OrderLine(line_id="1", category="skincare", amount_fen=fen)
+        return OrderPaid(
+            order_id=order,
+            order_no=order,
+            channel="tmall",
+            person_id=person,
+            amount_fen=fen,
+            paid_at=ago(days),
+            lines=[line],
+        )
+
+    def contact(person: str, staff: str, days: float) -> ContactAdded:
+        return ContactAdded(
+            person_id=person, external_userid=f"wm-{person}", staff_id=staff, occurred_at=ago(days), source=src
+        )
+
+    def removed(person: str, staff: str) -> ContactRemoved:
+        return ContactRemoved(
+            person_id=person, external_userid=f"wm-{person}", staff_id=staff, removed_by="customer", occurred_at=NOW
+        )
+
+    def refund(person: str, order: str, refund_id: str, fen: int, full: bool = False) -> OrderRefunded:
+        return OrderRefunded(
+            order_id=order,
+            order_no=order,
+            refund_id=refund_id,
+            person_id=person,
+            amount_fen=fen,
+            full=full,
+            refunded_at=NOW,
+        )
+
+    def sent(person: str, touch: str) -> TouchSent:
+        return TouchSent(touch_id=touch, person_id=person, channel="sms", occurred_at=ago(1))
+
+    return [
+        lead("a", 30, kol, skin_type="dry"),
+        lead("b", 20, src),
+        contact("a", "s1", 25),
+        paid("a", "o1", 12000, 10),
+        GroupJoined(person_id="b", chat_id="g1", join_scene=1, occurred_at=ago(5)),
+        lead("a", 40, src, skin_type="oily"),  # earlier sighting: first channel moves, later answers win
+        paid("a", "o2", 25000, 3),
+        sent("c", "t1"),
+        TouchFailed(touch_id="t2", person_id="c", channel="sms", occurred_at=ago(2), reason="blocked"),
+        sent("c", "t2"),  # the latest status of a touch wins
+        refund("a", "o2", "r1", 10000),
+        refund("a", "o2", "r1", 10000),  # the same refund again: applied once
+        OrderClosed(order_id="o1", order_no="o1", person_id="a", closed_at=NOW),
+        removed("a", "s1"),
+        GroupLeft(person_id="b", chat_id="g1", quit_scene=1, occurred_at=NOW),
+        paid("b", "o3", 40000, 2),
+        contact("d", "s2", 3),
+        contact("d", "s3", 2),
+        removed("d", "s2"),  # still a friend of s3
+        PersonMerged(survivor_id="a", merged_ids=["b"], reason="phone", merged_at=NOW),
+        lead("e", 1, kol, skin_type="dry"),
+        PersonErased(person_id="c", requested_at=NOW),
+        sent("c", "t3"),  # a new profile after the erasure
+        paid("d", "o4", 9000, 1),
+        refund("d", "o-unknown", "r2", 100),  # an unknown order: nothing to refund
+        refund("a", "o2", "r3", 20000, full=True),
+        removed("d", "s3"),  # the last staff: the relationship is removed
+        paid("a", "o2", 25000, 3),  # a replay of a known order changes nothing
+    ]
+
+
+async def tenant_with_rules(engine: AsyncEngine) -> str:
+    tenant = f"t{uuid4().hex[:8]}"
+    async with session_factory(engine)() as session, session.begin():
+        for name in ("dcba", "lifecycle"):
+            await service.install_pack(session, tenant=tenant, pack=shipped_packs()[name])
+        for rule_id, body in EXTRA_RULES.items():
+            await service.put_rule(session, tenant=tenant, rule_id=rule_id, body=RuleBody.model_validate(body))
+    return tenant
+
+
+async def run(engine: AsyncEngine, *, batched: bool) -> tuple[str, dict[str, int]]:
+    """Handle the story in one batch, or one event per transaction; returns the tenant and event id → index."""
+    tenant = await tenant_with_rules(engine)
+    handler = build_batch_handler(Tagger(cache=RuleCache(), topics=TopicNames("t")), clock=lambda: NOW)
+    events: list[Received[Any]] = []
+    for data in story():
+        subject = str(getattr(data, "person_id", None) or getattr(data, "survivor_id", ""))
+        events.append(Received(envelope(data, tenant=tenant, subject=subject, source="/test"), data))
+    sessions = session_factory(engine)
+    for chunk in [events] if batched else [[e] for e in events]:
+        async with sessions() as session, session.begin():
+            await handler(chunk, session)
+    return tenant, {e.envelope.id: i for i, e in enumerate(events)}
+
+
+async def state(engine: AsyncEngine, tenant: str, causes: dict[str, int]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    async with engine.connect() as conn:
+        for table, key in ((profiles, "person_id"), (order_facts, "order_id"), (touch_facts, "touch_id")):
+            rows = (await conn.execute(select(table).where(table.c.tenant == tenant))).mappings()
+            out[table.name] = sorted(
+                ({k: v for k, v in r.items() if k not in ("tenant", "updated_at")} for r in rows),
+                key=lambda r: str(r[key]),
+            )
+        tags = (await conn.execute(select(person_tags).where(person_tags.c.tenant == tenant))).mappings()
+        out["tags"] = sorted(
+            (
+                r["person_id"],
+                r["tag"],
+                r["rule_id"],
+                r["rule_version"],
+                orjson.dumps(r["facts"], option=orjson.OPT_SORT_KEYS),
+            )
+            for r in tags
+        )
+        events = []
+        for payload in (await conn.execute(select(outbox.c.payload).where(outbox.c.tenant == tenant))).scalars():
+            data = orjson.loads(payload)["data"]
+            cause = causes[data["cause"].removeprefix("event:")]
+            events.append((data["person_id"], cause, data["added"], data["removed"], data["tags"], data["facts"]))
+        out["tags.changed"] = sorted(events, key=lambda e: (e[0], e[1]))
+    return out
+
+
+async def test_a_batch_gives_what_one_event_at_a_time_gives(engine: AsyncEngine) -> None:
+    one_by_one = await state(engine, *await run(engine, batched=False))
+    batched = await state(engine, *await run(engine, batched=True))
+    assert batched == one_by_one
+    assert {p["person_id"] for p in batched["profiles"]} == {"a", "c", "d", "e"}
+    assert len(batched["tags.changed"]) >= 8
+    a = next(p for p in batched["profiles"] if p["person_id"] == "a")
+    assert a["first_channel"] == "xiaohongshu" and a["attributes"] == {"skin_type": "oily"}
+    assert a["order_count"] == 1 and a["refunded_fen"] == 25000  # o2 fully refunded, o1 closed, o3 from b
+    d = next(p for p in batched["profiles"] if p["person_id"] == "d")
+    assert d["wecom_status"] == "removed" and d["wecom_staff"] == []

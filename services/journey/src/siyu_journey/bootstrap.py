@@ -14,7 +14,7 @@ from siyu_journey.adapters.senders.wecom import WeComSender
 from siyu_journey.api.routes import build_router
 from siyu_journey.handlers import Handlers
 from siyu_journey.settings import JourneySettings
-from siyu_journey.workers import SenderFactory, delivery_loop, timer_loop
+from siyu_journey.workers import SenderFactory, worker_loops
 from siyu_shared.events.topics import Topic
 from siyu_shared.service import ConsumerSpec, Runtime, ServiceSpec
 
@@ -73,8 +73,5 @@ def build_spec(
                 batch=lambda runtime: handlers.batch(),
             ),
         ),
-        background=(
-            timer_loop(settings, clock),
-            delivery_loop(settings, clock, senders or default_senders(settings)),
-        ),
+        background=(worker_loops(settings, clock, senders or default_senders(settings)),),
     )

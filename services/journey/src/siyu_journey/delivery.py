@@ -17,10 +17,12 @@ did not in fact deliver it); it is recorded and visible, never silently dropped 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from siyu_journey.adapters import progress
 from siyu_journey.adapters import repository as repo
@@ -49,95 +51,11 @@ async def deliver_round(
 ) -> int:
     """One round; returns how many touches it claimed."""
     now = clock()
-    outgoing: list[Outgoing] = []
-    claimed: dict[str, Any] = {}
     async with unit_of_work(sessions) as session:
         rows = await progress.claim_pending_touches(session, now=now, limit=config.batch)
         if not rows:
             return 0
-        locked = await progress.try_lock_people(session, keys=[(t.tenant, t.person_id) for t in rows])
-        rows = [t for t in rows if (t.tenant, t.person_id) in locked]
-        since = min(start_of_month(now), start_of_week(now))
-        history = await progress.recent_touches(session, keys=locked, since=since)
-        persons = await repo.people_rows(session, keys=locked)
-        policies: dict[str, guardrails.GuardrailPolicy] = {}
-        changes: list[dict[str, Any]] = []
-        sending: dict[str, dict[str, Any]] = {}
-        events = []
-        for touch in rows:
-            if touch.tenant not in policies:
-                policies[touch.tenant] = await repo.policy(session, tenant=touch.tenant)
-            person = persons.get((touch.tenant, touch.person_id))
-            status = guardrails.PersonStatus(
-                opted_out=bool(person and person.opted_out),
-                consents=frozenset(person.consents if person else ()),
-            )
-            past = history.setdefault((touch.tenant, touch.person_id), [])
-            decision = guardrails.decide(
-                channel=touch.channel,
-                priority=touch.priority,
-                person=status,
-                history=past,
-                policy=policies[touch.tenant],
-                now=now,
-            )
-            if isinstance(decision, guardrails.Skip):
-                changes.append(change(touch, status="skipped", reason=decision.reason))
-                events.append(touch_event(touch, "skipped", at=now, reason=decision.reason))
-                continue
-            if isinstance(decision, guardrails.Defer):
-                changes.append(change(touch, due=decision.until, reason=decision.reason))
-                continue
-            staff = touch.staff_id or (person.owner_staff_id if person else None)
-            definition = await repo.definition(
-                session, tenant=touch.tenant, journey_id=touch.journey_id, version=touch.version
-            )
-            try:
-                body = render(
-                    definition.templates[touch.template],
-                    {
-                        "persona": touch.persona or "",
-                        "staff_id": staff or "",
-                        "tags": list(person.tags) if person else [],
-                        "facts": dict(person.facts) if person else {},
-                    },
-                )
-            except Exception as exc:  # a template that cannot render never will: record it, do not retry
-                reason = f"template_error: {type(exc).__name__}"
-                changes.append(change(touch, status="failed", reason=reason))
-                events.append(touch_event(touch, "failed", at=now, reason=reason))
-                continue
-            past.append(guardrails.PastTouch(touch.channel, now, touch.priority, touch.campaign_id))
-            sending[touch.touch_id] = change(
-                touch, status="sending", attempt_at=now, sent_at=now, staff_id=staff, attempts=touch.attempts + 1
-            )
-            claimed[touch.touch_id] = touch
-            outgoing.append(
-                Outgoing(
-                    touch.touch_id,
-                    touch.tenant,
-                    touch.person_id,
-                    touch.channel,
-                    staff,
-                    touch.persona,
-                    body,
-                    recipient=person.external_userid if person else None,
-                )
-            )
-        inline = [o for o in outgoing if sender.for_channel(o.channel).idempotent]
-        later = [o for o in outgoing if not sender.for_channel(o.channel).idempotent]
-        if inline:
-            # The channel deduplicates on the touch id: send inside this transaction and record the outcome in
-            # it. Should the commit fail after the send, the touch is still pending and the resend is a no-op.
-            outcomes = await sender.send(inline)
-            done, done_events = _outcomes(
-                [(claimed[o.touch_id], o.staff_id, r) for o, r in zip(inline, outcomes, strict=True)], now, config
-            )
-            changes += done
-            events += done_events
-        changes += [sending[o.touch_id] for o in later]
-        await progress.update_touches(session, changes=changes)
-        await emit(session, events, topics=topics)
+        claimed, later = await decide_and_send(session, rows, now=now, sender=sender, topics=topics, config=config)
     if later:
         outcomes = await sender.send(later)
         await record_outcomes(
@@ -148,6 +66,123 @@ async def deliver_round(
             config=config,
         )
     return len(rows) or 1
+
+
+async def decide_and_send(
+    session: AsyncSession,
+    rows: Sequence[Any],
+    *,
+    now: datetime,
+    sender: ChannelRouter,
+    topics: TopicNames,
+    config: DeliveryConfig,
+) -> tuple[dict[str, Any], list[Outgoing]]:
+    """Phase 1 (and, for channels that deduplicate on the touch id, the send and its outcome) for touch rows this
+    transaction holds: persons locked (a person another worker holds is left for later), guardrails decided,
+    outcomes recorded with their events. Returns the claimed rows by id and what is left for phase 2."""
+    outgoing: list[Outgoing] = []
+    claimed: dict[str, Any] = {}
+    locked = await progress.try_lock_people(session, keys=[(t.tenant, t.person_id) for t in rows])
+    rows = [t for t in rows if (t.tenant, t.person_id) in locked]
+    since = min(start_of_month(now), start_of_week(now))
+    history = await progress.recent_touches(session, keys=locked, since=since)
+    persons = await repo.people_rows(session, keys=locked)
+    policies: dict[str, guardrails.GuardrailPolicy] = {}
+    changes: list[dict[str, Any]] = []
+    sending: dict[str, dict[str, Any]] = {}
+    events = []
+    for touch in rows:
+        if touch.tenant not in policies:
+            policies[touch.tenant] = await repo.policy(session, tenant=touch.tenant)
+        person = persons.get((touch.tenant, touch.person_id))
+        status = guardrails.PersonStatus(
+            opted_out=bool(person and person.opted_out),
+            consents=frozenset(person.consents if person else ()),
+        )
+        past = history.setdefault((touch.tenant, touch.person_id), [])
+        decision = guardrails.decide(
+            channel=touch.channel,
+            priority=touch.priority,
+            person=status,
+            history=past,
+            policy=policies[touch.tenant],
+            now=now,
+        )
+        if isinstance(decision, guardrails.Skip):
+            changes.append(change(touch, status="skipped", reason=decision.reason))
+            events.append(touch_event(touch, "skipped", at=now, reason=decision.reason))
+            continue
+        if isinstance(decision, guardrails.Defer):
+            changes.append(change(touch, due=decision.until, reason=decision.reason))
+            continue
+        staff = touch.staff_id or (person.owner_staff_id if person else None)
+        definition = await repo.definition(
+            session, tenant=touch.tenant, journey_id=touch.journey_id, version=touch.version
+        )
+        try:
+            body = render(
+                definition.templates[touch.template],
+                {
+                    "persona": touch.persona or "",
+                    "staff_id": staff or "",
+                    "tags": list(person.tags) if person else [],
+                    "facts": dict(person.facts) if person else {},
+                },
+            )
+        except Exception as exc:  # a template that cannot render never will: record it, do not retry
+            reason = f"template_error: {type(exc).__name__}"
+            changes.append(change(touch, status="failed", reason=reason))
+            events.append(touch_event(touch, "failed", at=now, reason=reason))
+            continue
+        past.append(guardrails.PastTouch(touch.channel, now, touch.priority, touch.campaign_id))
+        sending[touch.touch_id] = change(
+            touch, status="sending", attempt_at=now, sent_at=now, staff_id=staff, attempts=touch.attempts + 1
+        )
+        claimed[touch.touch_id] = touch
+        outgoing.append(
+            Outgoing(
+                touch.touch_id,
+                touch.tenant,
+                touch.person_id,
+                touch.channel,
+                staff,
+                touch.persona,
+                body,
+                recipient=person.external_userid if person else None,
+            )
+        )
+    inline = [o for o in outgoing if sender.for_channel(o.channel).idempotent]
+    later = [o for o in outgoing if not sender.for_channel(o.channel).idempotent]
+    if inline:
+        # The channel deduplicates on the touch id: send inside this transaction and record the outcome in
+        # it. Should the commit fail after the send, the touch is still pending and the resend is a no-op.
+        outcomes = await sender.send(inline)
+        done, done_events = _outcomes(
+            [(claimed[o.touch_id], o.staff_id, r) for o, r in zip(inline, outcomes, strict=True)], now, config
+        )
+        changes += done
+        events += done_events
+    changes += [sending[o.touch_id] for o in later]
+    await progress.update_touches(session, changes=changes)
+    await emit(session, events, topics=topics)
+    return claimed, later
+
+
+async def deliver_now(
+    session: AsyncSession,
+    rows: Sequence[Any],
+    *,
+    now: datetime,
+    sender: ChannelRouter,
+    topics: TopicNames,
+    config: DeliveryConfig,
+) -> None:
+    """Touches just queued in this transaction (a timer fired): those due now through a channel that deduplicates
+    on the touch id are decided and sent at once, as a delivery round would, sparing the round trip through
+    ``pending``. The rest (other channels, persons another worker holds) stay pending for the delivery loop."""
+    ready = [t for t in rows if t.due_at <= now and sender.for_channel(t.channel).idempotent]
+    if ready:
+        await decide_and_send(session, ready, now=now, sender=sender, topics=topics, config=config)
 
 
 def _outcomes(

@@ -6,7 +6,7 @@ transaction), so the enrolment's new state, its timer, its touches and its event
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -66,7 +66,9 @@ async def save(session: AsyncSession, plans: Sequence[Planned], *, now: datetime
     await _queue(session, plans, now=now)
 
 
-async def _queue(session: AsyncSession, plans: Sequence[Planned], *, now: datetime, new: bool = False) -> None:
+async def _queue(
+    session: AsyncSession, plans: Sequence[Planned], *, now: datetime, new: bool = False, returning: bool = False
+) -> list[Row[Any]]:
     timers = []
     finished = []
     for p in plans:
@@ -85,7 +87,9 @@ async def _queue(session: AsyncSession, plans: Sequence[Planned], *, now: dateti
     if not new:  # a new enrolment has no timer yet
         await progress.delete_timers(session, enrolment_ids=finished)
     await progress.set_timers(session, rows=timers)
-    await progress.insert_touches(session, rows=[row for p in plans for row in touch_rows(p, now=now)])
+    return await progress.insert_touches(
+        session, rows=[row for p in plans for row in touch_rows(p, now=now)], returning=returning
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,11 +257,18 @@ def change(touch: Any, **values: Any) -> dict[str, Any]:
     }
 
 
-async def fire_due_timers(session: AsyncSession, *, now: datetime, limit: int) -> int:
+async def fire_due_timers(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    limit: int,
+    queued: Callable[[AsyncSession, list[Row[Any]]], Awaitable[None]] | None = None,
+) -> int:
     """Fires up to ``limit`` due timers in due order; returns how many. Safe with any number of workers.
 
     Set-based: one statement claims the timers with their enrolments and deletes the timers, one loads the
-    persons, then the enrolments, next timers and touches are written in bulk (``save``)."""
+    persons, then the enrolments, next timers and touches are written in bulk. ``queued`` is then given the
+    touch rows just inserted, in this transaction (the worker delivers those due now at once)."""
     due = await progress.take_due_timers(session, now=now, limit=limit)
     if not due:
         return 0
@@ -277,7 +288,10 @@ async def fire_due_timers(session: AsyncSession, *, now: datetime, limit: int) -
         )
         plans.append(Planned(tenant, definition, transition, staff))
     await progress.save_enrolments(session, saved=[p.transition.enrolment for p in plans], now=now)
-    await _queue(session, plans, now=now, new=True)  # their timers are gone already: only new ones to set
+    # Their timers are gone already: only new ones to set.
+    inserted = await _queue(session, plans, now=now, new=True, returning=queued is not None)
+    if queued is not None and inserted:
+        await queued(session, inserted)
     return len(due)
 
 

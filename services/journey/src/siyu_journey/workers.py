@@ -1,4 +1,5 @@
-"""Background loops of the worker role: fire due timers, deliver queued touches, recover stale sends.
+"""Background loops of the worker role: fire due timers (delivering what they queue for now), deliver queued
+touches, recover stale sends.
 
 Both loops claim rows with ``FOR UPDATE SKIP LOCKED``, so any number of worker processes can run them; a
 stopped worker leaves its rows untouched (uncommitted claims roll back) for the next one.
@@ -10,6 +11,9 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from siyu_journey import delivery, service
 from siyu_journey.adapters.senders import ChannelRouter
@@ -29,18 +33,39 @@ async def _pause(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), seconds)
 
 
-def timer_loop(settings: JourneySettings, clock: Clock) -> BackgroundLoop:
-    """``settings.timer_workers`` concurrent claimers: while one waits on the database, another computes."""
+def worker_loops(settings: JourneySettings, clock: Clock, senders: SenderFactory) -> BackgroundLoop:
+    """The worker's loops, sharing one sender per process (WeCom's token and rate limits are per corp):
+    ``settings.timer_workers`` timer claimers and ``settings.sender_workers`` deliverers, concurrent so that while
+    one waits on the database another computes.
+
+    A timer claimer delivers the touches it queues that are due now through a channel that deduplicates on the
+    touch id (the sandbox, SMS) in its own transaction (``delivery.deliver_now``): the same decision as a
+    delivery round, without the round trip through ``pending``. Everything else goes through the delivery loop.
+    """
+    config = delivery.DeliveryConfig(
+        batch=settings.sender_batch,
+        max_attempts=settings.sender_max_attempts,
+        lease=timedelta(seconds=settings.sending_lease_s),
+    )
 
     async def run(runtime: Runtime, stop: asyncio.Event) -> None:
-        await asyncio.gather(*(claimer(runtime, stop) for _ in range(settings.timer_workers)))
+        sender = senders(runtime)
+        await asyncio.gather(
+            *(claimer(runtime, sender, stop) for _ in range(settings.timer_workers)),
+            *(deliverer(runtime, sender, stop) for _ in range(settings.sender_workers)),
+        )
 
-    async def claimer(runtime: Runtime, stop: asyncio.Event) -> None:
+    async def claimer(runtime: Runtime, sender: ChannelRouter, stop: asyncio.Event) -> None:
         failures = 0
         while not stop.is_set():
+            now = clock()
+
+            async def deliver(session: AsyncSession, rows: list[Any], now: datetime = now) -> None:
+                await delivery.deliver_now(session, rows, now=now, sender=sender, topics=settings.topics, config=config)
+
             try:
                 async with unit_of_work(runtime.sessions) as session:
-                    fired = await service.fire_due_timers(session, now=clock(), limit=settings.timer_batch)
+                    fired = await service.fire_due_timers(session, now=now, limit=settings.timer_batch, queued=deliver)
                 failures = 0
             except Exception as exc:
                 failures += 1
@@ -49,20 +74,6 @@ def timer_loop(settings: JourneySettings, clock: Clock) -> BackgroundLoop:
                 continue
             if not fired:
                 await _pause(stop, settings.timer_poll_s)
-
-    return run
-
-
-def delivery_loop(settings: JourneySettings, clock: Clock, senders: SenderFactory) -> BackgroundLoop:
-    config = delivery.DeliveryConfig(
-        batch=settings.sender_batch,
-        max_attempts=settings.sender_max_attempts,
-        lease=timedelta(seconds=settings.sending_lease_s),
-    )
-
-    async def run(runtime: Runtime, stop: asyncio.Event) -> None:
-        sender = senders(runtime)  # one per process, shared: WeCom's token and rate limits are per corp
-        await asyncio.gather(*(deliverer(runtime, sender, stop) for _ in range(settings.sender_workers)))
 
     async def deliverer(runtime: Runtime, sender: ChannelRouter, stop: asyncio.Event) -> None:
         failures = 0

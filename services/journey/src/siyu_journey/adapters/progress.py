@@ -277,9 +277,19 @@ async def take_due_timers(session: AsyncSession, *, now: datetime, limit: int) -
 # ---- touches ----------------------------------------------------------------------------------------------
 
 
-async def insert_touches(session: AsyncSession, *, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        await session.execute(pg_insert(touches).on_conflict_do_nothing(index_elements=["touch_id"]), list(rows))
+_INSERT_TOUCHES = pg_insert(touches).on_conflict_do_nothing(index_elements=["touch_id"])
+
+
+async def insert_touches(
+    session: AsyncSession, *, rows: Sequence[dict[str, Any]], returning: bool = False
+) -> list[Row[Any]]:
+    """Inserts touches (one already there is left as it is); with ``returning``, the rows actually inserted."""
+    if not rows:
+        return []
+    if not returning:
+        await session.execute(_INSERT_TOUCHES, list(rows))
+        return []
+    return list((await session.execute(_INSERT_TOUCHES.returning(*touches.c), list(rows))).all())
 
 
 async def claim_pending_touches(session: AsyncSession, *, now: datetime, limit: int) -> list[Row[Any]]:

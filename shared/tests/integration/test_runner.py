@@ -11,9 +11,10 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from siyu_devstack.testing import Scratch, effects, eventually, read_topic
-from siyu_shared.events.catalog import GroupJoined
+from siyu_shared.events.catalog import GroupJoined, OrderPaid
 from siyu_shared.events.envelope import CloudEvent
 from siyu_shared.events.registry import envelope
+from siyu_shared.events.topics import Topic
 from siyu_shared.kafka.clients import manual_commit_consumer
 from siyu_shared.kafka.dlq import replay_dlq
 from siyu_shared.kafka.runner import BatchHandling, ConsumerRunner, Received, RunnerConfig
@@ -219,3 +220,66 @@ async def test_batch_mode_claims_once_and_isolates_a_failing_event(
     assert max(calls) > 1  # really handled in batches
     dlq = await read_topic(scratch.bootstrap, scratch.topics.dlq(GroupJoined.topic), idle_s=0.5)
     assert [key for key, _, _ in dlq] == [b"poison"]
+
+
+async def test_one_persons_events_on_two_topics_are_handled_in_one_transaction_in_order(
+    scratch: Scratch, producer: AIOKafkaProducer
+) -> None:
+    """A contact event and then an order event of one person: the order's handler sees the contact's effect.
+
+    Handled in two concurrent transactions (one per topic partition) it could not: the contact's write would be
+    uncommitted while the order is handled.
+    """
+    seen: dict[str, bool] = {}
+
+    async def on_joined(event: Received[GroupJoined], session: AsyncSession) -> None:
+        await record_effect(event, session)
+        await asyncio.sleep(0.3)  # a slow handler: a concurrent transaction would run meanwhile
+
+    async def on_paid(event: Received[OrderPaid], session: AsyncSession) -> None:
+        count = await session.scalar(
+            select(func.count()).select_from(effects).where(effects.c.person_id == event.data.person_id)
+        )
+        seen[event.data.person_id] = bool(count)
+
+    people = [f"x{i}" for i in range(4)]
+    for person in people:
+        contact = joined(person)
+        await producer.send_and_wait(scratch.topics.name(Topic.CONTACTS), value=contact.to_json(), key=contact.key)
+        paid = OrderPaid(
+            order_id=f"o-{person}",
+            order_no=person,
+            channel="tmall",
+            person_id=person,
+            amount_fen=100,
+            paid_at=datetime.now(UTC),
+        )
+        order = envelope(paid, tenant="glowlab", subject=person, source="/test")
+        await producer.send_and_wait(scratch.topics.name(Topic.ORDERS), value=order.to_json(), key=order.key)
+
+    consumer = manual_commit_consumer(scratch.bootstrap, group_id=f"{scratch.schema}.x", client_id="t", max_batch=50)
+    runner = ConsumerRunner(
+        config=RunnerConfig(
+            group_id=GROUP,
+            topics=(scratch.topics.name(Topic.CONTACTS), scratch.topics.name(Topic.ORDERS)),
+            poll_timeout_ms=200,
+        ),
+        consumer=consumer,
+        producer=producer,
+        sessions=scratch.sessions,
+        handlers={GroupJoined.event_type: on_joined, OrderPaid.event_type: on_paid},  # type: ignore[dict-item]
+    )
+    stop = asyncio.Event()
+    await consumer.start()
+    task = asyncio.create_task(runner.run(stop))
+    try:
+        await eventually(lambda: _all_seen(seen, people), timeout_s=30)
+    finally:
+        stop.set()
+        await task
+        await consumer.stop()
+    assert seen == dict.fromkeys(people, True)
+
+
+async def _all_seen(seen: dict[str, bool], people: list[str]) -> bool:
+    return set(seen) == set(people)

@@ -114,7 +114,7 @@ class ConsumerRunner:
                 if batches:
                     async with self._batch_lock:
                         await asyncio.gather(
-                            *(self._run_partition(tp, records, stop) for tp, records in batches.items())
+                            *(self._run_partition(slice_, stop) for slice_ in _by_partition_number(batches))
                         )
                 failures = 0
             except Exception as exc:
@@ -122,32 +122,38 @@ class ConsumerRunner:
                 log.warning("consumer_loop_error", group=self._config.group_id, error=repr(exc))
                 await _sleep_or_stop(stop, min(5.0, 0.2 * 2**failures))
 
-    async def _run_partition(
-        self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]], stop: asyncio.Event
-    ) -> None:
+    async def _run_partition(self, slice_: _PartitionSlice, stop: asyncio.Event) -> None:
+        """One transaction for everything fetched from one partition number, across the group's topics.
+
+        Every topic is keyed by person id with the same partition count, so partition N of each topic holds the
+        same persons; handling them together (in timestamp order) means one person's order and touch are never
+        handled in two concurrent transactions that cannot see each other.
+        """
         failures = 0
         while True:
             try:
                 async with self._sessions() as session, session.begin():
                     if self._batch is not None:
-                        await self._handle_batch(session, records, self._batch)
+                        await self._handle_batch(session, slice_.records, self._batch)
                     else:
-                        for record in records:
+                        for record in slice_.records:
                             await self._handle_record(session, record)
                 break
             except Exception as exc:
                 if not is_infrastructure_failure(exc) or stop.is_set():
-                    # Not retriable here, or shutting down: leave the offset uncommitted; the batch comes back.
-                    log.warning("partition_batch_abandoned", topic=tp.topic, partition=tp.partition, error=repr(exc))
-                    self._consumer.seek(tp, records[0].offset)
+                    # Not retriable here, or shutting down: leave the offsets uncommitted; the records come back.
+                    log.warning("partition_batch_abandoned", partition=slice_.partition, error=repr(exc))
+                    for tp, first in slice_.first_offsets.items():
+                        self._consumer.seek(tp, first)
                     return
                 failures += 1
-                log.warning("partition_batch_retry", topic=tp.topic, partition=tp.partition, error=repr(exc))
+                log.warning("partition_batch_retry", partition=slice_.partition, error=repr(exc))
                 await _sleep_or_stop(stop, min(5.0, 0.2 * 2**failures))
         with contextlib.suppress(CommitFailedError, IllegalStateError):
             # After a rebalance the commit may be refused; the next owner re-reads and the inbox absorbs it.
-            await self._consumer.commit({tp: records[-1].offset + 1})
-        self._report_lag(tp, records[-1].offset + 1)
+            await self._consumer.commit(slice_.next_offsets)
+        for tp, next_offset in slice_.next_offsets.items():
+            self._report_lag(tp, next_offset)
 
     async def _handle_batch(
         self, session: AsyncSession, records: list[ConsumerRecord[bytes, bytes]], batch: BatchHandling
@@ -259,6 +265,39 @@ class ConsumerRunner:
                 CONSUMER_LAG.labels(self._config.group_id, tp.topic, str(tp.partition)).set(
                     max(0, highwater - next_offset)
                 )
+
+
+@dataclass(frozen=True, slots=True)
+class _PartitionSlice:
+    partition: int
+    records: list[ConsumerRecord[bytes, bytes]]
+    first_offsets: dict[TopicPartition, int]
+    next_offsets: dict[TopicPartition, int]
+
+
+def _by_partition_number(
+    batches: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+) -> list[_PartitionSlice]:
+    """Group fetched records by partition number across topics, merged in timestamp order (per-topic order kept)."""
+    grouped: dict[int, dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]] = {}
+    for tp, records in batches.items():
+        if records:
+            grouped.setdefault(tp.partition, {})[tp] = records
+    slices = []
+    for partition, by_tp in sorted(grouped.items()):
+        merged = sorted(
+            (record for records in by_tp.values() for record in records),
+            key=lambda r: (r.timestamp, r.topic, r.offset),
+        )
+        slices.append(
+            _PartitionSlice(
+                partition=partition,
+                records=merged,
+                first_offsets={tp: records[0].offset for tp, records in by_tp.items()},
+                next_offsets={tp: records[-1].offset + 1 for tp, records in by_tp.items()},
+            )
+        )
+    return slices
 
 
 def _one_at_a_time(handler: BatchHandler) -> Handler:

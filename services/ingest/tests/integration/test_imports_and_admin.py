@@ -43,6 +43,18 @@ async def test_tmall_export_import_reports_bad_rows_and_emits_like_webhooks(inge
         "3000000000101": ["siyu.order.paid", "siyu.order.completed"],
         "3000000000102": ["siyu.order.paid", "siyu.order.refunded", "siyu.order.closed"],
     }
+    # A later export of the same orders: only what changed is new, and only the new step is emitted.
+    later = TMALL_EXPORT.replace(
+        "交易成功,2024-03-01 10:00:00,2024-03-01 10:01:00,0.00",
+        "交易成功,2024-03-01 10:00:00,2024-03-01 10:01:00,50.00",
+    )
+    updated = await ingest.http.post(url, params={"kind": "orders"}, content=later.encode(), headers=ingest.auth)
+    assert (updated.json()["accepted"], updated.json()["duplicates"]) == (1, 1)
+    events = await eventually(lambda: _at_least(ingest, Topic.ORDERS, 6))
+    refunds = [
+        e["data"] for e in events if e["type"] == "siyu.order.refunded" and e["data"]["order_no"] == "3000000000101"
+    ]
+    assert len(events) == 6 and [(r["amount_fen"], r["full"]) for r in refunds] == [(5000, False)]
     gbk = "lead_id,channel,手机号,姓名,提交时间\nA1,xiaohongshu,13900139000,王五,2024-05-01 08:00:00\n".encode("gbk")
     leads = await ingest.http.post(url, params={"kind": "leads", "encoding": "gbk"}, content=gbk, headers=ingest.auth)
     assert leads.json()["accepted"] == 1, leads.text

@@ -7,6 +7,8 @@ bad row is reported with its line number straight away and never stored.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
@@ -146,9 +148,13 @@ def lead_from_columns(col: Mapping[str, str | None]) -> dict[str, Any]:
 
 
 def dedupe_key(record: Mapping[str, Any]) -> str:
+    """The same row uploaded again is a duplicate; a later export of the same order with a new status or refund
+    is not (its record differs), and the order lifecycle applies only what is new."""
+    canonical = json.dumps(record, sort_keys=True, ensure_ascii=False, default=str).encode()
+    digest = hashlib.sha256(canonical).hexdigest()[:16]
     if record["type"] == "order":
-        return f"order:{record['channel']}:{record['order_no']}"[:200]
-    return f"lead:{record['lead_id']}"[:200]
+        return f"order:{record['channel']}:{str(record['order_no'])[:150]}:{digest}"
+    return f"lead:{str(record['lead_id'])[:150]}:{digest}"
 
 
 def facts_of(record: Mapping[str, Any]) -> list[Fact]:

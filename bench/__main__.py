@@ -80,6 +80,25 @@ async def run_suites(names: list[str], stack: Stack) -> list[Figure]:
     return figures
 
 
+def merge_results(figures: list[Figure]) -> dict[str, object]:
+    """The results file with the suites that just ran replaced and the others kept, each with when and where it ran."""
+    previous: dict[str, object] = {}
+    if RESULTS.exists():
+        try:
+            previous = json.loads(RESULTS.read_text())
+        except json.JSONDecodeError:
+            previous = {}
+    suites: dict[str, object] = dict(previous.get("suites", {})) if isinstance(previous.get("suites"), dict) else {}
+    ran_at = datetime.now(UTC).isoformat()
+    for suite in dict.fromkeys(f.suite for f in figures):
+        suites[suite] = {
+            "ran_at": ran_at,
+            "machine": machine(),
+            "figures": [f.as_json() for f in figures if f.suite == suite],
+        }
+    return {"suites": suites}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("suites", nargs="*", default=list(SUITES), help=f"any of {', '.join(SUITES)}")
@@ -88,10 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     with Stack(fast=False) as stack:
         migrate_all(stack)
         figures = asyncio.run(run_suites(args.suites, stack))
-    report = {"ran_at": datetime.now(UTC).isoformat(), "machine": machine(), "figures": [f.as_json() for f in figures]}
+    report = merge_results(figures)
     RESULTS.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     print(table(figures))
-    print(f"\nmachine: {report['machine']}\nwritten: {RESULTS}")
+    print(f"\nmachine: {machine()}\nwritten: {RESULTS}")
     return 0
 
 

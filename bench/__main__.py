@@ -88,7 +88,8 @@ def merge_results(figures: list[Figure]) -> dict[str, object]:
             previous = json.loads(RESULTS.read_text())
         except json.JSONDecodeError:
             previous = {}
-    suites: dict[str, object] = dict(previous.get("suites", {})) if isinstance(previous.get("suites"), dict) else {}
+    kept = previous.get("suites")
+    suites: dict[str, object] = dict(kept) if isinstance(kept, dict) else {}
     ran_at = datetime.now(UTC).isoformat()
     for suite in dict.fromkeys(f.suite for f in figures):
         suites[suite] = {

@@ -57,14 +57,25 @@ def settings_class(service: str) -> type[ServiceSettings]:
 
 
 def settings_env(service: str) -> tuple[dict[str, str], list[str]]:
-    """(ConfigMap entries with their defaults, names that must come from a Secret) for every field."""
+    """(ConfigMap entries with their defaults, names that come from the service's Secret) for every field."""
+    config, secrets, optional = _settings_env(service)
+    return config, secrets + optional
+
+
+def _settings_env(service: str) -> tuple[dict[str, str], list[str], list[str]]:
+    """ConfigMap entries; secrets the service needs (required, or with a development default that production
+    refuses); optional secrets (unset means the feature is off, e.g. no WeCom credentials: sandbox sender)."""
     prefix = env_prefix_of(service)
     config: dict[str, str] = {}
     secrets: list[str] = []
+    optional: list[str] = []
     for name, field in settings_class(service).model_fields.items():
         env = f"{prefix}{name.upper()}"
-        if name in SECRET_SETTINGS or field.annotation is SecretStr or field.annotation == SecretStr | None:
+        if name in SECRET_SETTINGS or field.annotation is SecretStr:
             secrets.append(env)
+            continue
+        if field.annotation == SecretStr | None:
+            optional.append(env)
             continue
         if name == "kafka_bootstrap_servers":
             config[env] = "siyu-kafka-kafka-bootstrap:9092"
@@ -75,7 +86,23 @@ def settings_env(service: str) -> tuple[dict[str, str], list[str]]:
         else:
             default = field.get_default(call_default_factory=True)
             config[env] = _env_value(default)
-    return config, secrets
+    return config, secrets, optional
+
+
+def dev_secret_values(service: str) -> dict[str, str]:
+    """Development values of the service's secrets: its database URL and the development defaults."""
+    _, secrets, _ = _settings_env(service)
+    fields = settings_class(service).model_fields
+    prefix = env_prefix_of(service)
+    values = {}
+    for env in secrets:
+        name = env.removeprefix(prefix).lower()
+        if name == "database_url":
+            values[env] = f"postgresql://{role_of(service)}:dev-only-{service}@siyu-postgres-rw:5432/siyu"
+        else:
+            default = fields[name].get_default(call_default_factory=True)
+            values[env] = default.get_secret_value() if isinstance(default, SecretStr) else f"dev-only-{name}"
+    return values
 
 
 def _env_value(value: Any) -> str:
@@ -106,11 +133,25 @@ def env_from(service: str) -> list[dict[str, Any]]:
 
 def container(service: str, role: str, *, args: list[str]) -> dict[str, Any]:
     probe_port = "http"
+    _, _, optional = _settings_env(service)
     spec: dict[str, Any] = {
         "name": service,
         "image": f"siyu/{service}",
         "args": args,
         "envFrom": env_from(service),
+        **(
+            {
+                "env": [
+                    {
+                        "name": env,
+                        "valueFrom": {"secretKeyRef": {"name": f"{service}-secrets", "key": env, "optional": True}},
+                    }
+                    for env in optional
+                ]
+            }
+            if optional
+            else {}
+        ),
         "ports": [{"name": "http", "containerPort": API_PORT}],
         "securityContext": {
             "runAsNonRoot": True,
@@ -544,6 +585,82 @@ CMD ["serve", "--role", "api", "--host", "0.0.0.0", "--port", "{API_PORT}"]
 """
 
 
+def dev_overlay() -> str:
+    doc: dict[str, Any] = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "namespace": "siyu-dev",
+        "resources": ["../../base"],
+        "images": [{"name": f"siyu/{s}", "newTag": "dev"} for s in SERVICES],
+        "patches": [
+            _json_patch("Deployment", "/spec/replicas", 1),
+            _json_patch("HorizontalPodAutoscaler", "/spec/minReplicas", 1),
+            _json_patch("PodDisruptionBudget", "/spec/minAvailable", 0),
+            _json_patch("Cluster", "/spec/instances", 1),
+            _json_patch("KafkaTopic", "/spec/replicas", 1),
+            _json_patch("KafkaTopic", "/spec/config/min.insync.replicas", "1"),
+        ],
+        "configMapGenerator": [
+            {"name": f"{s}-config", "behavior": "merge", "literals": [f"{env_prefix_of(s)}ENVIRONMENT=development"]}
+            for s in SERVICES
+        ],
+        "secretGenerator": [
+            entry
+            for s in SERVICES
+            for entry in (
+                {"name": f"{s}-secrets", "literals": [f"{k}={v}" for k, v in dev_secret_values(s).items()]},
+                {
+                    "name": f"{s}-db-credentials",
+                    "type": "kubernetes.io/basic-auth",
+                    "literals": [f"username={role_of(s)}", f"password=dev-only-{s}"],
+                },
+            )
+        ],
+    }
+    return (
+        "# Generated by deploy/render.py. Development: one replica each, development secrets"
+        " (never use them elsewhere).\n" + dump(doc)
+    )
+
+
+def prod_overlay() -> str:
+    lines = []
+    for s in SERVICES:
+        _, secrets, optional = _settings_env(s)
+        lines.append(
+            f"#   {s}-secrets: {', '.join(secrets)}" + (f" (optional: {', '.join(optional)})" if optional else "")
+        )
+        lines.append(
+            f"#   {s}-db-credentials: basic-auth username={role_of(s)} + password (CloudNativePG managed role)"
+        )
+    doc = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "namespace": "siyu",
+        "resources": ["../../base"],
+        "images": [
+            {"name": f"siyu/{s}", "newName": f"registry.example.com/siyu/{s}", "newTag": "0.1.0"} for s in SERVICES
+        ],
+        "patches": [
+            {
+                "target": {"kind": "Deployment", "labelSelector": "app.kubernetes.io/component=worker"},
+                "patch": yaml.dump(
+                    [{"op": "replace", "path": "/spec/template/spec/containers/0/resources/requests/cpu", "value": "1"}]
+                ),
+            }
+        ],
+    }
+    header = (
+        "# Generated by deploy/render.py. Production: pinned images. Secrets are NOT generated here; create them with\n"
+        "# your secret manager (External Secrets, Sealed Secrets, Vault…):\n" + "\n".join(lines) + "\n"
+    )
+    return header + dump(doc)
+
+
+def _json_patch(kind: str, path: str, value: Any) -> dict[str, Any]:
+    return {"target": {"kind": kind}, "patch": yaml.dump([{"op": "replace", "path": path, "value": value}])}
+
+
 def render() -> dict[Path, str]:
     out: dict[Path, str] = {
         COMPOSE: compose(),
@@ -551,6 +668,8 @@ def render() -> dict[Path, str]:
     }
     for service in SERVICES:
         out[ROOT / "services" / service / "Dockerfile"] = dockerfile(service)
+    out[ROOT / "deploy" / "k8s" / "overlays" / "dev" / "kustomization.yaml"] = dev_overlay()
+    out[ROOT / "deploy" / "k8s" / "overlays" / "prod" / "kustomization.yaml"] = prod_overlay()
     for rel, body in k8s_base().items():
         out[K8S_BASE / rel] = body
     return out

@@ -11,14 +11,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import case
+from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from siyu_segmentation.adapters import bulk
 from siyu_segmentation.adapters import profiles as profile_repo
 from siyu_segmentation.adapters import tags as tag_repo
+from siyu_segmentation.adapters.rule_sql import compile_condition
 from siyu_segmentation.adapters.rule_store import RuleCache, RuleSet
+from siyu_segmentation.adapters.tables import profiles
 from siyu_segmentation.domain.facts import Profile
-from siyu_segmentation.domain.tagging import Decision, TagDiff, decide, deciding_facts, diff
+from siyu_segmentation.domain.tagging import Decision, TagDiff, decide, deciding_facts, diff, scopes_for
 from siyu_shared.events.envelope import CloudEvent
 from siyu_shared.events.topics import TopicNames
 from siyu_shared.messaging.outbox import add_to_outbox
@@ -86,21 +90,29 @@ class Tagger:
         per person whose tag set really changed, caused by that event."""
         if not causes or (not rule_set.rules and rule_set.version == 0):
             return {}
+        # The rules are decided in SQL (the compiler the backfills use), in the query that loads the persons.
+        scopes = scopes_for(rule_set.rules, rule_set.exclusive)
+        cases = [
+            case(*((compile_condition(r.condition, profiles, now), r.tag) for r in s.rules), else_=None) for s in scopes
+        ]
         people = await bulk.load_people(
             session,
             tenant=tenant,
             person_ids=list(causes),
+            desired=array(cases) if cases else None,
             with_orders=rule_set.needs_orders,
             with_touches=rule_set.needs_touches,
         )
+        by_tag = {r.tag: Decision(r.tag, r.family, r.rule_id, r.version) for r in rule_set.rules}
         removed: list[tuple[str, Decision]] = []
         added: list[tuple[str, Decision, dict[str, Any]]] = []
         restamped: list[tuple[str, Decision]] = []
         events: list[CloudEvent] = []
         changes: dict[str, TagDiff] = {}
         for person_id in sorted(causes):
-            profile, current = people.get(person_id, (None, {}))
-            desired = decide(rule_set.rules, rule_set.exclusive, profile, now) if profile is not None else {}
+            person = people.get(person_id)
+            current = person.held if person is not None else {}
+            desired = {t: by_tag[t] for t in person.desired_tags} if person is not None else {}
             change = diff(current, desired)
             changes[person_id] = change
             kept = [d for t, d in desired.items() if t in current and current[t].rule_version != d.rule_version]
@@ -110,7 +122,7 @@ class Tagger:
             facts = deciding_facts(
                 rule_set.rules,
                 [d.tag for d in (*change.added, *change.removed)],
-                profile or Profile(person_id),
+                person.profile() if person is not None else Profile(person_id),
                 now,
             )
             removed += [(person_id, d) for d in change.removed]

@@ -11,9 +11,11 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Text, cast, func, literal_column, select, text, update
+from sqlalchemy import Text, cast, func, literal_column, select, text, type_coerce, update
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import NullType
 
 from siyu_segmentation.adapters.profiles import _plain
 from siyu_segmentation.adapters.tables import order_facts, person_tags, profiles, touch_facts
@@ -233,39 +235,59 @@ def _json_rows(table: Any, columns: Sequence[str]) -> Any:
     )
 
 
+@dataclass(slots=True)
+class Person:
+    """A person as loaded for re-tagging: current tags, the tags the rules give (decided in SQL), and the raw row
+    (turned into a ``Profile`` only for persons whose tags change, to say which facts decided)."""
+
+    person_id: str
+    held: dict[str, Decision]
+    desired_tags: list[str]
+    row: RowMapping
+
+    def profile(self) -> Profile:
+        row = self.row
+        orders = tuple(
+            OrderFact(o[0], datetime.fromisoformat(o[1]), int(o[2]), int(o[3]), bool(o[4]), tuple(o[5] or ()))
+            for o in row["_orders"]
+        )
+        touches = tuple(TouchFact(t[0], datetime.fromisoformat(t[1]), t[2], t[3]) for t in row["_touches"])
+        values = {name: _plain(row[name]) for name in FACTS}
+        return Profile(self.person_id, values, dict(row["attributes"] or {}), orders, touches)
+
+
 async def load_people(
     session: AsyncSession,
     *,
     tenant: str,
     person_ids: Sequence[str],
+    desired: Any = None,
     with_orders: bool = True,
     with_touches: bool = True,
-) -> dict[str, tuple[Profile, dict[str, Decision]]]:
-    """Facts (orders and touches only when a rule needs them) and current tags of many persons, one query.
-    Persons without a profile are absent."""
+) -> dict[str, Person]:
+    """Facts (orders and touches only when a rule needs them), current tags and ``desired`` (a text[] expression
+    over the ``profiles`` row: the tags the rules give) of many persons, one query. Persons without a profile are
+    absent."""
     if not person_ids:
         return {}
     empty: Any = literal_column("'[]'::jsonb")
     order_cols = ("order_id", "paid_at", "amount_fen", "refunded_fen", "voided", "categories")
     touch_cols = ("touch_id", "occurred_at", "channel", "status")
     tag_cols = ("tag", "family", "rule_id", "rule_version")
+    # Arrays as asyncpg decodes them (lists of str): no per-item result processing.
+    columns = [type_coerce(c, NullType()).label(c.name) if isinstance(c.type, ARRAY) else c for c in profiles.c]
     query = select(
-        profiles,
+        *columns,
         (_json_rows(order_facts, order_cols) if with_orders else empty).label("_orders"),
         (_json_rows(touch_facts, touch_cols) if with_touches else empty).label("_touches"),
         _json_rows(person_tags, tag_cols).label("_tags"),
+        type_coerce(desired if desired is not None else literal_column("'{}'::text[]"), NullType()).label("_desired"),
     ).where(profiles.c.tenant == tenant, profiles.c.person_id == func.any(cast(sorted(set(person_ids)), ARRAY(Text))))
-    out: dict[str, tuple[Profile, dict[str, Decision]]] = {}
+    out: dict[str, Person] = {}
     for row in (await session.execute(query)).mappings():
         person_id = row["person_id"]
-        values = {name: _plain(row[name]) for name in FACTS}
-        orders = tuple(
-            OrderFact(o[0], datetime.fromisoformat(o[1]), int(o[2]), int(o[3]), bool(o[4]), tuple(o[5] or ()))
-            for o in row["_orders"]
-        )
-        touches = tuple(TouchFact(t[0], datetime.fromisoformat(t[1]), t[2], t[3]) for t in row["_touches"])
         held = {t[0]: Decision(t[0], t[1], t[2], int(t[3])) for t in row["_tags"]}
-        out[person_id] = (Profile(person_id, values, dict(row["attributes"] or {}), orders, touches), held)
+        out[person_id] = Person(person_id, held, [t for t in row["_desired"] or () if t is not None], row)
     return out
 
 

@@ -14,8 +14,9 @@ from siyu_journey.adapters.senders.wecom import WeComSender
 from siyu_journey.api.routes import build_router
 from siyu_journey.handlers import Handlers
 from siyu_journey.settings import JourneySettings
-from siyu_journey.workers import SenderFactory, worker_loops
+from siyu_journey.workers import SenderFactory, deliver_queued, worker_loops
 from siyu_shared.events.topics import Topic
+from siyu_shared.kafka.runner import BatchHandling
 from siyu_shared.service import ConsumerSpec, Runtime, ServiceSpec
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -46,6 +47,19 @@ def default_senders(settings: JourneySettings) -> SenderFactory:
     return build
 
 
+def _one_per_runtime(factory: SenderFactory) -> SenderFactory:
+    """The consumer and the worker loops of one process share one sender (WeCom's limits are per corp)."""
+    built: dict[int, tuple[Runtime, ChannelRouter]] = {}  # holds the runtime: its id is not reused meanwhile
+
+    def get(runtime: Runtime) -> ChannelRouter:
+        entry = built.get(id(runtime))
+        if entry is None:
+            entry = built[id(runtime)] = (runtime, factory(runtime))
+        return entry[1]
+
+    return get
+
+
 def build_spec(
     settings: JourneySettings | None = None,
     *,
@@ -58,7 +72,13 @@ def build_spec(
     ``clock`` and ``senders`` are seams for tests and benchmarks (a controllable clock, a local WeCom server).
     """
     settings = settings or JourneySettings(**overrides)
-    handlers = Handlers(clock=clock, topics=settings.topics)
+    sender = _one_per_runtime(senders or default_senders(settings))
+
+    def consumer(runtime: Runtime) -> BatchHandling:
+        # Touches an event queues for now go out in its transaction, through the worker's (shared) sender.
+        queued = deliver_queued(settings, clock, sender(runtime))
+        return Handlers(clock=clock, topics=settings.topics, queued=queued).batch()
+
     return ServiceSpec(
         name="journey",
         title="Siyu Journey",
@@ -70,8 +90,8 @@ def build_spec(
             ConsumerSpec(
                 name="main",
                 topics=(Topic.TAGS, Topic.LEADS, Topic.CONTACTS, Topic.ORDERS, Topic.PERSONS),
-                batch=lambda runtime: handlers.batch(),
+                batch=consumer,
             ),
         ),
-        background=(worker_loops(settings, clock, senders or default_senders(settings)),),
+        background=(worker_loops(settings, clock, sender),),
     )

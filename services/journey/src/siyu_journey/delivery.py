@@ -35,8 +35,11 @@ from siyu_journey.touch_events import emit, touch_event
 from siyu_shared.db.engine import SessionFactory, unit_of_work
 from siyu_shared.events.envelope import CloudEvent
 from siyu_shared.events.topics import TopicNames
+from siyu_shared.kafka.errors import is_infrastructure_failure
+from siyu_shared.logging import get_logger
 
 Clock = Callable[[], datetime]
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,12 +180,21 @@ async def deliver_now(
     topics: TopicNames,
     config: DeliveryConfig,
 ) -> None:
-    """Touches just queued in this transaction (a timer fired): those due now through a channel that deduplicates
-    on the touch id are decided and sent at once, as a delivery round would, sparing the round trip through
-    ``pending``. The rest (other channels, persons another worker holds) stay pending for the delivery loop."""
+    """Touches just queued in this transaction (a timer fired, an event enrolled someone): those due now through a
+    channel that deduplicates on the touch id are decided and sent at once, as a delivery round would, sparing the
+    round trip through ``pending``. The rest (other channels, persons another worker holds) stay pending for the
+    delivery loop, and so does everything should this fail (in a savepoint: the caller's work still commits; an
+    outage of the database is raised for the caller to retry)."""
     ready = [t for t in rows if t.due_at <= now and sender.for_channel(t.channel).idempotent]
-    if ready:
-        await decide_and_send(session, ready, now=now, sender=sender, topics=topics, config=config)
+    if not ready:
+        return
+    try:
+        async with session.begin_nested():
+            await decide_and_send(session, ready, now=now, sender=sender, topics=topics, config=config)
+    except Exception as exc:
+        if is_infrastructure_failure(exc):
+            raise
+        log.warning("inline_delivery_failed", touches=len(ready), error=repr(exc))
 
 
 def _outcomes(

@@ -36,9 +36,13 @@ _IN_RUNS = frozenset({ContactAdded.event_type, ContactRemoved.event_type, GroupJ
 
 
 class Handlers:
-    def __init__(self, *, clock: Callable[[], datetime], topics: TopicNames) -> None:
+    def __init__(
+        self, *, clock: Callable[[], datetime], topics: TopicNames, queued: service.Queued | None = None
+    ) -> None:
+        """``queued``: given the touches an event queued, in its transaction (the worker delivers those due now)."""
         self._clock = clock
         self._topics = topics
+        self._queued = queued
 
     def table(self) -> Mapping[str, Handler]:
         return {
@@ -112,7 +116,7 @@ class Handlers:
             for e in run
             if e.envelope.type != ContactRemoved.event_type
         ]
-        await service.enter_many(session, requests, now=now, persons=persons)
+        await service.enter_many(session, requests, now=now, persons=persons, queued=self._queued)
 
     async def _enter(self, event: Received[Any], session: AsyncSession, person_id: str, what: Occurrence) -> None:
         await service.enter(
@@ -122,6 +126,7 @@ class Handlers:
             occurrence=what,
             trigger_event_id=event.envelope.id,
             now=self._clock(),
+            queued=self._queued,
         )
 
     async def _exit(self, event: Received[Any], session: AsyncSession, person_id: str, what: str, **kw: Any) -> None:

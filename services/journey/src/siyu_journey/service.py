@@ -23,6 +23,9 @@ from siyu_journey.domain.triggers import Occurrence, matches
 from siyu_journey.touch_events import emit, touch_event
 from siyu_shared.events.topics import TopicNames
 
+Queued = Callable[[AsyncSession, list[Row[Any]]], Awaitable[None]]
+"""Given the touch rows just inserted, in the same transaction (the worker delivers those due now at once)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Planned:
@@ -121,9 +124,12 @@ async def enter(
     occurrence: Occurrence,
     trigger_event_id: str,
     now: datetime,
+    queued: Queued | None = None,
 ) -> list[str]:
     """Enrols the person in every live journey the occurrence triggers; returns the new enrolment ids."""
-    return await enter_many(session, [EntryRequest(tenant, person_id, occurrence, trigger_event_id)], now=now)
+    return await enter_many(
+        session, [EntryRequest(tenant, person_id, occurrence, trigger_event_id)], now=now, queued=queued
+    )
 
 
 async def enter_many(
@@ -132,12 +138,13 @@ async def enter_many(
     *,
     now: datetime,
     persons: Mapping[tuple[str, str], Row[Any]] | None = None,
+    queued: Queued | None = None,
 ) -> list[str]:
     """``enter`` for a batch of requests of distinct persons, in a constant number of statements: the persons a
     live journey wants are ensured at once, re-entry is checked at once, enrolments inserted at once (a taken
     entry key leaves one out: a duplicate trigger never enrols twice), then their timers and touches.
 
-    ``persons``: rows the caller already holds (locked), by (tenant, person)."""
+    ``persons``: rows the caller already holds (locked), by (tenant, person); ``queued``: see ``Queued``."""
     candidates: list[tuple[EntryRequest, int, JourneyDefinition]] = []
     for request in requests:
         for version, definition in await repo.live_journeys(session, tenant=request.tenant):
@@ -177,7 +184,9 @@ async def enter_many(
         session, rows=[(tenant, p.transition.enrolment, key) for tenant, key, p in pending]
     )
     plans = [p for _, _, p in pending if p.transition.enrolment.enrolment_id in inserted]
-    await _queue(session, plans, now=now, new=True)
+    queued_rows = await _queue(session, plans, now=now, new=True, returning=queued is not None)
+    if queued is not None and queued_rows:
+        await queued(session, queued_rows)
     return [p.transition.enrolment.enrolment_id for p in plans]
 
 
@@ -262,7 +271,7 @@ async def fire_due_timers(
     *,
     now: datetime,
     limit: int,
-    queued: Callable[[AsyncSession, list[Row[Any]]], Awaitable[None]] | None = None,
+    queued: Queued | None = None,
 ) -> int:
     """Fires up to ``limit`` due timers in due order; returns how many. Safe with any number of workers.
 

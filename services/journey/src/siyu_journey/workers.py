@@ -33,6 +33,25 @@ async def _pause(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), seconds)
 
 
+def delivery_config(settings: JourneySettings) -> delivery.DeliveryConfig:
+    return delivery.DeliveryConfig(
+        batch=settings.sender_batch,
+        max_attempts=settings.sender_max_attempts,
+        lease=timedelta(seconds=settings.sending_lease_s),
+    )
+
+
+def deliver_queued(settings: JourneySettings, clock: Clock, sender: ChannelRouter) -> service.Queued:
+    """What a transaction that queued touches calls: ``delivery.deliver_now`` (those due now, through a channel
+    that deduplicates on the touch id, go out in that transaction)."""
+    config = delivery_config(settings)
+
+    async def queued(session: AsyncSession, rows: list[Any]) -> None:
+        await delivery.deliver_now(session, rows, now=clock(), sender=sender, topics=settings.topics, config=config)
+
+    return queued
+
+
 def worker_loops(settings: JourneySettings, clock: Clock, senders: SenderFactory) -> BackgroundLoop:
     """The worker's loops, sharing one sender per process (WeCom's token and rate limits are per corp):
     ``settings.timer_workers`` timer claimers and ``settings.sender_workers`` deliverers, concurrent so that while
@@ -42,11 +61,7 @@ def worker_loops(settings: JourneySettings, clock: Clock, senders: SenderFactory
     touch id (the sandbox, SMS) in its own transaction (``delivery.deliver_now``): the same decision as a
     delivery round, without the round trip through ``pending``. Everything else goes through the delivery loop.
     """
-    config = delivery.DeliveryConfig(
-        batch=settings.sender_batch,
-        max_attempts=settings.sender_max_attempts,
-        lease=timedelta(seconds=settings.sending_lease_s),
-    )
+    config = delivery_config(settings)
 
     async def run(runtime: Runtime, stop: asyncio.Event) -> None:
         sender = senders(runtime)
@@ -56,16 +71,14 @@ def worker_loops(settings: JourneySettings, clock: Clock, senders: SenderFactory
         )
 
     async def claimer(runtime: Runtime, sender: ChannelRouter, stop: asyncio.Event) -> None:
+        deliver = deliver_queued(settings, clock, sender)
         failures = 0
         while not stop.is_set():
-            now = clock()
-
-            async def deliver(session: AsyncSession, rows: list[Any], now: datetime = now) -> None:
-                await delivery.deliver_now(session, rows, now=now, sender=sender, topics=settings.topics, config=config)
-
             try:
                 async with unit_of_work(runtime.sessions) as session:
-                    fired = await service.fire_due_timers(session, now=now, limit=settings.timer_batch, queued=deliver)
+                    fired = await service.fire_due_timers(
+                        session, now=clock(), limit=settings.timer_batch, queued=deliver
+                    )
                 failures = 0
             except Exception as exc:
                 failures += 1

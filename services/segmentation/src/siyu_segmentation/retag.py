@@ -23,9 +23,9 @@ from siyu_segmentation.adapters.rule_store import RuleCache, RuleSet
 from siyu_segmentation.adapters.tables import profiles
 from siyu_segmentation.domain.facts import Profile
 from siyu_segmentation.domain.tagging import Decision, TagDiff, decide, deciding_facts, diff, scopes_for
+from siyu_shared.events.catalog import TagsChanged
 from siyu_shared.events.envelope import CloudEvent
 from siyu_shared.events.topics import TopicNames
-from siyu_shared.messaging.outbox import add_to_outbox
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,5 +133,11 @@ class Tagger:
                 )
             )
         await bulk.write_tags(session, tenant=tenant, removed=removed, added=added, restamped=restamped, now=now)
-        await add_to_outbox(session, events, topics=self.topics)
+        await bulk.queue_events(
+            session,
+            tenant=tenant,
+            event_type=TagsChanged.event_type,
+            topic=self.topics.name(TagsChanged.topic),
+            events=events,
+        )
         return changes

@@ -22,6 +22,7 @@ from siyu_segmentation.adapters.tables import order_facts, person_tags, profiles
 from siyu_segmentation.domain.facts import FACTS, OrderFact, Profile, TouchFact
 from siyu_segmentation.domain.fold import FOLDED_COLUMNS
 from siyu_segmentation.domain.tagging import Decision
+from siyu_shared.events.envelope import CloudEvent
 
 _LOCK_PROFILES = text(
     f"""
@@ -358,3 +359,35 @@ async def write_tags(
                 "versions": [d.rule_version for _, d in restamped],
             },
         )
+
+
+_QUEUE_EVENTS = text(
+    """
+    INSERT INTO outbox (event_id, topic, key, event_type, tenant, payload, headers)
+    SELECT v.event_id, CAST(:topic AS varchar), v.key, CAST(:event_type AS varchar), CAST(:tenant AS varchar),
+           v.payload, CAST(:headers AS jsonb)
+    FROM unnest(CAST(:ids AS text[]), CAST(:keys AS text[]), CAST(:payloads AS bytea[])) AS v(event_id, key, payload)
+    ON CONFLICT (event_id) DO NOTHING
+    """
+)
+
+
+async def queue_events(
+    session: AsyncSession, *, tenant: str, event_type: str, topic: str, events: Sequence[CloudEvent]
+) -> None:
+    """One tenant's events of one type into the outbox, one constant statement (an id already queued is ignored,
+    as with ``add_to_outbox``: a redone unit of work queues no second copy)."""
+    if not events:
+        return
+    await session.execute(
+        _QUEUE_EVENTS,
+        {
+            "topic": topic,
+            "event_type": event_type,
+            "tenant": tenant,
+            "headers": orjson.dumps({"ce_type": event_type, "ce_tenant": tenant}).decode(),
+            "ids": [e.id for e in events],
+            "keys": [e.subject for e in events],
+            "payloads": [e.to_json() for e in events],
+        },
+    )

@@ -24,7 +24,6 @@ from siyu_segmentation.adapters.tables import profiles
 from siyu_segmentation.domain.facts import Profile
 from siyu_segmentation.domain.tagging import Decision, TagDiff, decide, deciding_facts, diff, scopes_for
 from siyu_shared.events.catalog import TagsChanged
-from siyu_shared.events.envelope import CloudEvent
 from siyu_shared.events.topics import TopicNames
 
 
@@ -107,7 +106,7 @@ class Tagger:
         removed: list[tuple[str, Decision]] = []
         added: list[tuple[str, Decision, dict[str, Any]]] = []
         restamped: list[tuple[str, Decision]] = []
-        events: list[CloudEvent] = []
+        events: list[tuple[str, str, bytes]] = []
         changes: dict[str, TagDiff] = {}
         for person_id in sorted(causes):
             person = people.get(person_id)
@@ -127,11 +126,10 @@ class Tagger:
             )
             removed += [(person_id, d) for d in change.removed]
             added += [(person_id, d, facts) for d in change.added]
-            events.append(
-                tag_repo.tags_changed_event(
-                    tenant=tenant, person_id=person_id, change=change, facts=facts, now=now, cause=causes[person_id]
-                )
+            event_id, payload = tag_repo.tags_changed_payload(
+                tenant=tenant, person_id=person_id, change=change, facts=facts, now=now, cause=causes[person_id]
             )
+            events.append((event_id, person_id, payload))
         await bulk.write_tags(session, tenant=tenant, removed=removed, added=added, restamped=restamped, now=now)
         await bulk.queue_events(
             session,

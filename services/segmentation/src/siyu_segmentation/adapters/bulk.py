@@ -22,7 +22,6 @@ from siyu_segmentation.adapters.tables import order_facts, person_tags, profiles
 from siyu_segmentation.domain.facts import FACTS, OrderFact, Profile, TouchFact
 from siyu_segmentation.domain.fold import FOLDED_COLUMNS
 from siyu_segmentation.domain.tagging import Decision
-from siyu_shared.events.envelope import CloudEvent
 
 _LOCK_PROFILES = text(
     f"""
@@ -373,10 +372,10 @@ _QUEUE_EVENTS = text(
 
 
 async def queue_events(
-    session: AsyncSession, *, tenant: str, event_type: str, topic: str, events: Sequence[CloudEvent]
+    session: AsyncSession, *, tenant: str, event_type: str, topic: str, events: Sequence[tuple[str, str, bytes]]
 ) -> None:
-    """One tenant's events of one type into the outbox, one constant statement (an id already queued is ignored,
-    as with ``add_to_outbox``: a redone unit of work queues no second copy)."""
+    """One tenant's events of one type, as (event id, key, JSON), into the outbox with one constant statement (an
+    id already queued is ignored, as with ``add_to_outbox``: a redone unit of work queues no second copy)."""
     if not events:
         return
     await session.execute(
@@ -386,8 +385,8 @@ async def queue_events(
             "event_type": event_type,
             "tenant": tenant,
             "headers": orjson.dumps({"ce_type": event_type, "ce_tenant": tenant}).decode(),
-            "ids": [e.id for e in events],
-            "keys": [e.subject for e in events],
-            "payloads": [e.to_json() for e in events],
+            "ids": [event_id for event_id, _, _ in events],
+            "keys": [key for _, key, _ in events],
+            "payloads": [payload for _, _, payload in events],
         },
     )

@@ -12,10 +12,12 @@ from typing import Any
 from siyu_attribution import accounting
 from siyu_attribution.accounting import Books
 from siyu_attribution.api import claims, ledger, plans, reports
+from siyu_attribution.batch import batch_handler
 from siyu_attribution.handlers import event_handlers
 from siyu_attribution.settings import AttributionSettings
 from siyu_shared.db.engine import unit_of_work
 from siyu_shared.events.topics import Topic
+from siyu_shared.kafka.runner import BatchHandling
 from siyu_shared.logging import get_logger
 from siyu_shared.service import ConsumerSpec, Runtime, ServiceSpec
 
@@ -26,6 +28,12 @@ log = get_logger(__name__)
 
 def system_clock() -> datetime:
     return datetime.now(UTC)
+
+
+def _batch_handling(books_: Books, now: Clock) -> BatchHandling:
+    """Every consumed type through the batch handler (runs of orders and touches set-wise, the rest in order)."""
+    one_by_one = event_handlers(books_, now)
+    return BatchHandling(types=frozenset(one_by_one), handler=batch_handler(books_, one_by_one))
 
 
 def build_spec(
@@ -63,7 +71,8 @@ def build_spec(
             ConsumerSpec(
                 name="main",
                 topics=(Topic.ORDERS, Topic.TOUCHES, Topic.LEADS, Topic.PERSONS),
-                handlers=lambda runtime: event_handlers(books_, now),
+                handlers=lambda runtime: {},
+                batch=lambda runtime: _batch_handling(books_, now),
             ),
         ),
         background=(settle_loop,),

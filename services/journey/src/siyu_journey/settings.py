@@ -18,7 +18,7 @@ class JourneySettings(ServiceSettings):
     timer_poll_s: float = Field(default=0.2, gt=0, description="Timer poll when nothing was due.")
     sender_batch: int = Field(default=500, ge=1, description="Touches claimed per delivery round.")
     sender_workers: int = Field(
-        default=2, ge=1, description="Concurrent delivery loops per worker process (claims skip each other's rows)."
+        default=1, ge=1, description="Concurrent delivery loops per worker process (claims skip each other's rows)."
     )
     sender_poll_s: float = Field(default=0.05, gt=0, description="Delivery poll when nothing was pending.")
     sender_max_attempts: int = Field(default=5, ge=1)

@@ -25,6 +25,8 @@ from siyu_shared.service import BackgroundLoop, Runtime
 
 log = get_logger(__name__)
 Clock = Callable[[], datetime]
+IDLE_POLL_MAX_S = 0.2
+"""An idle delivery loop polls at most this far apart (each empty poll still walks the pending index)."""
 SenderFactory = Callable[[Runtime], ChannelRouter]
 
 
@@ -90,6 +92,7 @@ def worker_loops(settings: JourneySettings, clock: Clock, senders: SenderFactory
 
     async def deliverer(runtime: Runtime, sender: ChannelRouter, stop: asyncio.Event) -> None:
         failures = 0
+        idle = 0  # empty rounds in a row: most touches go out where they are queued, so polls back off a little
         last_recovery = 0.0
         loop = asyncio.get_running_loop()
         while not stop.is_set():
@@ -108,7 +111,10 @@ def worker_loops(settings: JourneySettings, clock: Clock, senders: SenderFactory
                 log.warning("delivery_round_failed", error=repr(exc))
                 await _pause(stop, min(5.0, 0.2 * 2**failures))
                 continue
-            if not claimed:
-                await _pause(stop, settings.sender_poll_s)
+            if claimed:
+                idle = 0
+            else:
+                idle += 1
+                await _pause(stop, min(IDLE_POLL_MAX_S, settings.sender_poll_s * 2 ** min(idle - 1, 8)))
 
     return run

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -15,6 +14,8 @@ from siyu_attribution.domain.plans import ModelName, PlanBody
 from siyu_shared.events.catalog.commissions import PayeeRole
 
 CreditKind = Literal["commission", "activity"]
+_ZERO = Fraction(0)
+_ONE = Fraction(1)  # shared constants: Fractions are immutable, and building them is not free
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,14 +49,12 @@ def attribute(order: OrderFacts, evidence: Evidence, plan: PlanBody) -> Decision
     if overrides:
         latest = max(overrides, key=lambda o: (o.decided_at, o.seq, o.override_id))
         model_used = "override"
-        credits.append(
-            Credit(latest.payee_id, latest.payee_role, Fraction(1), "commission", f"override:{latest.override_id}")
-        )
+        credits.append(Credit(latest.payee_id, latest.payee_role, _ONE, "commission", f"override:{latest.override_id}"))
     else:
         claim = first_valid_claim(order, evidence, plan) if model == "first_claim" else None
         if claim is not None:
             model_used = "first_claim"
-            credits.append(Credit(claim.staff_id, "staff_1v1", Fraction(1), "commission", f"claim:{claim.claim_id}"))
+            credits.append(Credit(claim.staff_id, "staff_1v1", _ONE, "commission", f"claim:{claim.claim_id}"))
         else:
             touch_model = plan.fallback_model if model == "first_claim" else model
             model_used = touch_model if model == touch_model else f"{model}>{touch_model}"
@@ -88,7 +87,7 @@ def activity_credits(order: OrderFacts, evidence: Evidence, window: Sequence[Tou
     for claim in sorted(evidence.claims, key=lambda c: (c.claimed_at, c.seq, c.claim_id)):
         if claim.order_no == order.order_no and claim.role == "group_activator" and claim.staff_id not in seen:
             seen[claim.staff_id] = f"claim:{claim.claim_id}"
-    return [Credit(staff, "group_activator", Fraction(0), "activity", basis) for staff, basis in seen.items()]
+    return [Credit(staff, "group_activator", _ZERO, "activity", basis) for staff, basis in seen.items()]
 
 
 def source_credits(order: OrderFacts, evidence: Evidence) -> list[Credit]:
@@ -98,7 +97,7 @@ def source_credits(order: OrderFacts, evidence: Evidence) -> list[Credit]:
         return []
     first = min(before, key=lambda s: (s.occurred_at, s.lead_id))
     basis = f"source:{first.lead_id}"
-    return [Credit(first.partner_id, first.account_kind, Fraction(1), "commission", basis, "source")]
+    return [Credit(first.partner_id, first.account_kind, _ONE, "commission", basis, "source")]
 
 
 def touch_weights(model: ModelName, touches: Sequence[TouchFact], order: OrderFacts, plan: PlanBody) -> list[Fraction]:
@@ -107,9 +106,9 @@ def touch_weights(model: ModelName, touches: Sequence[TouchFact], order: OrderFa
     if n == 0:
         return []
     if model in ("last_touch", "first_claim"):
-        return [Fraction(0)] * (n - 1) + [Fraction(1)]
+        return [_ZERO] * (n - 1) + [_ONE]
     if model == "first_touch":
-        return [Fraction(1)] + [Fraction(0)] * (n - 1)
+        return [_ONE] + [_ZERO] * (n - 1)
     if model == "linear":
         return [Fraction(1, n)] * n
     if model == "time_decay":
@@ -119,7 +118,7 @@ def touch_weights(model: ModelName, touches: Sequence[TouchFact], order: OrderFa
         return [w / whole for w in raw]
     first, middle, last = plan.position_weights
     if n == 1:
-        return [Fraction(1)]
+        return [_ONE]
     if n == 2:
         ends = Fraction(first + last) or Fraction(1)
         return [Fraction(first) / ends, Fraction(last) / ends]
@@ -138,12 +137,15 @@ def touch_payee(touch: TouchFact) -> tuple[str, PayeeRole] | None:
 
 
 def touch_credits(model: ModelName, touches: Sequence[TouchFact], order: OrderFacts, plan: PlanBody) -> list[Credit]:
-    weights: dict[tuple[str, PayeeRole], Fraction] = defaultdict(Fraction)
+    weights: dict[tuple[str, PayeeRole], Fraction] = {}
     bases: dict[tuple[str, PayeeRole], str] = {}
     for touch, weight in zip(touches, touch_weights(model, touches, order, plan), strict=True):
         payee = touch_payee(touch)
-        if payee is None or weight == 0:
+        if payee is None or not weight.numerator:
             continue  # the brand's own automation: that share earns no one a commission
-        weights[payee] += weight
-        bases.setdefault(payee, f"{model}:touch:{touch.touch_id}")
+        if payee in weights:
+            weights[payee] += weight
+        else:
+            weights[payee] = weight
+            bases[payee] = f"{model}:touch:{touch.touch_id}"
     return [Credit(p, r, w, "commission", bases[(p, r)]) for (p, r), w in weights.items()]

@@ -67,9 +67,9 @@ def _price(
     order: OrderFacts, credits: Sequence[Credit], plan: PlanBody, month_gmv: Mapping[str, int]
 ) -> tuple[list[int], list[int]]:
     weights = [c.weight for c in credits]
-    claimed = sum(weights, Fraction(0))
-    if claimed < 1:
-        weights.append(Fraction(1) - claimed)
+    claimed = weights[0] if len(weights) == 1 else sum(weights, Fraction(0))
+    if claimed.numerator < claimed.denominator:  # less than the whole order: the rest stays with the brand
+        weights.append(1 - claimed)
     whole = len(weights) == 1  # one credit earning the whole order: no split needed
     terms = [plan.terms(c.role) for c in credits]
     gmv = [month_gmv.get(c.payee_id, 0) for c in credits]

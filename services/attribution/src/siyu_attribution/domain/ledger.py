@@ -27,6 +27,7 @@ from siyu_shared.events.catalog.commissions import PayeeRole
 EXPENSE = "expense:commission"
 EntryKind = Literal["accrual", "reversal", "settlement"]
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "siyu:attribution:ledger")
+_SEEDED = hashlib.sha1(_NAMESPACE.bytes)  # the namespace hashed once; each id continues a copy
 
 
 def held(payee_id: str) -> str:
@@ -75,7 +76,9 @@ def stable_id(*parts: str) -> str:
     A name-based UUID (RFC 4122 version 5 in this service's namespace), built without the ``uuid`` module's
     object overhead: this runs several times for every order replayed.
     """
-    digest = bytearray(hashlib.sha1(_NAMESPACE.bytes + "/".join(parts).encode()).digest()[:16])
+    sha = _SEEDED.copy()
+    sha.update("/".join(parts).encode())
+    digest = bytearray(sha.digest()[:16])
     digest[6] = (digest[6] & 0x0F) | 0x50
     digest[8] = (digest[8] & 0x3F) | 0x80
     h = digest.hex()

@@ -11,8 +11,9 @@ is one round; each round costs about ten statements, whatever the number of pers
 2. each person's event is folded into its row in Python (``domain/fold.py``), changed rows written back (one);
 3. orders, refunds, closes, touches are written set-based, then the order and touch aggregates of the round's
    persons re-derived in SQL (one statement each, only when the round has such events);
-4. the round's persons are loaded with their orders, touches and tags (one query), re-decided in Python, and the
-   tag changes and the outbox rows written in bulk (≤ 4 statements), only for persons whose tag set changed.
+4. one query loads the round's persons with their tags and the tags the rules give them (decided in SQL by the
+   compiler the backfills use); the tag changes and the outbox rows are written in bulk (≤ 4 statements), only for
+   persons whose tag set changed (with the deciding facts computed in Python for those only).
 """
 
 from __future__ import annotations

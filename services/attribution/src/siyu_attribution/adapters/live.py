@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, text
@@ -232,4 +233,19 @@ async def set_attribution_ids(session: AsyncSession, *, tenant: str, current: di
             " WHERE orders.tenant = :tenant AND orders.order_id = v.o"
         ),
         {"tenant": tenant, "order_ids": [o for o, _ in ordered], "attribution_ids": [a for _, a in ordered]},
+    )
+
+
+async def set_settled(session: AsyncSession, *, tenant: str, settled: dict[str, datetime]) -> None:
+    """Mark orders settled, each at its own time (one statement)."""
+    if not settled:
+        return
+    ordered = sorted(settled.items())
+    await session.execute(
+        text(
+            "UPDATE orders SET settled_at = v.s"
+            " FROM unnest(CAST(:order_ids AS text[]), CAST(:settled_at AS timestamptz[])) AS v(o, s)"
+            " WHERE orders.tenant = :tenant AND orders.order_id = v.o"
+        ),
+        {"tenant": tenant, "order_ids": [o for o, _ in ordered], "settled_at": [s for _, s in ordered]},
     )

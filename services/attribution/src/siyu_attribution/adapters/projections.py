@@ -49,6 +49,10 @@ def _order_row(row: Row[Any]) -> OrderRow:
     )
 
 
+def order_rows(rows: Sequence[Row[Any]]) -> list[OrderRow]:
+    return [_order_row(r) for r in rows]
+
+
 async def insert_order(
     session: AsyncSession, *, tenant: str, order: OrderFacts, plan: PlanVersion, source: dict[str, Any] | None
 ) -> bool:

@@ -95,6 +95,9 @@ def _request(path: str, body: bytes, headers: dict[str, str]) -> bytes:
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
+PACED_CONNECTIONS = 256
+
+
 class Connection:
     """A minimal HTTP/1.1 keep-alive client: the load generator must cost less than the servers it measures."""
 
@@ -145,20 +148,30 @@ async def _saturate(port: int, requests: list[bytes]) -> tuple[float, list[float
 
 
 async def _paced(port: int, requests: list[bytes], rate: float) -> tuple[list[float], int]:
-    """Send at a fixed rate; latency from each request's scheduled time (no coordinated omission)."""
-    idle: list[Connection] = [await Connection.open(port) for _ in range(32)]
+    """Send at a fixed rate; latency from each request's scheduled time (no coordinated omission).
+
+    At most PACED_CONNECTIONS connections: when all are busy a request waits for one, and that wait counts in its
+    latency. A connection the server drops counts as an error and is replaced.
+    """
+    pool: asyncio.Queue[Connection] = asyncio.Queue()
+    for _ in range(PACED_CONNECTIONS):
+        pool.put_nowait(await Connection.open(port))
     latencies: list[float] = []
     errors = 0
 
     async def one(request: bytes, due: float) -> None:
         nonlocal errors
-        conn = idle.pop() if idle else await Connection.open(port)
+        conn = await pool.get()
         try:
             status = await conn.send(request)
             latencies.append(time.perf_counter() - due)
             errors += status >= 300
+        except (asyncio.IncompleteReadError, ConnectionError):
+            errors += 1
+            conn.close()
+            conn = await Connection.open(port)
         finally:
-            idle.append(conn)
+            pool.put_nowait(conn)
 
     tasks = []
     start = time.perf_counter() + 0.05
@@ -169,8 +182,8 @@ async def _paced(port: int, requests: list[bytes], rate: float) -> tuple[list[fl
             await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(one(request, due)))
     await asyncio.gather(*tasks)
-    for conn in idle:
-        conn.close()
+    while not pool.empty():
+        pool.get_nowait().close()
     return latencies, errors
 
 

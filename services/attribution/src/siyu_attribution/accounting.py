@@ -204,7 +204,7 @@ async def settle_due(
                     last_closed=last_closed,
                 )
             settled[row.facts.order_id] = row.settle_due_at
-        await live.append_entries(session, tenant=due_tenant, new=new)
+        await books.append_entries(session, tenant=due_tenant, new=new)
         await live.set_settled(session, tenant=due_tenant, settled=settled)
     return len(due)
 

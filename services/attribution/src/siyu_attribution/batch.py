@@ -196,7 +196,7 @@ class _Run:
 
         await live.add_attributions(session, tenant=tenant, records=self.records)
         await live.set_attribution_ids(session, tenant=tenant, current=self.pointers)
-        await live.append_entries(session, tenant=tenant, new=self.entries)
+        await books.append_entries(session, tenant=tenant, new=self.entries)
         if self.events:
             await add_to_outbox(session, self.events, topics=self.books.topics)
 

@@ -167,6 +167,7 @@ async def entries(
 
 
 async def append_entries(session: AsyncSession, *, tenant: str, new: Sequence[Entry]) -> None:
+    """Append entries (an entry id already there is ignored) with one cached statement executed over the rows."""
     if not new:
         return
     rows = [
@@ -189,7 +190,7 @@ async def append_entries(session: AsyncSession, *, tenant: str, new: Sequence[En
         }
         for e in new
     ]
-    await session.execute(pg_insert(ledger_entries).values(rows).on_conflict_do_nothing())
+    await session.execute(pg_insert(ledger_entries).on_conflict_do_nothing(), rows)
 
 
 async def month_figures(

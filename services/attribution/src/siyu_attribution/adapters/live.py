@@ -194,33 +194,6 @@ async def add_attributions(session: AsyncSession, *, tenant: str, records: Seque
         await session.execute(attribution_shares.insert(), shares)
 
 
-async def append_entries(session: AsyncSession, *, tenant: str, new: Sequence[Entry]) -> None:
-    """``books.append_entries`` as one executemany (ON CONFLICT DO NOTHING, like the one-by-one path)."""
-    if not new:
-        return
-    rows = [
-        {
-            "tenant": tenant,
-            "entry_id": e.entry_id,
-            "txn_id": e.txn_id,
-            "kind": e.kind,
-            "account": e.account,
-            "amount_fen": e.amount_fen,
-            "order_id": e.order_id,
-            "payee_id": e.payee_id,
-            "payee_role": e.payee_role,
-            "rule": e.rule[:300],
-            "plan_id": e.plan_id,
-            "plan_version": e.plan_version,
-            "attribution_id": e.attribution_id,
-            "posted_at": e.posted_at,
-            "period": e.period,
-        }
-        for e in new
-    ]
-    await session.execute(pg_insert(ledger_entries).on_conflict_do_nothing(), rows)
-
-
 async def set_attribution_ids(session: AsyncSession, *, tenant: str, current: dict[str, str]) -> None:
     """Point each order at its latest attribution (one executemany)."""
     if not current:

@@ -18,7 +18,6 @@ is one round; each round costs about ten statements, whatever the number of pers
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from siyu_segmentation.adapters import bulk
 from siyu_segmentation.adapters.rule_store import RuleSet
 from siyu_segmentation.domain.fold import fold_event
-from siyu_segmentation.handlers import build_handlers
+from siyu_segmentation.handlers import Clock, build_handlers
 from siyu_segmentation.retag import Tagger
 from siyu_shared.events.catalog import (
     ContactAdded,
@@ -45,8 +44,6 @@ from siyu_shared.events.catalog import (
     TouchSkipped,
 )
 from siyu_shared.kafka.runner import BatchHandler, BatchHandling, Received
-
-Clock = Callable[[], datetime]
 
 FACT_EVENTS: dict[str, type[Any]] = {
     t.event_type: t

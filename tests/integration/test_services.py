@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from siyu_devstack.stack import Stack
-from siyu_devstack.testing import running_service, service_spec
+from siyu_devstack.testing import eventually, running_service, service_spec
 from siyu_shared.auth.keys import issue_key
 from siyu_shared.db.engine import create_engine, session_factory, unit_of_work
 from siyu_shared.db.migrate import alembic_config
@@ -60,6 +60,12 @@ async def test_health_ready_and_metrics(ingest_app: FastAPI) -> None:
         metrics = (await http.get("/metrics")).text
     assert "siyu_http_requests_total" in metrics
     assert 'route="/readyz"' in metrics
+
+    async def backlog_reported() -> bool:
+        async with client(ingest_app) as http:
+            return 'siyu_outbox_backlog{service="ingest"}' in (await http.get("/metrics")).text
+
+    await eventually(backlog_reported)  # the worker's relay reports the outbox backlog
 
 
 async def test_a_key_of_tenant_a_never_reaches_tenant_b(ingest_app: FastAPI) -> None:

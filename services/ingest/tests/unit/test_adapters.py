@@ -48,9 +48,20 @@ def test_xiaohongshu_kol_account_and_masked_phone() -> None:
     (lead,) = ADAPTERS["xiaohongshu"].parse(incoming, CREDS["xiaohongshu"])
     assert isinstance(lead, Lead)
     assert lead.source.account_kind == "kol"
+    assert lead.source.partner_id == "xhs-kol-9"  # the KOL's own account earns the source credit
     assert lead.partial_phone == "138****0000" and not lead.has_phone
     assert lead.name == "张三"
     assert all(i.kind != "phone" for i in lead.identifiers)
+
+
+def test_xiaohongshu_partner_named_in_the_push_wins_and_enterprise_has_none() -> None:
+    named = samples.xiaohongshu_lead(leads_id="y", phone="13800138000", account_id="xhs-ent-1")
+    named["data"]["kol_user_id"] = "kol-777"
+    (lead,) = ADAPTERS["xiaohongshu"].parse(request(samples.xiaohongshu(named)), CREDS["xiaohongshu"])
+    assert isinstance(lead, Lead) and lead.source.partner_id == "kol-777"
+    plain = samples.xiaohongshu_lead(leads_id="z", phone="13800138000", account_id="xhs-ent-1")
+    (lead,) = ADAPTERS["xiaohongshu"].parse(request(samples.xiaohongshu(plain)), CREDS["xiaohongshu"])
+    assert isinstance(lead, Lead) and lead.source.account_kind == "enterprise" and lead.source.partner_id is None
 
 
 def test_wecom_round_trip_and_wrong_corp() -> None:

@@ -111,15 +111,18 @@ class XiaohongshuAdapter:
             else request.received_at
         )
         account_id = text_field(lead, "account_id")
+        kind = account_kind(creds, account_id)
+        # A lead on a KOL's or KOC's own account credits that partner unless the push names one (kol_user_id).
+        partner = text_field(lead, "kol_user_id") or (account_id if kind in ("kol", "koc") else None)
         source = SourceRef(
             channel="xiaohongshu",
             account_id=account_id,
-            account_kind=account_kind(creds, account_id),
+            account_kind=kind,
             campaign_id=text_field(lead, "campaign_id"),
             unit_id=text_field(lead, "unit_id"),
             creative_id=text_field(lead, "creative_id"),
             note_id=text_field(lead, "note_id"),
-            partner_id=text_field(lead, "kol_user_id"),
+            partner_id=partner,
         )
         for key in ("landing_page_id", "keyword", "source_channel"):
             value = text_field(lead, key)

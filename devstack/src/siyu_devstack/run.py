@@ -1,17 +1,22 @@
 """``siyu-stack run`` (``make run``): the local stack, all four services, and a development API key.
 
 Starts Postgres and Kafka, migrates and starts each service as its own process, issues one admin key for the
-development tenant into every service, prints the URLs, and stays up until Ctrl-C / SIGTERM, then stops the
-services gracefully (SIGTERM: finish the batch, commit, close) and the stack.
+development tenant into every service, replays the demo (``siyu_devstack.demo``; ``DEMO=0`` or ``--no-demo``
+skips it) and prints what the platform made of it, prints the URLs, and stays up until Ctrl-C / SIGTERM, then
+stops the services gracefully (SIGTERM: finish the batch, commit, close) and the stack.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import os
 import sys
+from datetime import UTC, datetime
 
+from siyu_devstack.demo import dataset, play, wecom_sim
 from siyu_devstack.services import ServiceProcess, service_processes, start_all, stop_all
 from siyu_devstack.stack import Stack
 from siyu_shared.auth.keys import new_key, store_key
@@ -27,6 +32,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
     add_stack_options(parser)
     parser.add_argument("--tenant", default=DEV_TENANT, help="tenant of the development API key")
+    parser.add_argument(
+        "--no-demo",
+        dest="demo",
+        action="store_false",
+        default=os.environ.get("DEMO", "1") != "0",
+        help="do not replay the demo dataset (also DEMO=0)",
+    )
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -46,10 +58,14 @@ def handle(args: argparse.Namespace) -> int:
         return 130
     processes: list[ServiceProcess] = []
     try:
-        with shutdown_signals() as stop:
+        with shutdown_signals() as stop, contextlib.ExitStack() as resources:
             processes = service_processes(stack.env(), stack.log_dir)
             start_all(processes)
             api_key = asyncio.run(issue_everywhere(stack, tenant=args.tenant))
+            if args.demo:
+                data = dataset.build(now=datetime.now(UTC))
+                wecom_api = resources.enter_context(wecom_sim.serving(data.contacts))
+                _replay_demo(stack, processes, data, api_key=api_key, tenant=args.tenant, wecom_api=wecom_api)
             print_env(stack)
             _print_services(processes, api_key, args.tenant)
             sys.stdout.flush()
@@ -71,6 +87,39 @@ async def issue_everywhere(stack: Stack, *, tenant: str) -> str:
         finally:
             await engine.dispose()
     return issued.plaintext
+
+
+def _replay_demo(
+    stack: Stack,
+    processes: list[ServiceProcess],
+    data: dataset.Dataset,
+    *,
+    api_key: str,
+    tenant: str,
+    wecom_api: str,
+) -> None:
+    """Replay the demo and print its summary; a failure is reported and leaves the services up to look into."""
+    print(f"# Replaying the demo for tenant {tenant!r} ({data.deliveries} webhooks, {data.claims} claims)…")
+    sys.stdout.flush()
+    urls = {proc.name: proc.url for proc in processes}
+    try:
+        result = asyncio.run(
+            play.play(
+                stack,
+                urls,
+                tenant_id=tenant,
+                api_key=api_key,
+                wecom_api=wecom_api,
+                data=data,
+                progress=lambda line: print(f"#   {line}", flush=True),
+            )
+        )
+    except Exception as exc:  # a demo failure must not take the stack down with it
+        log.exception("demo failed")
+        print(f"# The demo failed: {exc} (the services stay up; logs in {stack.log_dir})")
+        return
+    for line in result.lines():
+        print(f"# {line}")
 
 
 def _print_services(processes: list[ServiceProcess], api_key: str, tenant: str) -> None:

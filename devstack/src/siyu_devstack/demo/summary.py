@@ -1,0 +1,177 @@
+"""What the platform made of the demo, read back the way its users read it: the event streams and the APIs.
+
+Leads per channel, persons after identity merges, touches sent or skipped (from the topics); tag counts per family
+(segmentation API); orders, commissions per payee and the funnel (attribution reports).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+import orjson
+from aiokafka import AIOKafkaConsumer
+
+from siyu_devstack.demo.dataset import SHANGHAI
+from siyu_devstack.demo.tenant import Endpoints
+from siyu_shared.events.topics import Topic, TopicNames
+
+STREAMS = (Topic.LEADS, Topic.CONTACTS, Topic.PERSONS, Topic.ORDERS, Topic.TOUCHES, Topic.TAGS)
+
+
+@dataclass
+class Summary:
+    leads: Counter[str] = field(default_factory=Counter)
+    lead_sources: Counter[str] = field(default_factory=Counter)
+    persons_seen: int = 0
+    merges: int = 0
+    persons: int = 0
+    contacts: Counter[str] = field(default_factory=Counter)
+    tags_changed: int = 0
+    tag_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    touches: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+    touches_by_journey: dict[str, Counter[str]] = field(default_factory=dict)
+    orders: Counter[str] = field(default_factory=Counter)
+    payees: list[dict[str, Any]] = field(default_factory=list)
+    funnel: dict[str, Any] = field(default_factory=dict)
+    channels: list[dict[str, Any]] = field(default_factory=list)
+
+
+async def read_streams(bootstrap: str, topics: TopicNames, tenant: str, *, idle_s: float = 1.0) -> list[dict[str, Any]]:
+    """Every CloudEvent of ``tenant`` on the platform's topics, from the beginning."""
+    consumer = AIOKafkaConsumer(
+        *(topics.name(t) for t in STREAMS),
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    out: list[dict[str, Any]] = []
+    try:
+        while True:
+            batches = await consumer.getmany(timeout_ms=int(idle_s * 1000))
+            if not batches:
+                return out
+            for records in batches.values():
+                for record in records:
+                    if record.value is None:
+                        continue
+                    event = orjson.loads(record.value)
+                    if event.get("tenant") == tenant:
+                        out.append(event)
+    finally:
+        await consumer.stop()
+
+
+def from_events(events: list[dict[str, Any]]) -> Summary:
+    summary = Summary()
+    persons: set[str] = set()
+    merged: set[str] = set()
+    for event in events:
+        kind, data = event["type"], event["data"]
+        if person := data.get("person_id"):
+            persons.add(person)
+        if kind == "siyu.lead.captured":
+            source = data["source"]
+            summary.leads[source["channel"]] += 1
+            summary.lead_sources[f"{source['channel']}/{source.get('account_kind', 'unknown')}"] += 1
+        elif kind == "siyu.person.merged":
+            summary.merges += 1
+            persons.add(data["survivor_id"])
+            merged.update(data["merged_ids"])
+        elif kind.startswith("siyu.contact."):
+            summary.contacts[kind.removeprefix("siyu.contact.")] += 1
+        elif kind.startswith("siyu.order."):
+            summary.orders[kind.removeprefix("siyu.order.")] += 1
+        elif kind.startswith("siyu.touch."):
+            outcome = kind.removeprefix("siyu.touch.")
+            summary.touches[outcome] += 1
+            summary.touches_by_journey.setdefault(data.get("journey_id") or "-", Counter())[outcome] += 1
+            if outcome == "skipped":
+                summary.skipped[data.get("reason") or "-"] += 1
+        elif kind == "siyu.tags.changed":
+            summary.tags_changed += 1
+    summary.persons_seen = len(persons)
+    summary.persons = len(persons - merged)
+    return summary
+
+
+async def collect(
+    http: httpx.AsyncClient,
+    urls: Endpoints,
+    *,
+    tenant: str,
+    api_key: str,
+    bootstrap: str,
+    topics: TopicNames,
+    now: datetime,
+) -> Summary:
+    summary = from_events(await read_streams(bootstrap, topics, tenant))
+    headers = {"Authorization": f"Bearer {api_key}"}
+    rules = (await http.get(f"{urls.segmentation}/v1/rules", headers=headers)).json()
+    family_of = {r["tag"]: r.get("family") or "(none)" for r in _rules(rules)}
+    counts = (await http.get(f"{urls.segmentation}/v1/tags/counts", headers=headers)).json()["now"]
+    families: dict[str, dict[str, int]] = defaultdict(dict)
+    for tag, members in sorted(counts.items()):
+        families[family_of.get(tag, "(none)")][tag] = members
+    summary.tag_counts = dict(families)
+    period = now.astimezone(SHANGHAI).strftime("%Y-%m")
+    params = {"period": period}
+    summary.payees = (await http.get(f"{urls.attribution}/v1/reports/payees", params=params, headers=headers)).json()
+    funnel = (await http.get(f"{urls.attribution}/v1/reports/funnel", params=params, headers=headers)).json()
+    summary.funnel = funnel[0] if funnel else {}
+    summary.channels = (
+        await http.get(f"{urls.attribution}/v1/reports/channels", params=params, headers=headers)
+    ).json()
+    return summary
+
+
+def _rules(payload: Any) -> list[dict[str, Any]]:
+    """The rule bodies of ``GET /v1/rules`` (each ``{"rule_id", "version", "body": {"tag", "family", ...}}``)."""
+    return [r["body"] for r in payload if isinstance(r, dict) and isinstance(r.get("body"), dict)]
+
+
+def _yuan(fen: int | float | None) -> str:
+    return f"¥{(fen or 0) / 100:,.2f}"
+
+
+def render(summary: Summary, *, humans: int, expected_persons: int) -> list[str]:
+    lines = ["Demo: what the platform made of it"]
+    lines.append("  leads per channel:      " + ", ".join(f"{c} {n}" for c, n in sorted(summary.leads.items())))
+    lines.append("    by source account:    " + ", ".join(f"{s} {n}" for s, n in sorted(summary.lead_sources.items())))
+    lines.append(
+        f"  persons:                {summary.persons} after {summary.merges} identity merges "
+        f"from {summary.persons_seen} first sightings (the story has {humans} people; {expected_persons} persons "
+        "expected, as some never showed a usable phone)"
+    )
+    lines.append("  WeCom:                  " + ", ".join(f"{k} {n}" for k, n in sorted(summary.contacts.items())))
+    lines.append(f"  tag changes emitted:    {summary.tags_changed}")
+    for family, tags in sorted(summary.tag_counts.items()):
+        lines.append(f"    {family:<20} " + ", ".join(f"{t} {n}" for t, n in tags.items()))
+    lines.append("  touches:                " + ", ".join(f"{k} {n}" for k, n in sorted(summary.touches.items())))
+    if summary.skipped:
+        lines.append("    skipped because:      " + ", ".join(f"{r} {n}" for r, n in summary.skipped.most_common()))
+    for journey, outcomes in sorted(summary.touches_by_journey.items()):
+        lines.append(f"    {journey:<20} " + ", ".join(f"{k} {n}" for k, n in sorted(outcomes.items())))
+    lines.append("  orders:                 " + ", ".join(f"{k} {n}" for k, n in sorted(summary.orders.items())))
+    for row in summary.channels:
+        lines.append(
+            f"    {row['channel']}/{row['source_kind']:<12} orders {row['orders']}, GMV {_yuan(row['gmv_fen'])} "
+            f"(share {row['gmv_share']})"
+        )
+    lines.append("  commissions per payee (orders credited, attributed sales, commission):")
+    for row in sorted(summary.payees, key=lambda r: (r.get("payee_role", ""), r.get("payee_id", ""))):
+        lines.append(
+            f"    {row.get('payee_id', '?'):<12} {row.get('payee_role', '?'):<16} orders {row.get('orders', 0):>3}, "
+            f"activity {row.get('activity_credits', 0):>2}, sales {_yuan(row.get('attributed_sales_fen')):>12}, "
+            f"commission {_yuan(row.get('commission_fen')):>10}"
+        )
+    if summary.funnel:
+        steps = [k for k in ("leads", "reached", "first_order", "repeat_order") if k in summary.funnel]
+        lines.append("  funnel:                 " + " → ".join(f"{k} {summary.funnel[k]}" for k in steps))
+    return lines

@@ -31,9 +31,8 @@ from siyu_journey.domain import guardrails
 from siyu_journey.domain.localtime import start_of_month, start_of_week
 from siyu_journey.domain.templates import render
 from siyu_journey.service import change
-from siyu_journey.touch_events import emit, touch_event
+from siyu_journey.touch_events import TouchOutcome, emit
 from siyu_shared.db.engine import SessionFactory, unit_of_work
-from siyu_shared.events.envelope import CloudEvent
 from siyu_shared.events.topics import TopicNames
 from siyu_shared.kafka.errors import is_infrastructure_failure
 from siyu_shared.logging import get_logger
@@ -93,7 +92,7 @@ async def decide_and_send(
     policies: dict[str, guardrails.GuardrailPolicy] = {}
     changes: list[dict[str, Any]] = []
     sending: dict[str, dict[str, Any]] = {}
-    events = []
+    events: list[TouchOutcome] = []
     for touch in rows:
         if touch.tenant not in policies:
             policies[touch.tenant] = await repo.policy(session, tenant=touch.tenant)
@@ -113,7 +112,7 @@ async def decide_and_send(
         )
         if isinstance(decision, guardrails.Skip):
             changes.append(change(touch, status="skipped", reason=decision.reason))
-            events.append(touch_event(touch, "skipped", at=now, reason=decision.reason))
+            events.append(TouchOutcome(touch, "skipped", now, reason=decision.reason))
             continue
         if isinstance(decision, guardrails.Defer):
             changes.append(change(touch, due=decision.until, reason=decision.reason))
@@ -135,7 +134,7 @@ async def decide_and_send(
         except Exception as exc:  # a template that cannot render never will: record it, do not retry
             reason = f"template_error: {type(exc).__name__}"
             changes.append(change(touch, status="failed", reason=reason))
-            events.append(touch_event(touch, "failed", at=now, reason=reason))
+            events.append(TouchOutcome(touch, "failed", now, reason=reason))
             continue
         past.append(guardrails.PastTouch(touch.channel, now, touch.priority, touch.campaign_id))
         sending[touch.touch_id] = change(
@@ -199,14 +198,14 @@ async def deliver_now(
 
 def _outcomes(
     results: list[tuple[Any, str | None, Delivered | Failed | RetryLater]], now: datetime, config: DeliveryConfig
-) -> tuple[list[dict[str, Any]], list[CloudEvent]]:
+) -> tuple[list[dict[str, Any]], list[TouchOutcome]]:
     changes: list[dict[str, Any]] = []
-    events: list[CloudEvent] = []
+    events: list[TouchOutcome] = []
     for touch, staff, outcome in results:
         attempts = touch.attempts + 1
         if isinstance(outcome, Delivered):
             changes.append(change(touch, status="sent", sent_at=now, attempt_at=now, staff_id=staff, attempts=attempts))
-            events.append(touch_event(touch, "sent", at=now, staff_id=staff))
+            events.append(TouchOutcome(touch, "sent", now, staff_id=staff))
         elif isinstance(outcome, RetryLater) and attempts < config.max_attempts:
             changes.append(
                 change(
@@ -221,7 +220,7 @@ def _outcomes(
         else:
             reason = outcome.reason if isinstance(outcome, Failed | RetryLater) else "failed"
             changes.append(change(touch, status="failed", reason=reason, staff_id=staff, attempts=attempts))
-            events.append(touch_event(touch, "failed", at=now, reason=reason, staff_id=staff))
+            events.append(TouchOutcome(touch, "failed", now, reason=reason, staff_id=staff))
     return changes, events
 
 
@@ -248,13 +247,13 @@ async def recover_stale(
     async with unit_of_work(sessions) as session:
         stale = await progress.stale_sending(session, before=now - config.lease, limit=config.batch)
         changes: list[dict[str, Any]] = []
-        events = []
+        events: list[TouchOutcome] = []
         for touch in stale:
             if sender.for_channel(touch.channel).idempotent:
                 changes.append(change(touch, status="pending", due=now, sent_at=None, reason="resumed_after_crash"))
             else:
                 changes.append(change(touch, status="failed", reason="outcome_unknown"))
-                events.append(touch_event(touch, "failed", at=now, reason="outcome_unknown"))
+                events.append(TouchOutcome(touch, "failed", now, reason="outcome_unknown"))
         await progress.update_touches(session, changes=changes)
         await emit(session, events, topics=topics)
     return len(stale)

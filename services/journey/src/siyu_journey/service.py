@@ -20,7 +20,7 @@ from siyu_journey.domain import machine
 from siyu_journey.domain.definition import JourneyDefinition
 from siyu_journey.domain.machine import Enrolment, PersonView, Transition
 from siyu_journey.domain.triggers import Occurrence, matches
-from siyu_journey.touch_events import emit, touch_event
+from siyu_journey.touch_events import TouchOutcome, emit
 from siyu_shared.events.topics import TopicNames
 
 Queued = Callable[[AsyncSession, list[Row[Any]]], Awaitable[None]]
@@ -247,7 +247,7 @@ async def end(session: AsyncSession, leaving: Sequence[Enrolment], *, now: datet
     )
     await emit(
         session,
-        [touch_event(t, "skipped", at=now, reason=reasons[t.enrolment_id]) for t in cancelled],
+        [TouchOutcome(t, "skipped", now, reason=reasons[t.enrolment_id]) for t in cancelled],
         topics=topics,
     )
 

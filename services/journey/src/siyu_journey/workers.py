@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -67,6 +68,11 @@ def worker_loops(settings: JourneySettings, clock: Clock, senders: SenderFactory
 
     async def run(runtime: Runtime, stop: asyncio.Event) -> None:
         sender = senders(runtime)
+        # What the process holds once started (modules, engine, clients) lives as long as it does: moved out of
+        # the collector's way, a full collection walks only what the rounds allocate (a batch of 500 touches
+        # allocates ~10^5 objects; with the whole heap in the oldest generation, full collections took ~10% of a
+        # 100,000-timer backlog).
+        gc.freeze()
         await asyncio.gather(
             *(claimer(runtime, sender, stop) for _ in range(settings.timer_workers)),
             *(deliverer(runtime, sender, stop) for _ in range(settings.sender_workers)),

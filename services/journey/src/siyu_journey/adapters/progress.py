@@ -277,19 +277,46 @@ async def take_due_timers(session: AsyncSession, *, now: datetime, limit: int) -
 # ---- touches ----------------------------------------------------------------------------------------------
 
 
-_INSERT_TOUCHES = pg_insert(touches).on_conflict_do_nothing(index_elements=["touch_id"])
+_TOUCH_COLUMNS = (
+    ("touch_id", "text"),
+    ("tenant", "text"),
+    ("enrolment_id", "text"),
+    ("person_id", "text"),
+    ("journey_id", "text"),
+    ("version", "int"),
+    ("step_id", "text"),
+    ("occurrence", "int"),
+    ("channel", "text"),
+    ("template", "text"),
+    ("campaign_id", "text"),
+    ("priority", "int"),
+    ("persona", "text"),
+    ("staff_id", "text"),
+    ("status", "text"),
+    ("due_at", "timestamptz"),
+    ("created_at", "timestamptz"),
+)
+_INSERT_TOUCHES = (
+    f"INSERT INTO touches ({', '.join(c for c, _ in _TOUCH_COLUMNS)}) "
+    f"SELECT * FROM unnest({', '.join(f'CAST(:{c} AS {t}[])' for c, t in _TOUCH_COLUMNS)}) "
+    "ON CONFLICT (touch_id) DO NOTHING"
+)
+_INSERT_TOUCHES_QUIET = text(_INSERT_TOUCHES)
+_INSERT_TOUCHES_RETURNING = text(_INSERT_TOUCHES + " RETURNING *")
 
 
 async def insert_touches(
     session: AsyncSession, *, rows: Sequence[dict[str, Any]], returning: bool = False
 ) -> list[Row[Any]]:
-    """Inserts touches (one already there is left as it is); with ``returning``, the rows actually inserted."""
+    """Inserts touches (one already there is left as it is) with one constant statement over arrays; with
+    ``returning``, the rows actually inserted."""
     if not rows:
         return []
+    params = {c: [r[c] for r in rows] for c, _ in _TOUCH_COLUMNS}
     if not returning:
-        await session.execute(_INSERT_TOUCHES, list(rows))
+        await session.execute(_INSERT_TOUCHES_QUIET, params)
         return []
-    return list((await session.execute(_INSERT_TOUCHES.returning(*touches.c), list(rows))).all())
+    return list((await session.execute(_INSERT_TOUCHES_RETURNING, params)).all())
 
 
 async def claim_pending_touches(session: AsyncSession, *, now: datetime, limit: int) -> list[Row[Any]]:

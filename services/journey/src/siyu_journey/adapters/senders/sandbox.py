@@ -8,11 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from siyu_journey.adapters.senders import Delivered, Outcome, Outgoing
-from siyu_journey.adapters.tables import sandbox_deliveries
+
+_RECORD = text(
+    """
+    INSERT INTO sandbox_deliveries (touch_id, tenant, person_id, channel, staff_id, body)
+    SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:tenants AS text[]), CAST(:persons AS text[]),
+                         CAST(:channels AS text[]), CAST(:staff AS text[]), CAST(:bodies AS text[]))
+    ON CONFLICT (touch_id) DO NOTHING
+    """
+)
 
 
 class SandboxSender:
@@ -25,17 +33,14 @@ class SandboxSender:
         if touches:
             async with self._engine.begin() as conn:
                 await conn.execute(
-                    pg_insert(sandbox_deliveries).on_conflict_do_nothing(index_elements=["touch_id"]),
-                    [
-                        {
-                            "touch_id": t.touch_id,
-                            "tenant": t.tenant,
-                            "person_id": t.person_id,
-                            "channel": t.channel,
-                            "staff_id": t.staff_id,
-                            "body": t.body,
-                        }
-                        for t in touches
-                    ],
+                    _RECORD,
+                    {
+                        "ids": [t.touch_id for t in touches],
+                        "tenants": [t.tenant for t in touches],
+                        "persons": [t.person_id for t in touches],
+                        "channels": [t.channel for t in touches],
+                        "staff": [t.staff_id for t in touches],
+                        "bodies": [t.body for t in touches],
+                    },
                 )
         return [Delivered() for _ in touches]

@@ -64,7 +64,7 @@ def handle(args: argparse.Namespace) -> int:
             api_key = asyncio.run(issue_everywhere(stack, tenant=args.tenant))
             if args.demo:
                 data = dataset.build(now=datetime.now(UTC))
-                wecom_api = resources.enter_context(wecom_sim.serving(data.contacts))
+                _, wecom_api = resources.enter_context(wecom_sim.serving(data.contacts))
                 _replay_demo(stack, processes, data, api_key=api_key, tenant=args.tenant, wecom_api=wecom_api)
             print_env(stack)
             _print_services(processes, api_key, args.tenant)

@@ -89,6 +89,8 @@ class Dataset:
     contacts: dict[str, SimContact]
     humans: list[Human]
     order_amounts_fen: dict[str, int] = field(default_factory=dict)
+    refunds_fen: dict[str, int] = field(default_factory=dict)
+    """Order number → refunded amount (the whole order, or a third of it)."""
 
     @property
     def deliveries(self) -> int:
@@ -99,7 +101,7 @@ class Dataset:
         """How many persons identity resolution can tell apart: every human, plus a separate person for a WeCom
         friend whose remark mobile nobody recorded and for a buyer whose order shows a masked phone only."""
         unlinked_friends = sum(1 for h in self.humans if h.friend_of is not None and not h.remark_mobile_known)
-        masked_buyers = sum(1 for h in self.humans if h.orders and _masked_receiver(h))
+        masked_buyers = sum(1 for h in self.humans if h.orders and masked_receiver(h))
         return len(self.humans) + unlinked_friends + masked_buyers
 
     @property
@@ -150,6 +152,7 @@ def build(*, now: datetime, persons: int = 120, seed: int = 7) -> Dataset:
     after: list[Step] = []
     contacts: dict[str, SimContact] = {}
     amounts: dict[str, int] = {}
+    refunds: dict[str, int] = {}
 
     for human in humans:
         leads += _leads(human, clock.tick())
@@ -186,11 +189,11 @@ def build(*, now: datetime, persons: int = 120, seed: int = 7) -> Dataset:
                 buyer=f"AAHdemo{human.index:05d}",
                 payment=amount,
                 pub_time=shanghai_text(clock.tick()),
-                extra={"receiver_mobile": _masked(human.phone) if _masked_receiver(human) else human.phone},
+                extra={"receiver_mobile": _masked(human.phone) if masked_receiver(human) else human.phone},
             )
             paid.append(_delivery("tmall", samples.tmall(message)))
             claims += _claims(rng, human, order_no)
-            after += _aftermath(rng, human, order_no, amounts[order_no], clock)
+            after += _aftermath(rng, human, order_no, amounts[order_no], clock, refunds)
     for human in humans:
         if human.friend_of is not None and rng.random() < 0.05:
             after.append(_delivery("wecom", samples.wecom(_removed(human, clock.tick()))))
@@ -203,7 +206,7 @@ def build(*, now: datetime, persons: int = 120, seed: int = 7) -> Dataset:
         Phase("order-number claims", tuple(claims)),
         Phase("completions, refunds and deleted friends", tuple(after)),
     ]
-    return Dataset(phases=phases, contacts=contacts, humans=humans, order_amounts_fen=amounts)
+    return Dataset(phases=phases, contacts=contacts, humans=humans, order_amounts_fen=amounts, refunds_fen=refunds)
 
 
 def _human(rng: random.Random, index: int) -> Human:
@@ -222,7 +225,7 @@ def _external(human: Human) -> str:
     return f"wmDemo{human.index:05d}"
 
 
-def _masked_receiver(human: Human) -> bool:
+def masked_receiver(human: Human) -> bool:
     """Every ninth buyer's order carries a masked mobile (``138****0000``): kept, never matched."""
     return human.index % 9 == 0
 
@@ -322,13 +325,15 @@ def _claims(rng: random.Random, human: Human, order_no: str) -> list[Step]:
     return out
 
 
-def _aftermath(rng: random.Random, human: Human, order_no: str, amount_fen: int, clock: _Clock) -> list[Step]:
+def _aftermath(
+    rng: random.Random, human: Human, order_no: str, amount_fen: int, clock: _Clock, refunds: dict[str, int]
+) -> list[Step]:
     out: list[Step] = []
     buyer = f"AAHdemo{human.index:05d}"
     roll = rng.random()
     if roll < 0.12:
         full = rng.random() < 0.4
-        refund_fen = amount_fen if full else amount_fen // 3
+        refund_fen = refunds[order_no] = amount_fen if full else amount_fen // 3
         refund = samples.tmall_message(
             message_id=f"tmc-refund-{order_no}",
             topic="taobao_refund_RefundSuccess",

@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import GroupCoordinatorNotAvailableError
 
-from siyu_devstack.demo.dataset import Claim, Dataset, Delivery, Phase
+from siyu_devstack.demo.dataset import Claim, Dataset, Delivery, Phase, Step
 from siyu_devstack.demo.tenant import Endpoints
 from siyu_devstack.stack import Stack
 from siyu_devstack.testing import service_spec
@@ -70,7 +70,7 @@ async def replay(
     report = ReplayReport()
     started = time.monotonic()
     for phase in dataset.phases:
-        await _send_phase(http, urls, phase, tenant=tenant, api_key=api_key, report=report, concurrency=concurrency)
+        await send_phase(http, urls, phase, tenant=tenant, api_key=api_key, report=report, concurrency=concurrency)
         progress(f"{phase.name}: {len(phase.steps)} sent")
         await settle(
             http, urls, tenant=tenant, api_key=api_key, bootstrap=bootstrap, groups=groups, timeout_s=settle_timeout_s
@@ -79,7 +79,31 @@ async def replay(
     return report
 
 
-async def _send_phase(
+async def send_step(
+    http: httpx.AsyncClient, urls: Endpoints, step: Step, *, tenant: str, api_key: str, retry_s: float = 60.0
+) -> httpx.Response:
+    """Post one step; like the platforms (and a well-behaved internal tool), retry on 5xx, 429 and connection
+    errors with backoff for up to ``retry_s``. A 4xx other than 429 is returned at once."""
+    deadline = time.monotonic() + retry_s
+    pause = 0.2
+    while True:
+        try:
+            if isinstance(step, Delivery):
+                reply = await post_delivery(http, urls.ingest, tenant, step)
+            else:
+                reply = await post_claim(http, urls.attribution, api_key, step)
+            if reply.status_code < 500 and reply.status_code != 429:
+                return reply
+            failure = f"{reply.status_code} {reply.text[:200]}"
+        except httpx.TransportError as exc:
+            failure = repr(exc)
+        if time.monotonic() + pause > deadline:
+            raise ReplayError(f"gave up after {retry_s:.0f}s: {failure}")
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 2.0)
+
+
+async def send_phase(
     http: httpx.AsyncClient,
     urls: Endpoints,
     phase: Phase,
@@ -87,22 +111,28 @@ async def _send_phase(
     tenant: str,
     api_key: str,
     report: ReplayReport,
-    concurrency: int,
+    concurrency: int = 8,
+    retry_s: float = 60.0,
+    sent: Callable[[int], None] = lambda _: None,
 ) -> None:
+    """Every step of the phase, ``concurrency`` at a time; ``sent`` hears the running count."""
     steps = iter(phase.steps)
+    count = 0
 
     async def worker() -> None:
+        nonlocal count
         for step in steps:
+            reply = await send_step(http, urls, step, tenant=tenant, api_key=api_key, retry_s=retry_s)
             if isinstance(step, Delivery):
-                reply = await post_delivery(http, urls.ingest, tenant, step)
                 report.deliveries += 1
                 what = f"{step.channel} webhook"
             else:
-                reply = await post_claim(http, urls.attribution, api_key, step)
                 report.claims += 1
                 what = f"claim of {step.order_no} by {step.staff_id}"
             if reply.status_code >= 300:
                 report.rejected.append(f"{what}: {reply.status_code} {reply.text[:200]}")
+            count += 1
+            sent(count)
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     if report.rejected:

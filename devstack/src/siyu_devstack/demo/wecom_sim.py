@@ -71,8 +71,8 @@ class WeComSim:
 
 
 @contextmanager
-def serving(contacts: Mapping[str, SimContact]) -> Iterator[str]:
-    """Run the simulator in a thread on a free loopback port; yields its base URL."""
+def serving(contacts: Mapping[str, SimContact]) -> Iterator[tuple[WeComSim, str]]:
+    """Run the simulator in a thread on a free loopback port; yields it (add contacts any time) and its base URL."""
     sim = WeComSim(dict(contacts))
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -85,7 +85,7 @@ def serving(contacts: Mapping[str, SimContact]) -> Iterator[str]:
             if server.started:
                 break
             threading.Event().wait(0.025)
-        yield f"http://127.0.0.1:{port}"
+        yield sim, f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(10)

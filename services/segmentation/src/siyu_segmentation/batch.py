@@ -1,19 +1,20 @@
 """The batch handler: a partition batch of events → facts → tags → `tags.changed`, in a constant number of statements.
 
-The runner hands over up to 500 events of one partition (in partition order, duplicates removed) in one savepoint.
-Merges and erasures are barriers, handled one by one (``handlers.py``) in their place. The fact events between
-them are grouped per tenant and cut into *rounds*: round k holds the k-th event of each person, so a person's
-events still apply in order and each is re-evaluated on its own (one `tags.changed` per real change, caused by the
-event that made it, exactly as one event at a time). A typical batch (persons' events spread over the partition)
-is one round; each round costs about ten statements, whatever the number of persons in it:
+The runner hands over a partition batch (in partition order, duplicates removed) in one savepoint. Merges and
+erasures are barriers, handled one by one (``handlers.py``) in their place. The fact events between them are
+grouped per tenant and cut into *rounds*: round k holds the k-th event of each person, so a person's events still
+apply in order and each is re-evaluated on its own (one `tags.changed` per real change, caused by the event that
+made it, exactly as one event at a time). A typical batch (persons' events spread over the partition) is one or
+two rounds; each round costs a handful of statements, whatever the number of persons in it:
 
 1. the segment's profiles are created if missing and locked in person order, read back once (one statement);
-2. each person's event is folded into its row in Python (``domain/fold.py``), changed rows written back (one);
-3. orders, refunds, closes, touches are written set-based, then the order and touch aggregates of the round's
-   persons re-derived in SQL (one statement each, only when the round has such events);
-4. one query loads the round's persons with their tags and the tags the rules give them (decided in SQL by the
-   compiler the backfills use); the tag changes and the outbox rows are written in bulk (≤ 4 statements), only for
-   persons whose tag set changed (with the deciding facts computed in Python for those only).
+2. each person's event is folded into its row in Python (``domain/fold.py``);
+3. orders, refunds, closes, touches are written set-based (one statement each, only when the round has some);
+4. one statement writes the folded rows back, re-derives the order and touch aggregates of the persons who had
+   such events, and reads every person back with their orders, touches and tags (``bulk.write_and_load``);
+5. the tenant's rules, compiled once per rule-set version into one Python function (``domain/compiled.py``),
+   decide each person's tags; one statement writes the removed, gained and re-stamped tags and the outbox rows
+   of the persons whose tag set changed (``bulk.write_changes``).
 """
 
 from __future__ import annotations
@@ -175,11 +176,17 @@ async def _round(
                 }
             )
             touch_persons.append(person)
-    await bulk.write_folded(session, tenant=tenant, rows=folded)
     await bulk.insert_orders(session, tenant=tenant, orders=orders)
     await bulk.apply_refunds(session, tenant=tenant, refunds=refunds)
     await bulk.void_orders(session, tenant=tenant, order_ids=closes)
-    await bulk.recompute_orders(session, tenant=tenant, person_ids=order_persons)
     await bulk.upsert_touches(session, tenant=tenant, touches=touches)
-    await bulk.recompute_touches(session, tenant=tenant, person_ids=touch_persons)
-    await tagger.retag_many(session, rule_set=rule_set, tenant=tenant, causes=causes, now=now)
+    await tagger.retag_many(
+        session,
+        rule_set=rule_set,
+        tenant=tenant,
+        causes=causes,
+        now=now,
+        folded=folded,
+        order_persons=order_persons,
+        touch_persons=touch_persons,
+    )

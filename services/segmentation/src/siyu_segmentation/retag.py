@@ -1,28 +1,25 @@
 """Re-tagging after facts changed: evaluate the tenant's rules, diff, write, emit on change.
 
-``retag`` does one person (merges); ``retag_many`` does the persons of a batch round with one query to load them
-and at most four statements to write every change (tags removed, gained, re-stamped; outbox rows).
+``retag`` does one person (merges); ``retag_many`` does the persons of a batch round: one statement writes their
+facts back and loads them, the compiled rules decide in Python, one statement writes every tag change and outbox
+row.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case
-from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from siyu_segmentation.adapters import bulk
 from siyu_segmentation.adapters import profiles as profile_repo
 from siyu_segmentation.adapters import tags as tag_repo
-from siyu_segmentation.adapters.rule_sql import compile_condition
 from siyu_segmentation.adapters.rule_store import RuleCache, RuleSet
-from siyu_segmentation.adapters.tables import profiles
 from siyu_segmentation.domain.facts import Profile
-from siyu_segmentation.domain.tagging import Decision, TagDiff, decide, deciding_facts, diff, scopes_for
+from siyu_segmentation.domain.tagging import Decision, TagDiff, decide, deciding_facts, diff
 from siyu_shared.events.catalog import TagsChanged
 from siyu_shared.events.topics import TopicNames
 
@@ -84,25 +81,34 @@ class Tagger:
         tenant: str,
         causes: Mapping[str, str],
         now: datetime,
+        folded: Mapping[str, Mapping[str, Any]] | None = None,
+        order_persons: Collection[str] = (),
+        touch_persons: Collection[str] = (),
     ) -> dict[str, TagDiff]:
-        """Re-tag every person of ``causes`` (person → the event that changed their facts): one `tags.changed`
-        per person whose tag set really changed, caused by that event."""
-        if not causes or (not rule_set.rules and rule_set.version == 0):
+        """Write a round's facts and re-tag every person of ``causes`` (person → the event that changed their
+        facts): one `tags.changed` per person whose tag set really changed, caused by that event.
+
+        One statement writes the folded rows back (``folded``: person → row), re-derives the order / touch
+        aggregates of ``order_persons`` / ``touch_persons`` and reads the persons back with their tags; the
+        rules (compiled once per rule-set version) decide in Python; one statement writes every tag change and
+        outbox row."""
+        if not causes:
             return {}
-        # The rules are decided in SQL (the compiler the backfills use), in the query that loads the persons.
-        scopes = scopes_for(rule_set.rules, rule_set.exclusive)
-        cases = [
-            case(*((compile_condition(r.condition, profiles, now), r.tag) for r in s.rules), else_=None) for s in scopes
-        ]
-        people = await bulk.load_people(
+        compiled = rule_set.compiled
+        people = await bulk.write_and_load(
             session,
             tenant=tenant,
             person_ids=list(causes),
-            desired=array(cases) if cases else None,
+            folded=folded or {},
+            order_persons=set(order_persons),
+            touch_persons=set(touch_persons),
+            facts=compiled.facts,
+            attributes=compiled.reads_attributes,
             with_orders=rule_set.needs_orders,
             with_touches=rule_set.needs_touches,
         )
-        by_tag = {r.tag: Decision(r.tag, r.family, r.rule_id, r.version) for r in rule_set.rules}
+        if not rule_set.rules and rule_set.version == 0:
+            return {}  # a tenant that never had a rule holds no tags
         removed: list[tuple[str, Decision]] = []
         added: list[tuple[str, Decision, dict[str, Any]]] = []
         restamped: list[tuple[str, Decision]] = []
@@ -111,29 +117,30 @@ class Tagger:
         for person_id in sorted(causes):
             person = people.get(person_id)
             current = person.held if person is not None else {}
-            desired = {t: by_tag[t] for t in person.desired_tags} if person is not None else {}
+            profile = person.profile if person is not None else Profile(person_id)
+            desired = compiled.decide(profile, now) if person is not None else {}
             change = diff(current, desired)
             changes[person_id] = change
-            kept = [d for t, d in desired.items() if t in current and current[t].rule_version != d.rule_version]
-            restamped += [(person_id, d) for d in kept]
+            for t, d in desired.items():
+                held = current.get(t)
+                if held is not None and held.rule_version != d.rule_version:
+                    restamped.append((person_id, d))
             if not change.changed:
                 continue
-            facts = deciding_facts(
-                rule_set.rules,
-                [d.tag for d in (*change.added, *change.removed)],
-                person.profile() if person is not None else Profile(person_id),
-                now,
-            )
+            facts = compiled.deciding_facts([d.tag for d in (*change.added, *change.removed)], profile, now)
             removed += [(person_id, d) for d in change.removed]
             added += [(person_id, d, facts) for d in change.added]
             event_id, payload = tag_repo.tags_changed_payload(
                 tenant=tenant, person_id=person_id, change=change, facts=facts, now=now, cause=causes[person_id]
             )
             events.append((event_id, person_id, payload))
-        await bulk.write_tags(session, tenant=tenant, removed=removed, added=added, restamped=restamped, now=now)
-        await bulk.queue_events(
+        await bulk.write_changes(
             session,
             tenant=tenant,
+            removed=removed,
+            added=added,
+            restamped=restamped,
+            now=now,
             event_type=TagsChanged.event_type,
             topic=self.topics.name(TagsChanged.topic),
             events=events,

@@ -20,6 +20,7 @@ from siyu_segmentation.adapters.rule_store import RuleCache
 from siyu_segmentation.adapters.tables import order_facts, outbox, person_tags, profiles, touch_facts
 from siyu_segmentation.batch import build_batch_handler
 from siyu_segmentation.domain.tagging import RuleBody
+from siyu_segmentation.handlers import build_handlers
 from siyu_segmentation.packs import shipped_packs
 from siyu_segmentation.retag import Tagger
 from siyu_shared.db.engine import create_engine, session_factory
@@ -150,18 +151,29 @@ async def tenant_with_rules(engine: AsyncEngine) -> str:
     return tenant
 
 
-async def run(engine: AsyncEngine, *, batched: bool) -> tuple[str, dict[str, int]]:
-    """Handle the story in one batch, or one event per transaction; returns the tenant and event id → index."""
+async def run(
+    engine: AsyncEngine, *, batched: bool, per_event_handlers: bool = False, chunk: int | None = None
+) -> tuple[str, dict[str, int]]:
+    """Handle the story in one batch (or chunks of ``chunk`` events), or one event per transaction through the
+    batch handler or through the per-event handlers (``handlers.py``: per-event SQL upserts, the AST evaluator);
+    returns the tenant and event id → index."""
     tenant = await tenant_with_rules(engine)
-    handler = build_batch_handler(Tagger(cache=RuleCache(), topics=TopicNames("t")), clock=lambda: NOW)
+    tagger = Tagger(cache=RuleCache(), topics=TopicNames("t"))
+    handler = build_batch_handler(tagger, clock=lambda: NOW)
+    one_by_one = build_handlers(tagger, clock=lambda: NOW)
     events: list[Received[Any]] = []
     for data in story():
         subject = str(getattr(data, "person_id", None) or getattr(data, "survivor_id", ""))
         events.append(Received(envelope(data, tenant=tenant, subject=subject, source="/test"), data))
     sessions = session_factory(engine)
-    for chunk in [events] if batched else [[e] for e in events]:
+    size = chunk or len(events) if batched else 1
+    for start in range(0, len(events), size):
         async with sessions() as session, session.begin():
-            await handler(chunk, session)
+            if per_event_handlers:
+                (event,) = events[start : start + size]
+                await one_by_one[event.envelope.type](event, session)
+            else:
+                await handler(events[start : start + size], session)
     return tenant, {e.envelope.id: i for i, e in enumerate(events)}
 
 
@@ -207,3 +219,11 @@ async def test_a_batch_gives_what_one_event_at_a_time_gives(engine: AsyncEngine)
     assert a["order_count"] == 1 and a["refunded_fen"] == 25000  # o2 fully refunded, o1 closed, o3 from b
     d = next(p for p in batched["profiles"] if p["person_id"] == "d")
     assert d["wecom_status"] == "removed" and d["wecom_staff"] == []
+
+
+async def test_a_batch_gives_what_the_per_event_handlers_give(engine: AsyncEngine) -> None:
+    """The batch path (set-based writes, compiled rules) against the independent per-event path (SQL upserts per
+    event, the AST evaluator), batch by batch in chunks of several sizes."""
+    per_event = await state(engine, *await run(engine, batched=False, per_event_handlers=True))
+    for chunk in (None, 3, 7):
+        assert await state(engine, *await run(engine, batched=True, chunk=chunk)) == per_event

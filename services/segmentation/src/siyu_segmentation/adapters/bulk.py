@@ -5,21 +5,20 @@ Each function is one round trip whatever the number of persons (an empty input c
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Text, cast, func, literal_column, select, text, type_coerce, update
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
-from sqlalchemy.engine import RowMapping
+from sqlalchemy import text, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.types import NullType
 
 from siyu_segmentation.adapters.profiles import _plain
-from siyu_segmentation.adapters.tables import order_facts, person_tags, profiles, touch_facts
-from siyu_segmentation.domain.facts import FACTS, OrderFact, Profile, TouchFact
+from siyu_segmentation.adapters.tables import order_facts
+from siyu_segmentation.domain.facts import OrderFact, Profile, TouchFact
 from siyu_segmentation.domain.fold import FOLDED_COLUMNS
 from siyu_segmentation.domain.tagging import Decision
 
@@ -72,29 +71,10 @@ _ROW_TYPES = {
 assert set(_ROW_TYPES) == set(FOLDED_COLUMNS)
 
 
-_WRITE_FOLDED = text(
-    f"""
-    UPDATE profiles p SET {", ".join(f"{c} = v.{c}" for c in FOLDED_COLUMNS)}, updated_at = now()
-    FROM jsonb_to_recordset(CAST(:rows AS jsonb))
-      AS v(person_id text, {", ".join(f"{c} {t}" for c, t in _ROW_TYPES.items())})
-    WHERE p.tenant = CAST(:tenant AS varchar) AND p.person_id = v.person_id
-    """
-)
-
-
 def _json(rows: Any) -> str:
     """Rows as one JSON parameter (times in RFC 3339), read back with jsonb_to_recordset: one constant statement,
     prepared once, whatever the number of rows."""
     return orjson.dumps(rows).decode()
-
-
-async def write_folded(session: AsyncSession, *, tenant: str, rows: Mapping[str, Mapping[str, Any]]) -> None:
-    """Write back the folded columns of ``rows`` (person → row), one statement. Sets are written as folded
-    (sorted in code point order, as the C collation sorts: their order carries no meaning)."""
-    if not rows:
-        return
-    payload = [{"person_id": p, **{c: r.get(c) for c in FOLDED_COLUMNS}} for p, r in rows.items()]
-    await session.execute(_WRITE_FOLDED, {"tenant": tenant, "rows": _json(payload)})
 
 
 _INSERT_ORDERS = text(
@@ -171,155 +151,167 @@ async def upsert_touches(session: AsyncSession, *, tenant: str, touches: Sequenc
         await session.execute(_UPSERT_TOUCHES, {"tenant": tenant, "rows": _json(list(latest.values()))})
 
 
-_RECOMPUTE_ORDERS = text(
-    """
-    UPDATE profiles p SET
-      order_count = s.cnt, paid_fen = s.paid, refunded_fen = s.refunded, net_fen = s.paid - s.refunded,
-      first_order_at = s.first_at, last_order_at = s.last_at, avg_order_fen = s.avg_fen,
-      mean_interval_days = CASE WHEN s.cnt > 1
+_ORDER_AGGREGATES = """
+      order_count = CASE WHEN v.orders THEN s.cnt ELSE p.order_count END,
+      paid_fen = CASE WHEN v.orders THEN s.paid ELSE p.paid_fen END,
+      refunded_fen = CASE WHEN v.orders THEN s.refunded ELSE p.refunded_fen END,
+      net_fen = CASE WHEN v.orders THEN s.paid - s.refunded ELSE p.net_fen END,
+      first_order_at = CASE WHEN v.orders THEN s.first_at ELSE p.first_order_at END,
+      last_order_at = CASE WHEN v.orders THEN s.last_at ELSE p.last_order_at END,
+      avg_order_fen = CASE WHEN v.orders THEN s.avg_fen ELSE p.avg_order_fen END,
+      mean_interval_days = CASE WHEN NOT v.orders THEN p.mean_interval_days WHEN s.cnt > 1
         THEN CAST(extract(epoch FROM s.last_at - s.first_at) AS numeric) / 86400 / (s.cnt - 1) END,
-      categories = s.cats, updated_at = now()
-    FROM (
-      SELECT x.person_id, a.*
-      FROM unnest(CAST(:persons AS text[])) AS x(person_id)
-      CROSS JOIN LATERAL (
-        SELECT count(*) FILTER (WHERE NOT o.voided) AS cnt,
-               coalesce(sum(o.amount_fen), 0) AS paid, coalesce(sum(o.refunded_fen), 0) AS refunded,
-               min(o.paid_at) FILTER (WHERE NOT o.voided) AS first_at,
-               max(o.paid_at) FILTER (WHERE NOT o.voided) AS last_at,
-               avg(o.amount_fen) FILTER (WHERE NOT o.voided) AS avg_fen,
-               ARRAY(SELECT DISTINCT c FROM order_facts o2, unnest(o2.categories) c
-                     WHERE o2.tenant = CAST(:tenant AS varchar) AND o2.person_id = x.person_id AND NOT o2.voided
-                     ORDER BY 1) AS cats
-        FROM order_facts o WHERE o.tenant = CAST(:tenant AS varchar) AND o.person_id = x.person_id
-      ) a
-    ) s
-    WHERE p.tenant = CAST(:tenant AS varchar) AND p.person_id = s.person_id
-    """
-)
+      categories = CASE WHEN v.orders THEN s.cats ELSE p.categories END,"""
 
-_RECOMPUTE_TOUCHES = text(
-    """
-    UPDATE profiles p SET touches_received = s.cnt, last_touch_at = s.last_at, updated_at = now()
-    FROM (
-      SELECT x.person_id, a.*
-      FROM unnest(CAST(:persons AS text[])) AS x(person_id)
-      CROSS JOIN LATERAL (
-        SELECT count(*) AS cnt, max(t.occurred_at) AS last_at FROM touch_facts t
-        WHERE t.tenant = CAST(:tenant AS varchar) AND t.person_id = x.person_id AND t.status = 'sent'
-      ) a
-    ) s
-    WHERE p.tenant = CAST(:tenant AS varchar) AND p.person_id = s.person_id
-    """
-)
+_ORDER_LATERAL = """
+    LEFT JOIN LATERAL (
+      SELECT count(*) FILTER (WHERE NOT o.voided) AS cnt,
+             coalesce(sum(o.amount_fen), 0) AS paid, coalesce(sum(o.refunded_fen), 0) AS refunded,
+             min(o.paid_at) FILTER (WHERE NOT o.voided) AS first_at,
+             max(o.paid_at) FILTER (WHERE NOT o.voided) AS last_at,
+             avg(o.amount_fen) FILTER (WHERE NOT o.voided) AS avg_fen,
+             CASE WHEN v.orders THEN ARRAY(
+               SELECT DISTINCT c FROM order_facts o2, unnest(o2.categories) c
+               WHERE o2.tenant = CAST(:tenant AS varchar) AND o2.person_id = v.person_id AND NOT o2.voided
+               ORDER BY 1) END AS cats
+      FROM order_facts o WHERE v.orders AND o.tenant = CAST(:tenant AS varchar) AND o.person_id = v.person_id
+    ) s ON true"""
+
+_TOUCH_LATERAL = """
+    LEFT JOIN LATERAL (
+      SELECT count(*) AS cnt, max(t.occurred_at) AS last_at FROM touch_facts t
+      WHERE v.touches AND t.tenant = CAST(:tenant AS varchar) AND t.person_id = v.person_id AND t.status = 'sent'
+    ) ts ON true"""
 
 
-async def recompute_orders(session: AsyncSession, *, tenant: str, person_ids: Sequence[str]) -> None:
-    """Re-derive the order aggregates of these persons from their order facts, one statement."""
-    if person_ids:
-        await session.execute(_RECOMPUTE_ORDERS, {"tenant": tenant, "persons": sorted(set(person_ids))})
-
-
-async def recompute_touches(session: AsyncSession, *, tenant: str, person_ids: Sequence[str]) -> None:
-    if person_ids:
-        await session.execute(_RECOMPUTE_TOUCHES, {"tenant": tenant, "persons": sorted(set(person_ids))})
-
-
-def _json_rows(table: Any, columns: Sequence[str]) -> Any:
-    """The current profile's rows of ``table`` as one JSON array of arrays (correlated to the profile row)."""
-    row = func.jsonb_build_array(*(table.c[c] for c in columns))
-    return (
-        select(func.coalesce(func.jsonb_agg(row), text("'[]'::jsonb")))
-        .where(table.c.tenant == profiles.c.tenant, table.c.person_id == profiles.c.person_id)
-        .scalar_subquery()
+@functools.cache
+def _write_and_load(facts: tuple[str, ...], attributes: bool, with_orders: bool, with_touches: bool) -> Any:
+    """The statement of ``write_and_load`` for what the rules read (one text per rule set, prepared once)."""
+    returning = ["p.person_id", *(f"p.{f}" for f in facts)]
+    if attributes:
+        returning.append("p.attributes")
+    if with_orders:
+        returning.append(
+            "ARRAY(SELECT ROW(f.order_id, f.paid_at, f.amount_fen, f.refunded_fen, f.voided, f.categories)"
+            " FROM order_facts f WHERE f.tenant = p.tenant AND f.person_id = p.person_id) AS _orders"
+        )
+    if with_touches:
+        returning.append(
+            "ARRAY(SELECT ROW(f.touch_id, f.occurred_at, f.channel, f.status)"
+            " FROM touch_facts f WHERE f.tenant = p.tenant AND f.person_id = p.person_id) AS _touches"
+        )
+    returning.append(
+        "ARRAY(SELECT ROW(t.tag, t.family, t.rule_id, t.rule_version)"
+        " FROM person_tags t WHERE t.tenant = p.tenant AND t.person_id = p.person_id) AS _tags"
     )
+    folded = ", ".join(f"{c} = CASE WHEN v.folded THEN v.{c} ELSE p.{c} END" for c in FOLDED_COLUMNS)
+    statement = text(
+        f"""
+        UPDATE profiles p SET {folded}, {_ORDER_AGGREGATES}
+          touches_received = CASE WHEN v.touches THEN ts.cnt ELSE p.touches_received END,
+          last_touch_at = CASE WHEN v.touches THEN ts.last_at ELSE p.last_touch_at END,
+          updated_at = now()
+        FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+          AS v(person_id text, folded bool, orders bool, touches bool,
+               {", ".join(f"{c} {t}" for c, t in _ROW_TYPES.items())})
+        {_ORDER_LATERAL}
+        {_TOUCH_LATERAL}
+        WHERE p.tenant = CAST(:tenant AS varchar) AND p.person_id = v.person_id
+        RETURNING {", ".join(returning)}
+        """
+    )
+    return statement.columns(attributes=JSONB) if attributes else statement
 
 
 @dataclass(slots=True)
-class Person:
-    """A person as loaded for re-tagging: current tags, the tags the rules give (decided in SQL), and the raw row
-    (turned into a ``Profile`` only for persons whose tags change, to say which facts decided)."""
+class Loaded:
+    """A person as written and read back by ``write_and_load``: the profile the rules see and the tags held."""
 
-    person_id: str
+    profile: Profile
     held: dict[str, Decision]
-    desired_tags: list[str]
-    row: RowMapping
-
-    def profile(self) -> Profile:
-        row = self.row
-        orders = tuple(
-            OrderFact(o[0], datetime.fromisoformat(o[1]), int(o[2]), int(o[3]), bool(o[4]), tuple(o[5] or ()))
-            for o in row["_orders"]
-        )
-        touches = tuple(TouchFact(t[0], datetime.fromisoformat(t[1]), t[2], t[3]) for t in row["_touches"])
-        values = {name: _plain(row[name]) for name in FACTS}
-        return Profile(self.person_id, values, dict(row["attributes"] or {}), orders, touches)
 
 
-async def load_people(
+async def write_and_load(
     session: AsyncSession,
     *,
     tenant: str,
     person_ids: Sequence[str],
-    desired: Any = None,
-    with_orders: bool = True,
-    with_touches: bool = True,
-) -> dict[str, Person]:
-    """Facts (orders and touches only when a rule needs them), current tags and ``desired`` (a text[] expression
-    over the ``profiles`` row: the tags the rules give) of many persons, one query. Persons without a profile are
-    absent."""
+    folded: Mapping[str, Mapping[str, Any]],
+    order_persons: Collection[str],
+    touch_persons: Collection[str],
+    facts: Collection[str],
+    attributes: bool,
+    with_orders: bool,
+    with_touches: bool,
+) -> dict[str, Loaded]:
+    """One statement for a round's persons: write back the folded columns (``folded``: person → row), re-derive
+    the order aggregates of ``order_persons`` and the touch aggregates of ``touch_persons`` from their fact rows,
+    and read every person back as the rules see them (the ``facts`` they read, attributes, orders and touches
+    when needed) with the tags they hold. Persons without a profile are absent."""
     if not person_ids:
         return {}
-    empty: Any = literal_column("'[]'::jsonb")
-    order_cols = ("order_id", "paid_at", "amount_fen", "refunded_fen", "voided", "categories")
-    touch_cols = ("touch_id", "occurred_at", "channel", "status")
-    tag_cols = ("tag", "family", "rule_id", "rule_version")
-    # Arrays as asyncpg decodes them (lists of str): no per-item result processing.
-    columns = [type_coerce(c, NullType()).label(c.name) if isinstance(c.type, ARRAY) else c for c in profiles.c]
-    query = select(
-        *columns,
-        (_json_rows(order_facts, order_cols) if with_orders else empty).label("_orders"),
-        (_json_rows(touch_facts, touch_cols) if with_touches else empty).label("_touches"),
-        _json_rows(person_tags, tag_cols).label("_tags"),
-        type_coerce(desired if desired is not None else literal_column("'{}'::text[]"), NullType()).label("_desired"),
-    ).where(profiles.c.tenant == tenant, profiles.c.person_id == func.any(cast(sorted(set(person_ids)), ARRAY(Text))))
-    out: dict[str, Person] = {}
-    for row in (await session.execute(query)).mappings():
-        person_id = row["person_id"]
-        held = {t[0]: Decision(t[0], t[1], t[2], int(t[3])) for t in row["_tags"]}
-        out[person_id] = Person(person_id, held, [t for t in row["_desired"] or () if t is not None], row)
+    rows = []
+    for p in sorted(set(person_ids)):
+        row: dict[str, Any] = {"person_id": p, "folded": p in folded, "orders": p in order_persons}
+        row["touches"] = p in touch_persons
+        if p in folded:
+            row.update(folded[p])
+        rows.append(row)
+    names = tuple(sorted(facts))
+    statement = _write_and_load(names, attributes, with_orders, with_touches)
+    result = await session.execute(statement, {"tenant": tenant, "rows": _json(rows)})
+    out: dict[str, Loaded] = {}
+    for r in result:
+        person_id = r[0]
+        values = {name: _plain(r[i]) for i, name in enumerate(names, 1)}
+        i = len(names) + 1
+        attrs: dict[str, Any] = {}
+        if attributes:
+            attrs = dict(r[i] or {})
+            i += 1
+        orders: tuple[OrderFact, ...] = ()
+        if with_orders:
+            orders = tuple(OrderFact(o[0], o[1], o[2], o[3], o[4], tuple(o[5] or ())) for o in r[i] or ())
+            i += 1
+        touches: tuple[TouchFact, ...] = ()
+        if with_touches:
+            touches = tuple(TouchFact(t[0], t[1], t[2], t[3]) for t in r[i] or ())
+            i += 1
+        held = {t[0]: Decision(t[0], t[1], t[2], t[3]) for t in r[i] or ()}
+        out[person_id] = Loaded(Profile(person_id, values, attrs, orders, touches), held)
     return out
 
 
-_DELETE_TAGS = text(
+_WRITE_CHANGES = text(
     """
-    DELETE FROM person_tags pt
-    USING unnest(CAST(:persons AS text[]), CAST(:tags AS text[])) AS d(person_id, tag)
-    WHERE pt.tenant = CAST(:tenant AS varchar) AND pt.person_id = d.person_id AND pt.tag = d.tag
+    WITH gone AS (
+      DELETE FROM person_tags pt
+      USING unnest(CAST(:del_persons AS text[]), CAST(:del_tags AS text[])) AS d(person_id, tag)
+      WHERE pt.tenant = CAST(:tenant AS varchar) AND pt.person_id = d.person_id AND pt.tag = d.tag
+    ), gained AS (
+      INSERT INTO person_tags (tenant, person_id, tag, family, rule_id, rule_version, tagged_at, facts)
+      SELECT CAST(:tenant AS varchar), v.person_id, v.tag, v.family, v.rule_id, v.rule_version, :now, v.facts
+      FROM jsonb_to_recordset(CAST(:added AS jsonb))
+        AS v(person_id text, tag text, family text, rule_id text, rule_version int, facts jsonb)
+      ON CONFLICT DO NOTHING
+    ), restamped AS (
+      UPDATE person_tags pt SET rule_id = v.rule_id, rule_version = v.rule_version
+      FROM unnest(CAST(:rs_persons AS text[]), CAST(:rs_tags AS text[]), CAST(:rs_rule_ids AS text[]),
+                  CAST(:rs_versions AS int[])) AS v(person_id, tag, rule_id, rule_version)
+      WHERE pt.tenant = CAST(:tenant AS varchar) AND pt.person_id = v.person_id AND pt.tag = v.tag
+    ), queued AS (
+      INSERT INTO outbox (event_id, topic, key, event_type, tenant, payload, headers)
+      SELECT v.event_id, CAST(:topic AS varchar), v.key, CAST(:event_type AS varchar), CAST(:tenant AS varchar),
+             v.payload, CAST(:headers AS jsonb)
+      FROM unnest(CAST(:ids AS text[]), CAST(:keys AS text[]), CAST(:payloads AS bytea[])) AS v(event_id, key, payload)
+      ON CONFLICT (event_id) DO NOTHING
+    )
+    SELECT 1
     """
 )
 
-_INSERT_TAGS = text(
-    """
-    INSERT INTO person_tags (tenant, person_id, tag, family, rule_id, rule_version, tagged_at, facts)
-    SELECT CAST(:tenant AS varchar), v.person_id, v.tag, v.family, v.rule_id, v.rule_version, :now, v.facts
-    FROM jsonb_to_recordset(CAST(:rows AS jsonb))
-      AS v(person_id text, tag text, family text, rule_id text, rule_version int, facts jsonb)
-    ON CONFLICT DO NOTHING
-    """
-)
 
-_RESTAMP_TAGS = text(
-    """
-    UPDATE person_tags pt SET rule_id = v.rule_id, rule_version = v.rule_version
-    FROM unnest(CAST(:persons AS text[]), CAST(:tags AS text[]), CAST(:rule_ids AS text[]),
-                CAST(:versions AS int[])) AS v(person_id, tag, rule_id, rule_version)
-    WHERE pt.tenant = CAST(:tenant AS varchar) AND pt.person_id = v.person_id AND pt.tag = v.tag
-    """
-)
-
-
-async def write_tags(
+async def write_changes(
     session: AsyncSession,
     *,
     tenant: str,
@@ -327,63 +319,39 @@ async def write_tags(
     added: Sequence[tuple[str, Decision, dict[str, Any]]],
     restamped: Sequence[tuple[str, Decision]],
     now: datetime,
+    event_type: str,
+    topic: str,
+    events: Sequence[tuple[str, str, bytes]],
 ) -> None:
-    """Many persons' tag diffs: removals, gains (each with the facts that decided) and re-stamps, ≤ 3 statements."""
-    if removed:
-        await session.execute(
-            _DELETE_TAGS,
-            {"tenant": tenant, "persons": [p for p, _ in removed], "tags": [d.tag for _, d in removed]},
-        )
-    if added:
-        rows = [
-            {
-                "person_id": p,
-                "tag": d.tag,
-                "family": d.family,
-                "rule_id": d.rule_id,
-                "rule_version": d.rule_version,
-                "facts": facts,
-            }
-            for p, d, facts in added
-        ]
-        await session.execute(_INSERT_TAGS, {"tenant": tenant, "rows": _json(rows), "now": now})
-    if restamped:
-        await session.execute(
-            _RESTAMP_TAGS,
-            {
-                "tenant": tenant,
-                "persons": [p for p, _ in restamped],
-                "tags": [d.tag for _, d in restamped],
-                "rule_ids": [d.rule_id for _, d in restamped],
-                "versions": [d.rule_version for _, d in restamped],
-            },
-        )
-
-
-_QUEUE_EVENTS = text(
-    """
-    INSERT INTO outbox (event_id, topic, key, event_type, tenant, payload, headers)
-    SELECT v.event_id, CAST(:topic AS varchar), v.key, CAST(:event_type AS varchar), CAST(:tenant AS varchar),
-           v.payload, CAST(:headers AS jsonb)
-    FROM unnest(CAST(:ids AS text[]), CAST(:keys AS text[]), CAST(:payloads AS bytea[])) AS v(event_id, key, payload)
-    ON CONFLICT (event_id) DO NOTHING
-    """
-)
-
-
-async def queue_events(
-    session: AsyncSession, *, tenant: str, event_type: str, topic: str, events: Sequence[tuple[str, str, bytes]]
-) -> None:
-    """One tenant's events of one type, as (event id, key, JSON), into the outbox with one constant statement (an
-    id already queued is ignored, as with ``add_to_outbox``: a redone unit of work queues no second copy)."""
-    if not events:
+    """``write_tags`` and ``queue_events`` in one statement (data-modifying CTEs on disjoint rows): many persons'
+    removals, gains (each with the facts that decided), re-stamps and their `tags.changed` outbox rows."""
+    if not (removed or added or restamped or events):
         return
-    await session.execute(
-        _QUEUE_EVENTS,
+    added_rows = [
         {
+            "person_id": p,
+            "tag": d.tag,
+            "family": d.family,
+            "rule_id": d.rule_id,
+            "rule_version": d.rule_version,
+            "facts": facts,
+        }
+        for p, d, facts in added
+    ]
+    await session.execute(
+        _WRITE_CHANGES,
+        {
+            "tenant": tenant,
+            "now": now,
+            "del_persons": [p for p, _ in removed],
+            "del_tags": [d.tag for _, d in removed],
+            "added": _json(added_rows),
+            "rs_persons": [p for p, _ in restamped],
+            "rs_tags": [d.tag for _, d in restamped],
+            "rs_rule_ids": [d.rule_id for _, d in restamped],
+            "rs_versions": [d.rule_version for _, d in restamped],
             "topic": topic,
             "event_type": event_type,
-            "tenant": tenant,
             "headers": orjson.dumps({"ce_type": event_type, "ce_tenant": tenant}).decode(),
             "ids": [event_id for event_id, _, _ in events],
             "keys": [key for _, key, _ in events],

@@ -11,6 +11,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from siyu_segmentation.adapters.tables import families, rule_versions, rules, tenant_state
+from siyu_segmentation.domain.compiled import CompiledRules
 from siyu_segmentation.domain.rules import Aggregate, needs_schedule, walk
 from siyu_segmentation.domain.tagging import ActiveRule, RuleBody
 
@@ -30,6 +31,7 @@ class RuleSet:
     exclusive: dict[str, bool]
     needs_orders: bool
     needs_touches: bool
+    compiled: CompiledRules  # compiled once per version: the batch path's evaluator
 
 
 class RuleCache:
@@ -89,10 +91,12 @@ async def load_rule_set(session: AsyncSession, tenant: str, version: int | None 
     active = tuple(_active(r) for r in rows)
     fams = await session.execute(select(families.c.family, families.c.exclusive).where(families.c.tenant == tenant))
     leaves = [leaf for rule in active for leaf in walk(rule.condition)]
+    exclusive = {f: bool(x) for f, x in fams.all()}
     return RuleSet(
         version=await rules_version(session, tenant) if version is None else version,
         rules=active,
-        exclusive={f: bool(x) for f, x in fams.all()},
+        exclusive=exclusive,
+        compiled=CompiledRules(active, exclusive),
         needs_orders=any(isinstance(leaf, Aggregate) and leaf.source == "orders" for leaf in leaves),
         needs_touches=any(isinstance(leaf, Aggregate) and leaf.source == "touches" for leaf in leaves),
     )

@@ -128,13 +128,17 @@ def aggregate_label(agg: Aggregate) -> str:
     return f"{agg.fn}({target}{scope}){window}"
 
 
+_COLLECTIONS = (set, frozenset, tuple)
+_JSON_SCALARS = (str, int, float, bool, list, dict)
+
+
 def jsonable(value: Any) -> Any:
     """A fact value as JSON: sets sorted, times ISO 8601, exact fractions as floats."""
     if isinstance(value, datetime):
         return value.isoformat()
-    if isinstance(value, set | frozenset | tuple):
+    if isinstance(value, _COLLECTIONS):
         return sorted(value)
-    if value is not None and not isinstance(value, str | int | float | bool | list | dict):
+    if value is not None and not isinstance(value, _JSON_SCALARS):
         return float(value)
     return value
 

@@ -11,6 +11,7 @@ from siyu_journey.adapters.senders import ChannelRouter, Sender
 from siyu_journey.adapters.senders.sandbox import SandboxSender
 from siyu_journey.adapters.senders.sms import SmsSender
 from siyu_journey.adapters.senders.wecom import WeComSender
+from siyu_journey.api.recorded import build_recorded_router
 from siyu_journey.api.routes import build_router
 from siyu_journey.handlers import Handlers
 from siyu_journey.settings import JourneySettings
@@ -85,7 +86,7 @@ def build_spec(
         description="Staged touches (SOPs as data) on time, never twice, never spam.",
         settings=settings,
         migrations=MIGRATIONS,
-        routers=(build_router(clock),),
+        routers=(build_router(clock), build_recorded_router(clock, settings.topics)),
         consumers=(
             ConsumerSpec(
                 name="main",

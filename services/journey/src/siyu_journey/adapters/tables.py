@@ -138,3 +138,19 @@ policies = Table(
     Column("policy", JSONB, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
+
+recorded_touches = Table(
+    "recorded_touches",
+    metadata,
+    Column("tenant", String(64), nullable=False),
+    Column("touch_id", String(40), nullable=False),
+    Column("client_id", String(128), nullable=False),
+    Column("person_id", String(64), nullable=False),
+    Column("channel", String(32), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("staff_id", String(64), nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("tenant", "touch_id"),
+    Index("recorded_touches_person", "tenant", "person_id", "occurred_at"),
+)

@@ -4,11 +4,11 @@ from datetime import UTC, datetime
 from fractions import Fraction
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from siyu_attribution.domain.money import apply_rate, split
-from siyu_attribution.domain.periods import next_period, period_of, posting_period
+from siyu_attribution.domain.periods import PostingPeriods, next_period, period_of, posting_period
 
 
 @given(
@@ -45,3 +45,19 @@ def test_periods_are_shanghai_months_and_closed_ones_carry_over() -> None:
     assert posting_period(late, last_closed=None) == "2026-10"
     assert posting_period(late, last_closed="2026-10") == "2026-11"
     assert posting_period(late, last_closed="2026-09") == "2026-10"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    moments=st.lists(
+        st.datetimes(min_value=datetime(2025, 12, 1), max_value=datetime(2027, 2, 1), timezones=st.just(UTC)),
+        max_size=20,
+    ),
+    last_closed=st.sampled_from([None, "2025-12", "2026-10", "2026-11", "2027-01"]),
+)
+def test_posting_periods_remembers_bounds_without_changing_any_period(
+    moments: list[datetime], last_closed: str | None
+) -> None:
+    periods = PostingPeriods(last_closed=last_closed)
+    for moment in sorted(moments) + moments:
+        assert periods(moment) == posting_period(moment, last_closed=last_closed)

@@ -28,6 +28,8 @@ EXPENSE = "expense:commission"
 EntryKind = Literal["accrual", "reversal", "settlement"]
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "siyu:attribution:ledger")
 _SEEDED = hashlib.sha1(_NAMESPACE.bytes)  # the namespace hashed once; each id continues a copy
+_KEEP = 0xFFFFFFFF_FFFF_0FFF_3FFF_FFFFFFFFFFFF
+_VERSION_5 = 0x00000000_0000_5000_8000_000000000000
 
 
 def held(payee_id: str) -> str:
@@ -78,10 +80,8 @@ def stable_id(*parts: str) -> str:
     """
     sha = _SEEDED.copy()
     sha.update("/".join(parts).encode())
-    digest = bytearray(sha.digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    h = digest.hex()
+    # The first 16 bytes of the digest with the version (5) and variant (RFC 4122) bits set, as 32 hex digits.
+    h = "%032x" % (int.from_bytes(sha.digest()[:16], "big") & _KEEP | _VERSION_5)
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 

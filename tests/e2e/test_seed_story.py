@@ -1,16 +1,16 @@
 """The seed story across the four services as processes, every figure checked to the fen.
 
 A Xiaohongshu lead from a KOL note → WeCom add-friend (the staff recorded the same phone) → the persona greets
-within seconds → tags move D → C → B → the same person pays a Tmall order → the group activator asks for the order
-number through the group and the 1v1 staff claims it → commission to the 1v1 staff and the KOL, activity credit to
-the activator → a partial refund → proportional reversals.
+within seconds → tags move D → C → B → the same person pays a Tmall order → the group activator's touch (recorded
+by an internal tool) and the 1v1 staff's claim of the order number → commission to the 1v1 staff and the KOL,
+activity credit to the activator → a partial refund → proportional reversals.
 """
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -128,6 +128,7 @@ async def test_kol_lead_to_friend_to_group_to_order_to_commission_and_refund(bra
     await eventually(lambda: _has(brand, person, "dcba_b_relationship"), timeout_s=60)
 
     # The same person pays ¥300.00 on Tmall (the order carries the buyer's mobile).
+    before_paid = datetime.now(UTC) - timedelta(seconds=5)  # Tmall's pub_time has whole seconds
     paid = samples.tmall_message(
         message_id=f"{brand.tenant}-pay",
         topic="taobao_trade_TradeBuyerPay",
@@ -145,9 +146,22 @@ async def test_kol_lead_to_friend_to_group_to_order_to_commission_and_refund(bra
     dcba = await _dcba_path(brand, person)
     assert dcba == ["dcba_d_stranger", "dcba_c_ice_broken", "dcba_b_relationship", "dcba_a_buying"]
 
-    # The activator asked for the order number in the group first; the 1v1 staff claims it: first valid 1v1 claim.
+    # The group activator had messaged the buyer in the group (recorded by the WeCom sidebar); the 1v1 staff then
+    # obtains the order number and claims it: the first valid 1v1 claim wins the commission.
+    recorded = await brand.platform.http.post(
+        f"{brand.urls.journey}/v1/touches",
+        json={
+            "id": "sidebar-seed-1",
+            "person_id": person,
+            "channel": "wecom_group",
+            "kind": "group",
+            "staff_id": "act_lily",
+            "occurred_at": before_paid.isoformat(),
+        },
+        headers=brand.headers,
+    )
+    assert recorded.status_code == 201, recorded.text
     await brand.settle()
-    await send(brand, Claim(ORDER_NO, "act_lily", role="group_activator", via="group"))
     claimed = await send(brand, Claim(ORDER_NO, "xwz_01"))
     assert claimed["order_known"] is True
 
@@ -163,6 +177,8 @@ async def test_kol_lead_to_friend_to_group_to_order_to_commission_and_refund(bra
         ("xhs-kol-9", "kol", "commission"): 3_000,  # the KOL whose note brought the person in: 10 %
         ("act_lily", "group_activator", "activity"): 0,  # activity credit, never commission
     }
+    activity = next(s for s in view["current"]["shares"] if s["kind"] == "activity")
+    assert activity["basis"].startswith("touch:")  # credited for the group touch
 
     # A partial refund of ¥100.00: a third of each commission is reversed.
     refund = samples.tmall_message(
@@ -195,10 +211,15 @@ async def test_kol_lead_to_friend_to_group_to_order_to_commission_and_refund(bra
     assert dict(refunds) == {"xwz_01": -500, "xhs-kol-9": -1_000}
     assert {p: v for p, v in owed.items() if v} == {"xwz_01": 1_000, "xhs-kol-9": 2_000}
 
-    # Exactly one greeting and one group invitation (the order passed ¥299), each sent once.
-    touches = [t for t in await brand.events(Topic.TOUCHES) if t["type"] == "siyu.touch.sent"]
-    by_journey = sorted((t["data"]["journey_id"], t["data"]["touch_id"]) for t in touches)
-    assert [j for j, _ in dict.fromkeys(by_journey)] == ["greeting", "group_invite"]
+    # Exactly one greeting and one group invitation (the order passed ¥299) went out, plus the activator's own touch.
+    touches = {
+        t["data"]["touch_id"]: t["data"] for t in await brand.events(Topic.TOUCHES) if t["type"] == "siyu.touch.sent"
+    }
+    assert sorted((t["journey_id"] or "-", t["kind"]) for t in touches.values()) == [
+        ("-", "group"),
+        ("greeting", "journey"),
+        ("group_invite", "journey"),
+    ]
 
 
 async def _has(brand: Brand, person: str, tag: str) -> bool:

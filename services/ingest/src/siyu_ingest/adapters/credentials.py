@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from siyu_ingest.adapters.tables import channel_credentials
 from siyu_ingest.adapters.vault import Vault
+from siyu_shared.db.engine import SessionFactory
 
 
 def load_channels_file(path: Path | None) -> dict[tuple[str, str], dict[str, Any]]:
@@ -36,9 +38,13 @@ class CredentialStore:
         self._file = file_entries
         self._ttl = ttl_s
         self._cache: dict[tuple[str, str], tuple[float, dict[str, Any] | None]] = {}
+        self._loading: dict[tuple[str, str], asyncio.Future[dict[str, Any] | None]] = {}
+        self._changes = 0
 
     def forget(self, tenant: str, channel: str) -> None:
+        self._changes += 1
         self._cache.pop((tenant, channel), None)
+        self._loading.pop((tenant, channel), None)  # a read begun before the change must not be shared after it
 
     def file_tenants(self, channel: str) -> list[str]:
         return sorted(t for t, c in self._file if c == channel)
@@ -50,12 +56,37 @@ class CredentialStore:
             return True, hit[1]
         return False, None
 
+    async def load(self, sessions: SessionFactory, *, tenant: str, channel: str) -> dict[str, Any] | None:
+        """Cached, else read once: the requests that miss the cache together (every TTL under load) share one
+        database read instead of each opening a session of its own."""
+        hit, creds = self.cached(tenant=tenant, channel=channel)
+        if hit:
+            return creds
+        key = (tenant, channel)
+        loading = self._loading.get(key)
+        if loading is None:
+            loading = asyncio.ensure_future(self._read(sessions, key))
+            self._loading[key] = loading
+            loading.add_done_callback(lambda done: self._done_loading(key, done))
+        return await asyncio.shield(loading)
+
+    async def _read(self, sessions: SessionFactory, key: tuple[str, str]) -> dict[str, Any] | None:
+        async with sessions() as session:
+            return await self.get(session, tenant=key[0], channel=key[1])
+
+    def _done_loading(self, key: tuple[str, str], done: asyncio.Future[dict[str, Any] | None]) -> None:
+        if self._loading.get(key) is done:
+            del self._loading[key]
+        if not done.cancelled():
+            done.exception()  # retrieved: the waiters got it (a 503), the loop need not log it
+
     async def get(self, session: AsyncSession, *, tenant: str, channel: str) -> dict[str, Any] | None:
         key = (tenant, channel)
         hit = self._cache.get(key)
         now = time.monotonic()
         if hit is not None and hit[0] > now:
             return hit[1]
+        changes = self._changes
         row = (
             await session.execute(
                 select(channel_credentials.c.secrets_enc, channel_credentials.c.options).where(
@@ -69,7 +100,8 @@ class CredentialStore:
             creds = {**dict(row.options), **secrets}
         else:
             creds = self._file.get(key)
-        self._cache[key] = (now + self._ttl, creds)
+        if changes == self._changes:  # not cached when a change came while reading (it may predate the change)
+            self._cache[key] = (now + self._ttl, creds)
         return creds
 
     async def put(

@@ -4,15 +4,17 @@
    starts; time until every touch is delivered (timer fired → touch queued → guardrails → sandbox → outcome +
    event in the outbox). Ceiling: the same number of rows written by plain batched INSERTs on the same database,
    the least any design that records each fired touch must do.
-2. Event → touch latency for an immediate step at 300 events/s: contact.added produced to Kafka → greeting
-   delivered to the sandbox (its row's commit time). Ceiling: a bare produce → consume round trip through the
-   same broker at the same rate.
+2. Event → touch latency for an immediate step at 300 events/s: contact.added produced to Kafka (by a load
+   generator in a process of its own, as upstream services are) → greeting delivered to the sandbox (its row's
+   commit time). Ceiling: a bare produce → consume round trip through the same broker at the same rate.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -238,6 +240,45 @@ async def kafka_round_trip(ctx: BenchContext, *, count: int, rate: float) -> lis
     return latencies
 
 
+def _contact_added(tenant: str, i: int) -> tuple[bytes, bytes | None]:
+    person = f"p{i}"
+    event = envelope(
+        ContactAdded(
+            person_id=person,
+            external_userid=f"wm{i}",
+            staff_id="staff-1",
+            occurred_at=datetime.now(UTC),
+            source=SourceRef(channel="wecom"),
+        ),
+        tenant=tenant,
+        subject=person,
+        source="/bench",
+    )
+    return event.to_json(), event.key
+
+
+async def _load_generator(bootstrap_servers: str, topic: str, tenant: str, count: int, rate: float) -> None:
+    """The paced producer, in a process of its own (``python -m bench.journey``), as upstream services are: it
+    says ``ready`` once connected, paces ``count`` events at ``rate`` on ``go``, then prints when each was sent."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, linger_ms=0, enable_idempotence=True)
+    await producer.start()
+    sent_at: dict[str, float] = {}
+    try:
+        print("ready", flush=True)
+        await asyncio.to_thread(sys.stdin.readline)
+
+        async def send(i: int) -> None:
+            value, key = _contact_added(tenant, i)
+            sent_at[f"p{i}"] = time.time()
+            await producer.send(topic, value=value, key=key)
+
+        await _paced(count, rate, send)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    print(json.dumps(sent_at), flush=True)
+
+
 async def event_to_touch_latency(ctx: BenchContext) -> list[Figure]:
     rate = 300.0
     count = max(30, ctx.scaled(int(rate * 20)))
@@ -245,38 +286,37 @@ async def event_to_touch_latency(ctx: BenchContext) -> list[Figure]:
     prefix = await ctx.fresh_topics()
     topics = TopicNames(prefix)
     ceiling = await kafka_round_trip(ctx, count=count, rate=rate)
-    sent_at: dict[str, float] = {}
+    # The events come from another process (upstream services produce them, not the journey worker): the load
+    # generator's own work stays off the worker's event loop, as in a deployment.
+    generator = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.journey",
+        ctx.stack.bootstrap_servers,
+        topics.name(Topic.CONTACTS),
+        tenant,
+        str(count),
+        str(rate),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert generator.stdin is not None and generator.stdout is not None
     producer = AIOKafkaProducer(bootstrap_servers=ctx.stack.bootstrap_servers, linger_ms=0, enable_idempotence=True)
     await producer.start()
     try:
+        assert (await generator.stdout.readline()).strip() == b"ready"
         async with running_service("journey", ctx.stack, topic_prefix=prefix) as (app, http):
             await _publish(
                 http, app, tenant, _journey("latency", [{"id": "hello", "kind": "send", "template": "hello"}])
             )
             sessions = app.state.runtime.sessions
-
-            async def send(i: int) -> None:
-                person = f"p{i}"
-                event = envelope(
-                    ContactAdded(
-                        person_id=person,
-                        external_userid=f"wm{i}",
-                        staff_id="staff-1",
-                        occurred_at=datetime.now(UTC),
-                        source=SourceRef(channel="wecom"),
-                    ),
-                    tenant=tenant,
-                    subject=person,
-                    source="/bench",
-                )
-                sent_at[person] = time.time()
-                await producer.send(topics.name(Topic.CONTACTS), value=event.to_json(), key=event.key)
-
             # Warm up: the consumer group has joined and a first touch went through before anything is timed.
-            await send(-1)
+            value, key = _contact_added(tenant, -1)
+            await producer.send_and_wait(topics.name(Topic.CONTACTS), value=value, key=key)
             await _until_delivered(sessions, tenant, 1)
-            del sent_at["p-1"]
-            await _paced(count, rate, send)
+            generator.stdin.write(b"go\n")
+            await generator.stdin.drain()
+            sent_at: dict[str, float] = json.loads(await generator.stdout.readline())
             await _until_delivered(sessions, tenant, count + 1)
             async with unit_of_work(sessions) as session:
                 rows = await session.execute(
@@ -287,6 +327,9 @@ async def event_to_touch_latency(ctx: BenchContext) -> list[Figure]:
                 latencies = [r.delivered_at.timestamp() - sent_at[r.person_id] for r in rows if r.person_id in sent_at]
     finally:
         await producer.stop()
+        if generator.returncode is None:
+            generator.kill()
+        await generator.wait()
     notes = f"{count} contact.added events at {rate:.0f}/s"
     return [
         Figure(
@@ -316,3 +359,8 @@ async def event_to_touch_latency(ctx: BenchContext) -> list[Figure]:
 async def run(ctx: BenchContext) -> list[Figure]:
     latency = await event_to_touch_latency(ctx)  # first: nothing left over from the timer run competes with it
     return [*await timers_due_at_once(ctx), *latency]
+
+
+if __name__ == "__main__":
+    servers, topic_name, tenant_name, how_many, per_second = sys.argv[1:6]
+    asyncio.run(_load_generator(servers, topic_name, tenant_name, int(how_many), float(per_second)))

@@ -17,7 +17,7 @@ did not in fact deliver it); it is recorded and visible, never silently dropped 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -78,24 +78,27 @@ async def decide_and_send(
     sender: ChannelRouter,
     topics: TopicNames,
     config: DeliveryConfig,
+    persons: Mapping[tuple[str, str], Any] | None = None,
 ) -> tuple[dict[str, Any], list[Outgoing]]:
     """Phase 1 (and, for channels that deduplicate on the touch id, the send and its outcome) for touch rows this
     transaction holds: persons locked (a person another worker holds is left for later), guardrails decided,
-    outcomes recorded with their events. Returns the claimed rows by id and what is left for phase 2."""
+    outcomes recorded with their events. Returns the claimed rows by id and what is left for phase 2.
+
+    ``persons``: people rows this transaction already holds locked (current, and nobody can change them before it
+    commits), by (tenant, person); the others are read after the guardrail locks."""
     outgoing: list[Outgoing] = []
     claimed: dict[str, Any] = {}
-    locked = await progress.try_lock_people(session, keys=[(t.tenant, t.person_id) for t in rows])
+    locked, stored = await progress.lock_people_with_policies(session, keys=[(t.tenant, t.person_id) for t in rows])
     rows = [t for t in rows if (t.tenant, t.person_id) in locked]
     since = min(start_of_month(now), start_of_week(now))
     history = await progress.recent_touches(session, keys=locked, since=since)
-    persons = await repo.people_rows(session, keys=locked)
-    policies: dict[str, guardrails.GuardrailPolicy] = {}
+    held = {k: persons[k] for k in locked if k in persons} if persons else {}
+    persons = held | await repo.people_rows(session, keys=locked - held.keys())
+    policies = {tenant: repo.parse_policy(raw) for tenant, raw in stored.items()}
     changes: list[dict[str, Any]] = []
     sending: dict[str, dict[str, Any]] = {}
     events: list[TouchOutcome] = []
     for touch in rows:
-        if touch.tenant not in policies:
-            policies[touch.tenant] = await repo.policy(session, tenant=touch.tenant)
         person = persons.get((touch.tenant, touch.person_id))
         status = guardrails.PersonStatus(
             opted_out=bool(person and person.opted_out),
@@ -178,6 +181,7 @@ async def deliver_now(
     sender: ChannelRouter,
     topics: TopicNames,
     config: DeliveryConfig,
+    persons: Mapping[tuple[str, str], Any] | None = None,
 ) -> None:
     """Touches just queued in this transaction (a timer fired, an event enrolled someone): those due now through a
     channel that deduplicates on the touch id are decided and sent at once, as a delivery round would, sparing the
@@ -189,7 +193,7 @@ async def deliver_now(
         return
     try:
         async with session.begin_nested():
-            await decide_and_send(session, ready, now=now, sender=sender, topics=topics, config=config)
+            await decide_and_send(session, ready, now=now, sender=sender, topics=topics, config=config, persons=persons)
     except Exception as exc:
         if is_infrastructure_failure(exc):
             raise

@@ -23,8 +23,9 @@ from siyu_journey.domain.triggers import Occurrence, matches
 from siyu_journey.touch_events import TouchOutcome, emit
 from siyu_shared.events.topics import TopicNames
 
-Queued = Callable[[AsyncSession, list[Row[Any]]], Awaitable[None]]
-"""Given the touch rows just inserted, in the same transaction (the worker delivers those due now at once)."""
+Queued = Callable[[AsyncSession, list[Row[Any]], Mapping[tuple[str, str], Row[Any]] | None], Awaitable[None]]
+"""Given the touch rows just inserted, in the same transaction (the worker delivers those due now at once), and
+the people rows this transaction holds locked, if any (by tenant and person)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +187,7 @@ async def enter_many(
     plans = [p for _, _, p in pending if p.transition.enrolment.enrolment_id in inserted]
     queued_rows = await _queue(session, plans, now=now, new=True, returning=queued is not None)
     if queued is not None and queued_rows:
-        await queued(session, queued_rows)
+        await queued(session, queued_rows, held)
     return [p.transition.enrolment.enrolment_id for p in plans]
 
 
@@ -300,7 +301,7 @@ async def fire_due_timers(
     # Their timers are gone already: only new ones to set.
     inserted = await _queue(session, plans, now=now, new=True, returning=queued is not None)
     if queued is not None and inserted:
-        await queued(session, inserted)
+        await queued(session, inserted, None)  # persons read without a lock: read again after the guardrail lock
     return len(due)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -49,8 +49,10 @@ def deliver_queued(settings: JourneySettings, clock: Clock, sender: ChannelRoute
     that deduplicates on the touch id, go out in that transaction)."""
     config = delivery_config(settings)
 
-    async def queued(session: AsyncSession, rows: list[Any]) -> None:
-        await delivery.deliver_now(session, rows, now=clock(), sender=sender, topics=settings.topics, config=config)
+    async def queued(session: AsyncSession, rows: list[Any], persons: Mapping[tuple[str, str], Any] | None) -> None:
+        await delivery.deliver_now(
+            session, rows, now=clock(), sender=sender, topics=settings.topics, config=config, persons=persons
+        )
 
     return queued
 

@@ -58,32 +58,41 @@ async def insert_enrolment(session: AsyncSession, *, tenant: str, enrolment: Enr
     return inserted is not None
 
 
-_INSERT_ENROLMENT = pg_insert(enrolments).on_conflict_do_nothing().returning(enrolments.c.enrolment_id)
+_INSERT_ENROLMENTS = text(
+    """
+    INSERT INTO enrolments (enrolment_id, tenant, journey_id, version, person_id, entry_key, status, step_id, visits,
+                            entered_at, updated_at)
+    SELECT u.enrolment_id, u.tenant, u.journey_id, u.version, u.person_id, u.entry_key, u.status, u.step_id,
+           CAST(u.visits AS jsonb), u.entered_at, u.entered_at
+    FROM unnest(CAST(:ids AS text[]), CAST(:tenants AS text[]), CAST(:journeys AS text[]), CAST(:versions AS int[]),
+                CAST(:persons AS text[]), CAST(:keys AS text[]), CAST(:statuses AS text[]), CAST(:steps AS text[]),
+                CAST(:visits AS text[]), CAST(:entered AS timestamptz[]))
+         AS u(enrolment_id, tenant, journey_id, version, person_id, entry_key, status, step_id, visits, entered_at)
+    ON CONFLICT DO NOTHING
+    RETURNING enrolment_id
+    """
+)
 
 
 async def insert_enrolments(session: AsyncSession, *, rows: Sequence[tuple[str, Enrolment, str]]) -> set[str]:
-    """rows: (tenant, enrolment, entry key). One cached INSERT over the rows; returns the ids actually inserted
+    """rows: (tenant, enrolment, entry key). One constant INSERT over arrays; returns the ids actually inserted
     (an entry that already happened, its policy's key taken, is left out)."""
     if not rows:
         return set()
     result = await session.execute(
-        _INSERT_ENROLMENT,
-        [
-            {
-                "enrolment_id": e.enrolment_id,
-                "tenant": tenant,
-                "journey_id": e.journey_id,
-                "version": e.version,
-                "person_id": e.person_id,
-                "entry_key": key,
-                "status": e.status,
-                "step_id": e.step_id,
-                "visits": dict(e.visits),
-                "entered_at": e.entered_at,
-                "updated_at": e.entered_at,
-            }
-            for tenant, e, key in rows
-        ],
+        _INSERT_ENROLMENTS,
+        {
+            "ids": [e.enrolment_id for _, e, _ in rows],
+            "tenants": [tenant for tenant, _, _ in rows],
+            "journeys": [e.journey_id for _, e, _ in rows],
+            "versions": [e.version for _, e, _ in rows],
+            "persons": [e.person_id for _, e, _ in rows],
+            "keys": [key for _, _, key in rows],
+            "statuses": [e.status for _, e, _ in rows],
+            "steps": [e.step_id for _, e, _ in rows],
+            "visits": [json.dumps(dict(e.visits)) for _, e, _ in rows],
+            "entered": [e.entered_at for _, e, _ in rows],
+        },
     )
     return set(result.scalars())
 
@@ -348,26 +357,58 @@ async def try_lock_people(session: AsyncSession, *, keys: Iterable[tuple[str, st
     return {(r.tenant, r.person) for r in result}
 
 
+_LOCK_PEOPLE_WITH_POLICIES = text(
+    """
+    SELECT k.tenant, k.person, p.policy
+    FROM unnest(CAST(:ts AS text[]), CAST(:ps AS text[])) AS k(tenant, person)
+    LEFT JOIN policies p ON p.tenant = k.tenant
+    WHERE pg_try_advisory_xact_lock(hashtext('journey-person:' || k.tenant || '/' || k.person))
+    """
+)
+
+
+async def lock_people_with_policies(
+    session: AsyncSession, *, keys: Iterable[tuple[str, str]]
+) -> tuple[set[tuple[str, str]], dict[str, Any]]:
+    """``try_lock_people`` (the same locks, tried, never waited for) and, in the same round trip, the stored
+    guardrail policy (raw JSON, None when the tenant has none) of each tenant with a person locked."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return set(), {}
+    result = await session.execute(
+        _LOCK_PEOPLE_WITH_POLICIES, {"ts": [t for t, _ in wanted], "ps": [p for _, p in wanted]}
+    )
+    locked: set[tuple[str, str]] = set()
+    policies: dict[str, Any] = {}
+    for r in result:
+        locked.add((r.tenant, r.person))
+        policies[r.tenant] = r.policy
+    return locked, policies
+
+
+_RECENT_TOUCHES = text(
+    """
+    SELECT t.tenant, t.person_id, t.channel, t.sent_at, t.priority, t.campaign_id
+    FROM touches t
+    JOIN unnest(CAST(:ts AS text[]), CAST(:ps AS text[])) AS k(tenant, person)
+      ON t.tenant = k.tenant AND t.person_id = k.person
+    WHERE t.person_id = ANY(CAST(:ps AS text[]))  -- by the person index, whatever the statistics say
+      AND t.status IN ('sent', 'sending') AND t.sent_at >= :since
+    """
+)
+
+
 async def recent_touches(
     session: AsyncSession, *, keys: Iterable[tuple[str, str]], since: datetime
 ) -> dict[tuple[str, str], list[PastTouch]]:
-    wanted = list(set(keys))
+    """What the guardrails count: the touches sent (or being sent) to these persons since ``since``; one constant
+    statement over arrays."""
+    wanted = sorted(set(keys))
     out: dict[tuple[str, str], list[PastTouch]] = {k: [] for k in wanted}
     if not wanted:
         return out
     result = await session.execute(
-        select(
-            touches.c.tenant,
-            touches.c.person_id,
-            touches.c.channel,
-            touches.c.sent_at,
-            touches.c.priority,
-            touches.c.campaign_id,
-        ).where(
-            persons_in(touches.c.tenant, touches.c.person_id, wanted),
-            touches.c.status.in_(("sent", "sending")),
-            touches.c.sent_at >= since,
-        )
+        _RECENT_TOUCHES, {"ts": [t for t, _ in wanted], "ps": [p for _, p in wanted], "since": since}
     )
     for r in result:
         out[(r.tenant, r.person_id)].append(PastTouch(r.channel, r.sent_at, r.priority, r.campaign_id))

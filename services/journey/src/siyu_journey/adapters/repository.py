@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import and_, delete, func, select, text, update
@@ -13,7 +14,6 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from siyu_journey.adapters.sql import persons_in
 from siyu_journey.adapters.tables import enrolments, journeys, people, policies, touches
 from siyu_journey.domain.definition import JourneyDefinition
 from siyu_journey.domain.guardrails import GuardrailPolicy
@@ -177,25 +177,40 @@ async def ensure_person(
     return row
 
 
+_PEOPLE_TEXT_COLUMNS = frozenset({"owner_staff_id", "external_userid"})
+"""What ``ensure_people`` may set besides the key (text columns, as the handlers give them)."""
+
+
+@lru_cache(maxsize=16)
+def _ensure_people_statement(names: tuple[str, ...]) -> Any:
+    """One constant statement per set of columns: the rows arrive as arrays (no statement per batch size)."""
+    columns = ("tenant", "person_id", *names)
+    sets = ["updated_at = excluded.updated_at"] + [
+        f"{n} = coalesce(people.{n}, excluded.{n})" if n == "owner_staff_id" else f"{n} = excluded.{n}" for n in names
+    ]
+    return text(
+        f"INSERT INTO people ({', '.join(columns)}, updated_at) "
+        f"SELECT *, CAST(:now AS timestamptz) FROM unnest({', '.join(f'CAST(:{c} AS text[])' for c in columns)}) "
+        f"ON CONFLICT (tenant, person_id) DO UPDATE SET {', '.join(sets)} "
+        "RETURNING *"
+    )
+
+
 async def ensure_people(
     session: AsyncSession, *, rows: Iterable[dict[str, Any]], now: datetime
 ) -> dict[tuple[str, str], Row[Any]]:
-    """``ensure_person`` for many: rows of tenant, person_id and the same optional values; each (tenant, person)
-    at most once. The rows are created if new, locked (in key order), and returned by key, in one statement."""
-    batch = sorted(({**r, "updated_at": now} for r in rows), key=lambda r: (r["tenant"], r["person_id"]))
+    """``ensure_person`` for many: rows of tenant, person_id and the same optional values (owner_staff_id,
+    external_userid); each (tenant, person) at most once. The rows are created if new, locked (in key order), and
+    returned by key, in one statement."""
+    batch = sorted(rows, key=lambda r: (r["tenant"], r["person_id"]))
     if not batch:
         return {}
-    names = sorted(set(batch[0]) - {"tenant", "person_id", "updated_at"})
-    stmt = pg_insert(people)
-    changes: dict[str, Any] = {"updated_at": stmt.excluded.updated_at}
-    for name in names:
-        changes[name] = (
-            func.coalesce(people.c.owner_staff_id, stmt.excluded.owner_staff_id)
-            if name == "owner_staff_id"
-            else stmt.excluded[name]
-        )
-    upsert = stmt.on_conflict_do_update(index_elements=["tenant", "person_id"], set_=changes).returning(*people.c)
-    result = await session.execute(upsert, batch)
+    names = tuple(sorted(set(batch[0]) - {"tenant", "person_id"}))
+    unknown = set(names) - _PEOPLE_TEXT_COLUMNS
+    if unknown:
+        raise ValueError(f"ensure_people sets only {sorted(_PEOPLE_TEXT_COLUMNS)}, not {sorted(unknown)}")
+    params: dict[str, Any] = {c: [r[c] for r in batch] for c in ("tenant", "person_id", *names)}
+    result = await session.execute(_ensure_people_statement(names), {**params, "now": now})
     return {(r.tenant, r.person_id): r for r in result}
 
 
@@ -205,11 +220,22 @@ async def update_person(session: AsyncSession, *, tenant: str, person_id: str, *
     )
 
 
+_PEOPLE_ROWS = text(
+    """
+    SELECT p.* FROM people p
+    JOIN unnest(CAST(:ts AS text[]), CAST(:ps AS text[])) AS k(tenant, person)
+      ON p.tenant = k.tenant AND p.person_id = k.person
+    WHERE p.person_id = ANY(CAST(:ps AS text[]))
+    """
+)
+
+
 async def people_rows(session: AsyncSession, *, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Row[Any]]:
-    wanted = list(set(keys))
+    """People by (tenant, person), one constant statement over arrays (those not known are left out)."""
+    wanted = sorted(set(keys))
     if not wanted:
         return {}
-    result = await session.execute(select(people).where(persons_in(people.c.tenant, people.c.person_id, wanted)))
+    result = await session.execute(_PEOPLE_ROWS, {"ts": [t for t, _ in wanted], "ps": [p for _, p in wanted]})
     return {(r.tenant, r.person_id): r for r in result}
 
 
@@ -275,7 +301,11 @@ async def converted(session: AsyncSession, *, tenant: str, journey_id: str) -> i
 
 
 async def policy(session: AsyncSession, *, tenant: str) -> GuardrailPolicy:
-    raw = await session.scalar(select(policies.c.policy).where(policies.c.tenant == tenant))
+    return parse_policy(await session.scalar(select(policies.c.policy).where(policies.c.tenant == tenant)))
+
+
+def parse_policy(raw: Any) -> GuardrailPolicy:
+    """A stored policy (JSON), or the defaults when the tenant has none."""
     return GuardrailPolicy() if raw is None else GuardrailPolicy.model_validate(raw)
 
 

@@ -16,3 +16,9 @@ class SegmentationSettings(ServiceSettings):
     )
     backfill_poll_s: float = Field(default=1.0, gt=0, description="How often the worker looks for backfills.")
     backfill_chunk: int = Field(default=20000, ge=1, description="Profiles per backfill transaction.")
+    consumer_max_batch: int = Field(
+        default=2000,
+        ge=1,
+        description="Events fetched per poll (split per partition, one transaction each): the batch handler's cost "
+        "is a few statements per round, so larger batches mean fewer round trips and commits per event.",
+    )

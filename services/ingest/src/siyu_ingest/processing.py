@@ -18,6 +18,7 @@ from siyu_ingest.adapters.channels import ADAPTERS
 from siyu_ingest.adapters.channels.base import Credentials, WebhookRequest
 from siyu_ingest.adapters.channels.wecom import API_ORIGIN, WeComAdapter
 from siyu_ingest.adapters.deliveries import Delivery
+from siyu_ingest.adapters.held_writes import ImmediateWrites, Writes
 from siyu_ingest.context import IngestContext
 from siyu_ingest.domain import imports
 from siyu_ingest.domain import orders as order_rules
@@ -58,11 +59,20 @@ log = get_logger(__name__)
 class Unit:
     """One delivery's unit of work: the session, the tenant, and the events it queues."""
 
-    def __init__(self, session: AsyncSession, ctx: IngestContext, tenant: str, cache: OwnerCache | None = None) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        ctx: IngestContext,
+        tenant: str,
+        cache: OwnerCache | None = None,
+        writes: Writes | None = None,
+    ) -> None:
         self.session = session
         self.ctx = ctx
         self.tenant = tenant
         self.cache = cache
+        self.writes = writes or ImmediateWrites(session)
+        """Persons, identifiers and leads: written at once, or held for one set-wise write (the batch path)."""
         self.events: list[CloudEvent] = []
         """Queued for the outbox by the caller, in order, together with the batch's other events."""
 
@@ -93,6 +103,7 @@ class Unit:
             new_person_id=deterministic_event_id("person", self.tenant, first),
         )
         if decision.merged_ids:
+            await self.writes.flush()  # the merge rewrites rows that may still be held
             await identity.merge(
                 self.session, tenant=self.tenant, survivor=decision.person_id, merged=decision.merged_ids
             )
@@ -114,8 +125,7 @@ class Unit:
             person = next(p for p in owners.values() if p.person_id == decision.person_id)
         if self.cache is not None:
             self.cache.apply(tenant=self.tenant, decision=decision, keys=keys, person=person)
-        await identity.settle(
-            self.session,
+        await self.writes.settle(
             tenant=self.tenant,
             person_id=decision.person_id,
             create=decision.create,
@@ -151,10 +161,19 @@ async def parse_delivery(session: AsyncSession, *, ctx: IngestContext, delivery:
 
 
 async def apply_parsed(
-    session: AsyncSession, *, ctx: IngestContext, delivery: Delivery, parsed: Parsed, cache: OwnerCache | None
+    session: AsyncSession,
+    *,
+    ctx: IngestContext,
+    delivery: Delivery,
+    parsed: Parsed,
+    cache: OwnerCache | None,
+    writes: Writes | None = None,
 ) -> list[CloudEvent]:
-    """Apply a parsed delivery: identity, state, events (returned for the caller to queue in the outbox)."""
-    unit = Unit(session, ctx, delivery.tenant, cache)
+    """Apply a parsed delivery: identity, state, events (returned for the caller to queue in the outbox).
+
+    With ``writes``, persons, identifiers and leads are held there: the caller flushes them before it commits.
+    """
+    unit = Unit(session, ctx, delivery.tenant, cache, writes)
     for fact in parsed.facts:
         await apply_fact(unit, fact, delivery_id=delivery.id)
     if parsed.wecom is not None:
@@ -184,8 +203,7 @@ async def apply_fact(unit: Unit, fact: Fact, *, delivery_id: int | None) -> None
 async def _lead(unit: Unit, lead: Lead, delivery_id: int | None) -> None:
     person_id = await unit.person_of(lead.identifiers)
     vault, context = unit.ctx.vault, unit.tenant.encode()
-    await records.save_lead(
-        unit.session,
+    await unit.writes.lead(
         tenant=unit.tenant,
         lead=lead,
         person_id=person_id,

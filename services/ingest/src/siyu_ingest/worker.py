@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 
 import asyncpg
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from siyu_ingest.adapters import deliveries
+from siyu_ingest.adapters.deliveries import Delivery
+from siyu_ingest.adapters.held_writes import HeldWrites
 from siyu_ingest.context import IngestContext
 from siyu_ingest.domain.errors import BadSignature, Malformed, NotConfigured
 from siyu_ingest.domain.models import Identifier
@@ -32,48 +36,61 @@ _EXPECTED = (Malformed, NotConfigured, BadSignature, ValidationError, ValueError
 async def process_round(sessions: SessionFactory, ctx: IngestContext) -> int:
     """Process one batch of pending deliveries; returns how many were claimed.
 
-    Fast path: the whole batch in one savepoint, events and marks written in bulk. If any delivery fails, the
-    batch is rolled back to the savepoint and replayed one savepoint per delivery, so it fails alone.
+    Fast path: the whole batch in one savepoint (``apply_batch``). If any delivery fails, the batch is rolled back
+    to the savepoint and replayed one savepoint per delivery (``apply_one_by_one``), so it fails alone.
     """
-    topics = ctx.settings.topics
     async with sessions() as session, session.begin():
         claimed = await deliveries.claim_pending(session, limit=ctx.settings.worker_batch)
         if not claimed:
             return 0
         try:
             async with session.begin_nested():
-                parsed = [await parse_delivery(session, ctx=ctx, delivery=d) for d in claimed]
-                cache = await OwnerCache.start(session)
-                by_tenant: dict[str, list[Identifier]] = {}
-                for delivery, p in zip(claimed, parsed, strict=True):
-                    by_tenant.setdefault(delivery.tenant, []).extend(identifiers_of(p.facts))
-                for tenant, found in by_tenant.items():
-                    keys = {i: ctx.vault.match_key(i.kind, i.value) for i in dict.fromkeys(found)}
-                    await cache.prefetch(session, tenant=tenant, keys=keys)
-                events = []
-                for delivery, p in zip(claimed, parsed, strict=True):
-                    events += await apply_parsed(session, ctx=ctx, delivery=delivery, parsed=p, cache=cache)
-                await add_to_outbox(session, events, topics=topics)
-                await deliveries.mark_processed(session, delivery_ids=[d.id for d in claimed])
+                await apply_batch(session, ctx, claimed)
             return len(claimed)
         except Exception as exc:
             log.info("delivery_batch_replayed_one_by_one", size=len(claimed), error=repr(exc)[:300])
-        done: list[int] = []
-        for delivery in claimed:
-            try:
-                async with session.begin_nested():
-                    events = await process_delivery(session, ctx=ctx, delivery=delivery)
-                    await add_to_outbox(session, events, topics=topics)
-            except Exception as exc:
-                if not isinstance(exc, _EXPECTED):
-                    log.exception("delivery_crashed", delivery_id=delivery.id, channel=delivery.channel)
-                error = f"{type(exc).__name__}: {exc}"[:2000]
-                log.info("delivery_failed", delivery_id=delivery.id, channel=delivery.channel, error=error)
-                await deliveries.mark(session, delivery_id=delivery.id, status="failed", error=error)
-            else:
-                done.append(delivery.id)
-        await deliveries.mark_processed(session, delivery_ids=done)
+        await apply_one_by_one(session, ctx, claimed)
         return len(claimed)
+
+
+async def apply_batch(session: AsyncSession, ctx: IngestContext, claimed: Sequence[Delivery]) -> None:
+    """Every delivery of the batch, set-wise where it can be: the identifiers the batch mentions are looked up in
+    one query per tenant, persons, identifiers and leads are written in three statements, events and marks in
+    bulk. Raises if any delivery fails (the caller rolls back and replays one by one)."""
+    parsed = [await parse_delivery(session, ctx=ctx, delivery=d) for d in claimed]
+    cache = await OwnerCache.start(session)
+    by_tenant: dict[str, list[Identifier]] = {}
+    for delivery, p in zip(claimed, parsed, strict=True):
+        by_tenant.setdefault(delivery.tenant, []).extend(identifiers_of(p.facts))
+    for tenant, found in by_tenant.items():
+        keys = {i: ctx.vault.match_key(i.kind, i.value) for i in dict.fromkeys(found)}
+        await cache.prefetch(session, tenant=tenant, keys=keys)
+    events = []
+    writes = HeldWrites(session)
+    for delivery, p in zip(claimed, parsed, strict=True):
+        events += await apply_parsed(session, ctx=ctx, delivery=delivery, parsed=p, cache=cache, writes=writes)
+    await writes.flush()
+    await add_to_outbox(session, events, topics=ctx.settings.topics)
+    await deliveries.mark_processed(session, delivery_ids=[d.id for d in claimed])
+
+
+async def apply_one_by_one(session: AsyncSession, ctx: IngestContext, claimed: Sequence[Delivery]) -> None:
+    """Each delivery in a savepoint of its own: one that fails is marked failed with its error, alone."""
+    done: list[int] = []
+    for delivery in claimed:
+        try:
+            async with session.begin_nested():
+                events = await process_delivery(session, ctx=ctx, delivery=delivery)
+                await add_to_outbox(session, events, topics=ctx.settings.topics)
+        except Exception as exc:
+            if not isinstance(exc, _EXPECTED):
+                log.exception("delivery_crashed", delivery_id=delivery.id, channel=delivery.channel)
+            error = f"{type(exc).__name__}: {exc}"[:2000]
+            log.info("delivery_failed", delivery_id=delivery.id, channel=delivery.channel, error=error)
+            await deliveries.mark(session, delivery_id=delivery.id, status="failed", error=error)
+        else:
+            done.append(delivery.id)
+    await deliveries.mark_processed(session, delivery_ids=done)
 
 
 def delivery_worker(ctx: IngestContext) -> BackgroundLoop:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from siyu_journey.adapters.senders import ChannelRouter, Sender
 from siyu_journey.adapters.senders.sandbox import SandboxSender
@@ -20,6 +21,7 @@ from siyu_shared.events.topics import Topic
 from siyu_shared.kafka.runner import BatchHandling
 from siyu_shared.service import ConsumerSpec, Runtime, ServiceSpec
 
+T = TypeVar("T")
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -48,11 +50,12 @@ def default_senders(settings: JourneySettings) -> SenderFactory:
     return build
 
 
-def _one_per_runtime(factory: SenderFactory) -> SenderFactory:
-    """The consumer and the worker loops of one process share one sender (WeCom's limits are per corp)."""
-    built: dict[int, tuple[Runtime, ChannelRouter]] = {}  # holds the runtime: its id is not reused meanwhile
+def _one_per_runtime(factory: Callable[[Runtime], T]) -> Callable[[Runtime], T]:
+    """The consumer and the worker loops of one process share one sender (WeCom's limits are per corp) and one
+    signal that touches were left pending."""
+    built: dict[int, tuple[Runtime, T]] = {}  # holds the runtime: its id is not reused meanwhile
 
-    def get(runtime: Runtime) -> ChannelRouter:
+    def get(runtime: Runtime) -> T:
         entry = built.get(id(runtime))
         if entry is None:
             entry = built[id(runtime)] = (runtime, factory(runtime))
@@ -74,10 +77,11 @@ def build_spec(
     """
     settings = settings or JourneySettings(**overrides)
     sender = _one_per_runtime(senders or default_senders(settings))
+    wake = _one_per_runtime(lambda runtime: asyncio.Event())
 
     def consumer(runtime: Runtime) -> BatchHandling:
         # Touches an event queues for now go out in its transaction, through the worker's (shared) sender.
-        queued = deliver_queued(settings, clock, sender(runtime))
+        queued = deliver_queued(settings, clock, sender(runtime), wake(runtime))
         return Handlers(clock=clock, topics=settings.topics, queued=queued).batch()
 
     return ServiceSpec(
@@ -94,5 +98,5 @@ def build_spec(
                 batch=consumer,
             ),
         ),
-        background=(worker_loops(settings, clock, sender),),
+        background=(worker_loops(settings, clock, sender, wake),),
     )

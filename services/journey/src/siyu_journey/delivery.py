@@ -31,7 +31,7 @@ from siyu_journey.domain import guardrails
 from siyu_journey.domain.localtime import start_of_month, start_of_week
 from siyu_journey.domain.templates import render
 from siyu_journey.service import change
-from siyu_journey.touch_events import TouchOutcome, emit
+from siyu_journey.touch_events import TouchOutcome, record
 from siyu_shared.db.engine import SessionFactory, unit_of_work
 from siyu_shared.events.topics import TopicNames
 from siyu_shared.kafka.errors import is_infrastructure_failure
@@ -57,7 +57,7 @@ async def deliver_round(
         rows = await progress.claim_pending_touches(session, now=now, limit=config.batch)
         if not rows:
             return 0
-        claimed, later = await decide_and_send(session, rows, now=now, sender=sender, topics=topics, config=config)
+        claimed, later, _ = await decide_and_send(session, rows, now=now, sender=sender, topics=topics, config=config)
     if later:
         outcomes = await sender.send(later)
         await record_outcomes(
@@ -79,17 +79,20 @@ async def decide_and_send(
     topics: TopicNames,
     config: DeliveryConfig,
     persons: Mapping[tuple[str, str], Any] | None = None,
-) -> tuple[dict[str, Any], list[Outgoing]]:
+) -> tuple[dict[str, Any], list[Outgoing], int]:
     """Phase 1 (and, for channels that deduplicate on the touch id, the send and its outcome) for touch rows this
     transaction holds: persons locked (a person another worker holds is left for later), guardrails decided,
-    outcomes recorded with their events. Returns the claimed rows by id and what is left for phase 2.
+    outcomes recorded with their events. Returns the claimed rows by id, what is left for phase 2, and how many
+    rows were left alone (their person held by another transaction).
 
     ``persons``: people rows this transaction already holds locked (current, and nobody can change them before it
     commits), by (tenant, person); the others are read after the guardrail locks."""
     outgoing: list[Outgoing] = []
     claimed: dict[str, Any] = {}
     locked, stored = await progress.lock_people_with_policies(session, keys=[(t.tenant, t.person_id) for t in rows])
+    held_elsewhere = len(rows)
     rows = [t for t in rows if (t.tenant, t.person_id) in locked]
+    held_elsewhere -= len(rows)
     since = min(start_of_month(now), start_of_week(now))
     history = await progress.recent_touches(session, keys=locked, since=since)
     held = {k: persons[k] for k in locked if k in persons} if persons else {}
@@ -168,9 +171,8 @@ async def decide_and_send(
         changes += done
         events += done_events
     changes += [sending[o.touch_id] for o in later]
-    await progress.update_touches(session, changes=changes)
-    await emit(session, events, topics=topics)
-    return claimed, later
+    await record(session, changes, events, topics=topics)
+    return claimed, later, held_elsewhere
 
 
 async def deliver_now(
@@ -182,22 +184,28 @@ async def deliver_now(
     topics: TopicNames,
     config: DeliveryConfig,
     persons: Mapping[tuple[str, str], Any] | None = None,
-) -> None:
+) -> bool:
     """Touches just queued in this transaction (a timer fired, an event enrolled someone): those due now through a
     channel that deduplicates on the touch id are decided and sent at once, as a delivery round would, sparing the
     round trip through ``pending``. The rest (other channels, persons another worker holds) stay pending for the
     delivery loop, and so does everything should this fail (in a savepoint: the caller's work still commits; an
-    outage of the database is raised for the caller to retry)."""
+    outage of the database is raised for the caller to retry).
+
+    Returns whether any of the rows was left pending for the delivery loop."""
     ready = [t for t in rows if t.due_at <= now and sender.for_channel(t.channel).idempotent]
     if not ready:
-        return
+        return bool(rows)
     try:
         async with session.begin_nested():
-            await decide_and_send(session, ready, now=now, sender=sender, topics=topics, config=config, persons=persons)
+            _, _, held_elsewhere = await decide_and_send(
+                session, ready, now=now, sender=sender, topics=topics, config=config, persons=persons
+            )
     except Exception as exc:
         if is_infrastructure_failure(exc):
             raise
         log.warning("inline_delivery_failed", touches=len(ready), error=repr(exc))
+        return True
+    return held_elsewhere > 0 or len(ready) < len(rows)
 
 
 def _outcomes(
@@ -239,8 +247,7 @@ async def record_outcomes(
     """Phase 3 for channels without an idempotency key (see the module docstring)."""
     changes, events = _outcomes(results, clock(), config)
     async with unit_of_work(sessions) as session:
-        await progress.update_touches(session, changes=changes)
-        await emit(session, events, topics=topics)
+        await record(session, changes, events, topics=topics)
 
 
 async def recover_stale(
@@ -258,6 +265,5 @@ async def recover_stale(
             else:
                 changes.append(change(touch, status="failed", reason="outcome_unknown"))
                 events.append(TouchOutcome(touch, "failed", now, reason="outcome_unknown"))
-        await progress.update_touches(session, changes=changes)
-        await emit(session, events, topics=topics)
+        await record(session, changes, events, topics=topics)
     return len(stale)

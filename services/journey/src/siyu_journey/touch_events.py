@@ -18,6 +18,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from siyu_journey.adapters import progress
 from siyu_shared.events.catalog.touches import TouchChannel, TouchFailed, TouchSent, TouchSkipped
 from siyu_shared.events.envelope import CloudEvent, deterministic_event_id
 from siyu_shared.events.registry import envelope, spec_of
@@ -150,16 +151,28 @@ class TouchOutcome:
         return touch_event(self.touch, self.outcome, at=self.at, reason=self.reason, staff_id=self.staff_id)
 
 
-_QUEUE = text(
-    """
+_QUEUE_SQL = """
     INSERT INTO outbox (event_id, topic, key, event_type, tenant, payload, headers)
     SELECT v.event_id, CAST(:topic AS varchar), v.key, v.event_type, v.tenant, v.payload,
            jsonb_build_object('ce_type', v.event_type, 'ce_tenant', v.tenant)
-    FROM unnest(CAST(:ids AS text[]), CAST(:keys AS text[]), CAST(:types AS text[]), CAST(:tenants AS text[]),
-                CAST(:payloads AS bytea[])) AS v(event_id, key, event_type, tenant, payload)
+    FROM unnest(CAST(:event_ids AS text[]), CAST(:event_keys AS text[]), CAST(:event_types AS text[]),
+                CAST(:event_tenants AS text[]), CAST(:payloads AS bytea[]))
+         AS v(event_id, key, event_type, tenant, payload)
     ON CONFLICT (event_id) DO NOTHING
-    """
-)
+"""
+_QUEUE = text(_QUEUE_SQL)
+_UPDATE_AND_QUEUE = text(f"WITH updated AS ({progress.UPDATE_TOUCHES_SQL}) {_QUEUE_SQL}")
+
+
+def _queue_params(events: Sequence[TouchOutcome], topics: TopicNames) -> dict[str, Any]:
+    return {
+        "topic": topics.name(Topic.TOUCHES),
+        "event_ids": [e.event_id for e in events],
+        "event_keys": [e.touch.person_id for e in events],
+        "event_types": [e.event_type for e in events],
+        "event_tenants": [e.touch.tenant for e in events],
+        "payloads": [e.payload() for e in events],
+    }
 
 
 async def emit(session: AsyncSession, events: Sequence[TouchOutcome], *, topics: TopicNames) -> None:
@@ -167,14 +180,16 @@ async def emit(session: AsyncSession, events: Sequence[TouchOutcome], *, topics:
     queued is ignored, as with ``add_to_outbox``, so a redone unit of work queues no second copy)."""
     if not events:
         return
-    await session.execute(
-        _QUEUE,
-        {
-            "topic": topics.name(Topic.TOUCHES),
-            "ids": [e.event_id for e in events],
-            "keys": [e.touch.person_id for e in events],
-            "types": [e.event_type for e in events],
-            "tenants": [e.touch.tenant for e in events],
-            "payloads": [e.payload() for e in events],
-        },
-    )
+    await session.execute(_QUEUE, _queue_params(events, topics))
+
+
+async def record(
+    session: AsyncSession, changes: Sequence[dict[str, Any]], events: Sequence[TouchOutcome], *, topics: TopicNames
+) -> None:
+    """``progress.update_touches`` and ``emit`` in one round trip (one statement: the update in a CTE)."""
+    if not events:
+        await progress.update_touches(session, changes=changes)
+    elif not changes:
+        await emit(session, events, topics=topics)
+    else:
+        await session.execute(_UPDATE_AND_QUEUE, progress.touch_update_params(changes) | _queue_params(events, topics))

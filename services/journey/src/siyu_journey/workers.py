@@ -26,14 +26,28 @@ from siyu_shared.service import BackgroundLoop, Runtime
 
 log = get_logger(__name__)
 Clock = Callable[[], datetime]
-IDLE_POLL_MAX_S = 0.2
-"""An idle delivery loop polls at most this far apart (each empty poll still walks the pending index)."""
+IDLE_POLL_MAX_S = 1.0
+"""An idle delivery loop polls at most this far apart (each empty poll walks the pending index). Touches queued in
+this process and left pending wake it at once (``Wake``); what waits for time (quiet hours, a retry's backoff) is
+due within this of its time."""
 SenderFactory = Callable[[Runtime], ChannelRouter]
+WakeFactory = Callable[[Runtime], asyncio.Event]
+"""The process's signal that touches were left pending for its delivery loops (set after queueing them)."""
 
 
 async def _pause(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def _pause_or_wake(stop: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:
+    """Until ``seconds`` pass, the worker stops, or ``wake`` is set."""
+    waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in waits:
+            waiting.cancel()
 
 
 def delivery_config(settings: JourneySettings) -> delivery.DeliveryConfig:
@@ -44,20 +58,27 @@ def delivery_config(settings: JourneySettings) -> delivery.DeliveryConfig:
     )
 
 
-def deliver_queued(settings: JourneySettings, clock: Clock, sender: ChannelRouter) -> service.Queued:
+def deliver_queued(
+    settings: JourneySettings, clock: Clock, sender: ChannelRouter, wake: asyncio.Event | None = None
+) -> service.Queued:
     """What a transaction that queued touches calls: ``delivery.deliver_now`` (those due now, through a channel
-    that deduplicates on the touch id, go out in that transaction)."""
+    that deduplicates on the touch id, go out in that transaction); if some are left pending, ``wake`` is set for
+    the delivery loops (which poll fast again for a moment, as the transaction commits)."""
     config = delivery_config(settings)
 
     async def queued(session: AsyncSession, rows: list[Any], persons: Mapping[tuple[str, str], Any] | None) -> None:
-        await delivery.deliver_now(
+        left = await delivery.deliver_now(
             session, rows, now=clock(), sender=sender, topics=settings.topics, config=config, persons=persons
         )
+        if left and wake is not None:
+            wake.set()
 
     return queued
 
 
-def worker_loops(settings: JourneySettings, clock: Clock, senders: SenderFactory) -> BackgroundLoop:
+def worker_loops(
+    settings: JourneySettings, clock: Clock, senders: SenderFactory, wakes: WakeFactory | None = None
+) -> BackgroundLoop:
     """The worker's loops, sharing one sender per process (WeCom's token and rate limits are per corp):
     ``settings.timer_workers`` timer claimers and ``settings.sender_workers`` deliverers, concurrent so that while
     one waits on the database another computes.
@@ -70,18 +91,19 @@ def worker_loops(settings: JourneySettings, clock: Clock, senders: SenderFactory
 
     async def run(runtime: Runtime, stop: asyncio.Event) -> None:
         sender = senders(runtime)
+        wake = wakes(runtime) if wakes is not None else asyncio.Event()
         # What the process holds once started (modules, engine, clients) lives as long as it does: moved out of
         # the collector's way, a full collection walks only what the rounds allocate (a batch of 500 touches
         # allocates ~10^5 objects; with the whole heap in the oldest generation, full collections took ~10% of a
         # 100,000-timer backlog).
         gc.freeze()
         await asyncio.gather(
-            *(claimer(runtime, sender, stop) for _ in range(settings.timer_workers)),
-            *(deliverer(runtime, sender, stop) for _ in range(settings.sender_workers)),
+            *(claimer(runtime, sender, wake, stop) for _ in range(settings.timer_workers)),
+            *(deliverer(runtime, sender, wake, stop) for _ in range(settings.sender_workers)),
         )
 
-    async def claimer(runtime: Runtime, sender: ChannelRouter, stop: asyncio.Event) -> None:
-        deliver = deliver_queued(settings, clock, sender)
+    async def claimer(runtime: Runtime, sender: ChannelRouter, wake: asyncio.Event, stop: asyncio.Event) -> None:
+        deliver = deliver_queued(settings, clock, sender, wake)
         failures = 0
         while not stop.is_set():
             try:
@@ -98,7 +120,7 @@ def worker_loops(settings: JourneySettings, clock: Clock, senders: SenderFactory
             if not fired:
                 await _pause(stop, settings.timer_poll_s)
 
-    async def deliverer(runtime: Runtime, sender: ChannelRouter, stop: asyncio.Event) -> None:
+    async def deliverer(runtime: Runtime, sender: ChannelRouter, wake: asyncio.Event, stop: asyncio.Event) -> None:
         failures = 0
         idle = 0  # empty rounds in a row: most touches go out where they are queued, so polls back off a little
         last_recovery = 0.0
@@ -123,6 +145,9 @@ def worker_loops(settings: JourneySettings, clock: Clock, senders: SenderFactory
                 idle = 0
             else:
                 idle += 1
-                await _pause(stop, min(IDLE_POLL_MAX_S, settings.sender_poll_s * 2 ** min(idle - 1, 8)))
+                await _pause_or_wake(stop, wake, min(IDLE_POLL_MAX_S, settings.sender_poll_s * 2 ** min(idle - 1, 8)))
+            if wake.is_set():
+                wake.clear()
+                idle = 0
 
     return run

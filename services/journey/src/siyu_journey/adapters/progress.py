@@ -415,8 +415,7 @@ async def recent_touches(
     return out
 
 
-_UPDATE_TOUCHES = text(
-    """
+UPDATE_TOUCHES_SQL = """
     UPDATE touches t
     SET status = u.status, reason = u.reason, due_at = u.due_at, attempt_at = u.attempt_at, sent_at = u.sent_at,
         attempts = u.attempts, staff_id = u.staff_id
@@ -426,8 +425,22 @@ _UPDATE_TOUCHES = text(
          AS u(touch_id, status, reason, due_at, attempt_at, sent_at, attempts, staff_id)
     WHERE t.touch_id = u.touch_id
       AND t.touch_id = ANY(CAST(:ids AS text[]))  -- rows found by key even when statistics lag a bulk load
-    """
-)
+"""
+"""The touch updates as one statement over arrays (parameters: ``touch_update_params``)."""
+_UPDATE_TOUCHES = text(UPDATE_TOUCHES_SQL)
+
+
+def touch_update_params(changes: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "ids": [c["b_id"] for c in changes],
+        "statuses": [c["b_status"] for c in changes],
+        "reasons": [c["b_reason"] for c in changes],
+        "dues": [c["b_due"] for c in changes],
+        "attempt_ats": [c["b_attempt_at"] for c in changes],
+        "sent_ats": [c["b_sent_at"] for c in changes],
+        "attempts": [c["b_attempts"] for c in changes],
+        "staff": [c["b_staff"] for c in changes],
+    }
 
 
 async def update_touches(session: AsyncSession, *, changes: Sequence[dict[str, Any]]) -> None:
@@ -437,19 +450,7 @@ async def update_touches(session: AsyncSession, *, changes: Sequence[dict[str, A
     """
     if not changes:
         return
-    await session.execute(
-        _UPDATE_TOUCHES,
-        {
-            "ids": [c["b_id"] for c in changes],
-            "statuses": [c["b_status"] for c in changes],
-            "reasons": [c["b_reason"] for c in changes],
-            "dues": [c["b_due"] for c in changes],
-            "attempt_ats": [c["b_attempt_at"] for c in changes],
-            "sent_ats": [c["b_sent_at"] for c in changes],
-            "attempts": [c["b_attempts"] for c in changes],
-            "staff": [c["b_staff"] for c in changes],
-        },
-    )
+    await session.execute(_UPDATE_TOUCHES, touch_update_params(changes))
 
 
 async def pending_touches_of(session: AsyncSession, *, enrolment_ids: Sequence[str]) -> list[Row[Any]]:

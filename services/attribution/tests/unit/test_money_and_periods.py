@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from fractions import Fraction
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -50,7 +51,11 @@ def test_periods_are_shanghai_months_and_closed_ones_carry_over() -> None:
 @settings(max_examples=300, deadline=None)
 @given(
     moments=st.lists(
-        st.datetimes(min_value=datetime(2025, 12, 1), max_value=datetime(2027, 2, 1), timezones=st.just(UTC)),
+        st.datetimes(
+            min_value=datetime(2025, 12, 1),
+            max_value=datetime(2027, 2, 1),
+            timezones=st.sampled_from([UTC, timezone(timedelta(hours=8)), ZoneInfo("America/New_York")]),
+        ),
         max_size=20,
     ),
     last_closed=st.sampled_from([None, "2025-12", "2026-10", "2026-11", "2027-01"]),

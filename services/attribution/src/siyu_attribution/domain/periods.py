@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone, tzinfo
 from zoneinfo import ZoneInfo
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -43,21 +43,24 @@ def period_bounds(period: str) -> tuple[datetime, datetime]:
 class PostingPeriods:
     """``posting_period`` for many moments after the same close, remembering the bounds of the last period seen.
 
-    A replay posts runs of entries in the same month: one comparison instead of a time zone conversion each.
+    A replay posts runs of entries in the same month: one comparison instead of a time zone conversion each. The
+    bounds are kept in the moments' own fixed-offset zone (UTC in practice), so the comparison needs no offsets.
     """
 
-    __slots__ = ("_end", "_last_closed", "_name", "_start")
+    __slots__ = ("_end", "_last_closed", "_name", "_start", "_zone")
 
     def __init__(self, *, last_closed: str | None) -> None:
         self._last_closed = last_closed
-        self._start = datetime.max.replace(tzinfo=SHANGHAI)
-        self._end = datetime.min.replace(tzinfo=SHANGHAI)
+        self._zone: tzinfo | None = None
+        self._start = self._end = datetime.min
         self._name = ""
 
     def __call__(self, moment: datetime) -> str:
-        if moment.tzinfo is not None and self._start <= moment < self._end:
+        if moment.tzinfo is self._zone and self._start <= moment < self._end:
             return self._name
         name = posting_period(moment, last_closed=self._last_closed)
-        self._start, self._end = period_bounds(period_of(moment))
-        self._name = name
+        zone = moment.tzinfo
+        if isinstance(zone, timezone):  # fixed offset: comparing wall times in it is comparing instants
+            start, end = period_bounds(period_of(moment))
+            self._zone, self._start, self._end, self._name = zone, start.astimezone(zone), end.astimezone(zone), name
         return name

@@ -76,15 +76,16 @@ async def _line_batches(request: Request, encoding: str) -> AsyncIterator[list[s
         yield [pending]
 
 
-async def _rows(
+async def _row_batches(
     request: Request, fmt: str, encoding: str, spec: dict[str, tuple[str, ...]]
-) -> AsyncIterator[tuple[int, dict[str, Any] | str, bool]]:
-    """(line number, row, by_column) triples: CSV rows come as fields by canonical name (``by_column``), JSONL rows
-    as they are; a row that cannot even be read is given as its error text."""
+) -> AsyncIterator[list[tuple[int, dict[str, Any] | str, bool]]]:
+    """(line number, row, by_column) triples, a network chunk at a time: CSV rows come as fields by canonical name
+    (``by_column``), JSONL rows as they are; a row that cannot even be read is given as its error text."""
     positions: dict[str, int | None] | None = None
     width = 0
     number = 0
     async for lines in _line_batches(request, encoding):
+        out: list[tuple[int, dict[str, Any] | str, bool]] = []
         if fmt == "jsonl":
             for line in lines:
                 number += 1
@@ -94,7 +95,8 @@ async def _rows(
                     value = orjson.loads(line)
                 except orjson.JSONDecodeError:
                     value = None
-                yield number, value if isinstance(value, dict) else "not a JSON object", False
+                out.append((number, value if isinstance(value, dict) else "not a JSON object", False))
+            yield out
             continue
         for fields in csv.reader(lines):
             number += 1
@@ -105,9 +107,10 @@ async def _rows(
                 positions, width = rules.column_positions(header, spec), len(header)
                 continue
             if len(fields) != width:
-                yield number, f"expected {width} columns, got {len(fields)}", True
+                out.append((number, f"expected {width} columns, got {len(fields)}", True))
                 continue
-            yield number, rules.from_fields(fields, positions), True
+            out.append((number, rules.from_fields(fields, positions), True))
+        yield out
 
 
 def imports_router() -> APIRouter:
@@ -160,19 +163,20 @@ def imports_router() -> APIRouter:
             batch, errors, read = [], [], 0
 
         try:
-            async for line, row, by_column in _rows(request, fmt, encoding, spec):
-                read += 1
-                if isinstance(row, str):
-                    errors.append({"line": line, "error": row})
-                    continue
-                try:
-                    record = from_columns(row) if by_column else record_of(row)
-                except (Malformed, ValidationError, ValueError) as exc:
-                    errors.append({"line": line, "error": str(exc).splitlines()[0][:300]})
-                    continue
-                batch.append((rules.dedupe_key(record), record))
-                if read >= CHUNK_ROWS:
-                    await hand_over()
+            async for rows in _row_batches(request, fmt, encoding, spec):
+                for line, row, by_column in rows:
+                    read += 1
+                    if isinstance(row, str):
+                        errors.append({"line": line, "error": row})
+                        continue
+                    try:
+                        record = from_columns(row) if by_column else record_of(row)
+                    except (Malformed, ValidationError, ValueError) as exc:
+                        errors.append({"line": line, "error": str(exc).splitlines()[0][:300]})
+                        continue
+                    batch.append((rules.dedupe_key(record), record))
+                    if read >= CHUNK_ROWS:
+                        await hand_over()
             await hand_over(finished=True)
         finally:
             if in_flight is not None:

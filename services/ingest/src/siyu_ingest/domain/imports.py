@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+import json.encoder
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -19,6 +20,20 @@ from siyu_ingest.domain.normalise import clean_name, normalise_phone, shanghai_t
 from siyu_shared.events.catalog.common import SourceRef
 
 ImportKind = Literal["orders", "leads"]
+
+
+def _canonical_encoder() -> Callable[[Any], str]:
+    """``json.dumps(record, sort_keys=True, ensure_ascii=False, default=str)``, byte for byte (the dedupe keys of
+    earlier imports stay valid), with the C encoder made once instead of per row: half the cost. Records are trees
+    of plain values, so the circular-reference check is left out."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - CPython always has _json
+        return json.JSONEncoder(sort_keys=True, ensure_ascii=False, default=str).encode
+    encode = make(None, str, json.encoder.encode_basestring, None, ": ", ", ", True, False, True)
+    return lambda record: "".join(encode(record, 0))
+
+
+_canonical = _canonical_encoder()
 
 # Tmall/Taobao 订单导出 headers next to plain English ones.
 ORDER_COLUMNS = {
@@ -150,7 +165,7 @@ def lead_from_columns(col: Mapping[str, str | None]) -> dict[str, Any]:
 def dedupe_key(record: Mapping[str, Any]) -> str:
     """The same row uploaded again is a duplicate; a later export of the same order with a new status or refund
     is not (its record differs), and the order lifecycle applies only what is new."""
-    canonical = json.dumps(record, sort_keys=True, ensure_ascii=False, default=str).encode()
+    canonical = _canonical(record).encode()
     digest = hashlib.sha256(canonical).hexdigest()[:16]
     if record["type"] == "order":
         return f"order:{record['channel']}:{str(record['order_no'])[:150]}:{digest}"

@@ -16,6 +16,7 @@ from siyu_ingest.domain.errors import Malformed
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 _MASK = re.compile(r"[*xX×＊]")
 _DIGITISH = re.compile(r"^[+\d\s\-()*xX×＊]{5,}$")
+_PLAIN_YUAN = re.compile(r"(\d{1,15})(?:\.(\d{1,2}))?", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,10 @@ def yuan_to_fen(raw: str | int | float | None) -> int:
     """``"99.00"`` yuan → 9900 fen, rounding half up at the fen; a negative or non-numeric amount is malformed."""
     if raw is None or raw == "":
         return 0
+    if isinstance(raw, str) and (plain := _PLAIN_YUAN.fullmatch(raw)):
+        # ASCII digits with at most two decimals (every export row): exact in integers, nothing to round
+        whole, cents = plain.groups()
+        return int(whole) * 100 + (int(cents.ljust(2, "0")) if cents else 0)
     try:
         amount = Decimal(str(raw)) * 100
     except InvalidOperation as exc:

@@ -18,11 +18,12 @@ class _Result:
 
 
 class _Session:
-    def __init__(self, gate: asyncio.Event, opened: list[int]) -> None:
-        self.gate, self.opened = gate, opened
+    def __init__(self, gate: asyncio.Event, opened: list[int], entered: asyncio.Event | None = None) -> None:
+        self.gate, self.opened, self.entered = gate, opened, entered or asyncio.Event()
 
     async def __aenter__(self) -> _Session:
         self.opened.append(1)
+        self.entered.set()
         return self
 
     async def __aexit__(self, *_: object) -> None:
@@ -53,10 +54,9 @@ async def test_concurrent_misses_share_one_read() -> None:
 
 async def test_a_change_during_the_read_is_not_cached_over() -> None:
     store = _store({("t", "douyin"): {"client_secret": "old"}})
-    gate, opened = asyncio.Event(), []
-    load = asyncio.create_task(store.load(lambda: _Session(gate, opened), tenant="t", channel="douyin"))  # type: ignore[arg-type, return-value]
-    while not opened:  # the read is under way
-        await asyncio.sleep(0)
+    gate, opened, entered = asyncio.Event(), [], asyncio.Event()
+    load = asyncio.create_task(store.load(lambda: _Session(gate, opened, entered), tenant="t", channel="douyin"))  # type: ignore[arg-type, return-value]
+    await entered.wait()  # the read is under way
     store.forget("t", "douyin")  # what put()/remove() do after a change
     gate.set()
     await load

@@ -9,16 +9,16 @@ import functools
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from fractions import Fraction
 from typing import Any
 
 import orjson
-from sqlalchemy import text, update
+from sqlalchemy import Numeric, text, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from siyu_segmentation.adapters.profiles import _plain
-from siyu_segmentation.adapters.tables import order_facts
-from siyu_segmentation.domain.facts import OrderFact, Profile, TouchFact
+from siyu_segmentation.adapters.tables import order_facts, profiles
+from siyu_segmentation.domain.facts import FACTS, OrderFact, Profile, TouchFact
 from siyu_segmentation.domain.fold import FOLDED_COLUMNS
 from siyu_segmentation.domain.tagging import Decision
 
@@ -45,9 +45,8 @@ async def lock_profiles(session: AsyncSession, *, tenant: str, person_ids: Seque
     if not person_ids:
         return {}
     rows = await session.execute(_LOCK_PROFILES, {"tenant": tenant, "persons": sorted(set(person_ids))})
-    return {
-        r["person_id"]: LockedProfile({c: r[c] for c in FOLDED_COLUMNS}, bool(r["_created"])) for r in rows.mappings()
-    }
+    # Rows as tuples: person_id, the folded columns in order, _created.
+    return {r[0]: LockedProfile(dict(zip(FOLDED_COLUMNS, r[1:-1], strict=True)), bool(r[-1])) for r in rows}
 
 
 _ROW_TYPES = {
@@ -231,6 +230,9 @@ class Loaded:
     held: dict[str, Decision]
 
 
+_NUMERIC_FACTS = frozenset(c.name for c in profiles.c if isinstance(c.type, Numeric))
+
+
 async def write_and_load(
     session: AsyncSession,
     *,
@@ -250,20 +252,28 @@ async def write_and_load(
     when needed) with the tags they hold. Persons without a profile are absent."""
     if not person_ids:
         return {}
-    rows = []
+    rows: list[dict[str, Any]] = []
     for p in sorted(set(person_ids)):
-        row: dict[str, Any] = {"person_id": p, "folded": p in folded, "orders": p in order_persons}
-        row["touches"] = p in touch_persons
+        params: dict[str, Any] = {"person_id": p, "folded": p in folded, "orders": p in order_persons}
+        params["touches"] = p in touch_persons
         if p in folded:
-            row.update(folded[p])
-        rows.append(row)
+            params.update(folded[p])
+        rows.append(params)
     names = tuple(sorted(facts))
     statement = _write_and_load(names, attributes, with_orders, with_touches)
     result = await session.execute(statement, {"tenant": tenant, "rows": _json(rows)})
+    sets = [i for i, name in enumerate(names, 1) if FACTS[name] == "set"]
+    numbers = [i for i, name in enumerate(names, 1) if name in _NUMERIC_FACTS]
     out: dict[str, Loaded] = {}
-    for r in result:
+    for row in result:
+        r: list[Any] = list(row)
         person_id = r[0]
-        values = {name: _plain(r[i]) for i, name in enumerate(names, 1)}
+        for i in sets:  # as profiles._plain reads them: arrays as sets, numerics as exact fractions
+            r[i] = set(r[i])
+        for i in numbers:
+            if r[i] is not None:
+                r[i] = Fraction(r[i])
+        values = dict(zip(names, r[1 : len(names) + 1], strict=True))
         i = len(names) + 1
         attrs: dict[str, Any] = {}
         if attributes:

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,7 +32,7 @@ from siyu_journey.domain import guardrails
 from siyu_journey.domain.localtime import start_of_month, start_of_week
 from siyu_journey.domain.templates import render
 from siyu_journey.service import change
-from siyu_journey.touch_events import TouchOutcome, record
+from siyu_journey.touch_events import TouchOutcome, emit, record
 from siyu_shared.db.engine import SessionFactory, unit_of_work
 from siyu_shared.events.topics import TopicNames
 from siyu_shared.kafka.errors import is_infrastructure_failure
@@ -70,6 +71,16 @@ async def deliver_round(
     return len(rows) or 1
 
 
+@dataclass(slots=True)
+class _Decided:
+    changes: list[dict[str, Any]]
+    """``change`` rows: the decided (and, for channels that deduplicate, sent) touches' new values."""
+    events: list[TouchOutcome]
+    claimed: dict[str, Any]
+    later: list[Outgoing]
+    held_elsewhere: int
+
+
 async def decide_and_send(
     session: AsyncSession,
     rows: Sequence[Any],
@@ -80,10 +91,26 @@ async def decide_and_send(
     config: DeliveryConfig,
     persons: Mapping[tuple[str, str], Any] | None = None,
 ) -> tuple[dict[str, Any], list[Outgoing], int]:
+    """``decide`` for touch rows this transaction holds, its outcomes recorded with their events. Returns the
+    claimed rows by id, what is left for phase 2, and how many rows were left alone (their person held by another
+    transaction)."""
+    decided = await decide(session, rows, now=now, sender=sender, config=config, persons=persons)
+    await record(session, decided.changes, decided.events, topics=topics)
+    return decided.claimed, decided.later, decided.held_elsewhere
+
+
+async def decide(
+    session: AsyncSession,
+    rows: Sequence[Any],
+    *,
+    now: datetime,
+    sender: ChannelRouter,
+    config: DeliveryConfig,
+    persons: Mapping[tuple[str, str], Any] | None = None,
+) -> _Decided:
     """Phase 1 (and, for channels that deduplicate on the touch id, the send and its outcome) for touch rows this
     transaction holds: persons locked (a person another worker holds is left for later), guardrails decided,
-    outcomes recorded with their events. Returns the claimed rows by id, what is left for phase 2, and how many
-    rows were left alone (their person held by another transaction).
+    what to record (their new values and events), not yet written.
 
     ``persons``: people rows this transaction already holds locked (current, and nobody can change them before it
     commits), by (tenant, person); the others are read after the guardrail locks."""
@@ -171,41 +198,69 @@ async def decide_and_send(
         changes += done
         events += done_events
     changes += [sending[o.touch_id] for o in later]
-    await record(session, changes, events, topics=topics)
-    return claimed, later, held_elsewhere
+    return _Decided(changes, events, claimed, later, held_elsewhere)
 
 
 async def deliver_now(
     session: AsyncSession,
-    rows: Sequence[Any],
+    rows: Sequence[Mapping[str, Any]],
     *,
     now: datetime,
     sender: ChannelRouter,
     topics: TopicNames,
     config: DeliveryConfig,
     persons: Mapping[tuple[str, str], Any] | None = None,
-) -> bool:
-    """Touches just queued in this transaction (a timer fired, an event enrolled someone): those due now through a
-    channel that deduplicates on the touch id are decided and sent at once, as a delivery round would, sparing the
-    round trip through ``pending``. The rest (other channels, persons another worker holds) stay pending for the
-    delivery loop, and so does everything should this fail (in a savepoint: the caller's work still commits; an
-    outage of the database is raised for the caller to retry).
+) -> tuple[set[str], bool]:
+    """Touches about to be queued in this transaction (a timer fired, an event enrolled someone), as touches rows
+    (``service.touch_rows``): those due now through a channel that deduplicates on the touch id are decided and
+    sent at once, as a delivery round would, and inserted as decided (sent, skipped, deferred…) with their events:
+    one insert instead of an insert and an update. The others (other channels, persons another worker holds) are
+    for the caller to insert pending, for the delivery loop, and so is everything should this fail (in a
+    savepoint: the caller's work still commits; an outage of the database is raised for the caller to retry).
 
-    Returns whether any of the rows was left pending for the delivery loop."""
-    ready = [t for t in rows if t.due_at <= now and sender.for_channel(t.channel).idempotent]
+    Returns the ids of the touches inserted here, and whether any of ``rows`` is left for the delivery loop.
+
+    A touch id that exists already (it cannot: its enrolment is locked and its occurrence new) is not inserted
+    again: then nothing of this is kept and the caller queues them all, as before; what was sent meanwhile went
+    through channels that deduplicate on the touch id."""
+    ready = [t for t in rows if t["due_at"] <= now and sender.for_channel(t["channel"]).idempotent]
     if not ready:
-        return bool(rows)
+        return set(), bool(rows)
     try:
         async with session.begin_nested():
-            _, _, held_elsewhere = await decide_and_send(
-                session, ready, now=now, sender=sender, topics=topics, config=config, persons=persons
+            decided = await decide(
+                session, [SimpleNamespace(**t) for t in ready], now=now, sender=sender, config=config, persons=persons
             )
+            assert not decided.later  # only channels that deduplicate on the touch id here
+            by_id = {t["touch_id"]: t for t in ready}
+            final = [{**by_id[c["b_id"]], **_values(c)} for c in decided.changes]
+            inserted = await progress.insert_decided_touches(session, rows=final)
+            if len(inserted) != len(final):
+                raise TouchExists(sorted(set(by_id) - inserted)[:5])
+            await emit(session, decided.events, topics=topics)
     except Exception as exc:
         if is_infrastructure_failure(exc):
             raise
         log.warning("inline_delivery_failed", touches=len(ready), error=repr(exc))
-        return True
-    return held_elsewhere > 0 or len(ready) < len(rows)
+        return set(), True
+    return inserted, len(inserted) < len(rows)
+
+
+class TouchExists(RuntimeError):
+    """A touch about to be inserted decided was there already."""
+
+
+def _values(c: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``change`` row as touches columns."""
+    return {
+        "status": c["b_status"],
+        "reason": c["b_reason"],
+        "due_at": c["b_due"],
+        "attempt_at": c["b_attempt_at"],
+        "sent_at": c["b_sent_at"],
+        "attempts": c["b_attempts"],
+        "staff_id": c["b_staff"],
+    }
 
 
 def _outcomes(

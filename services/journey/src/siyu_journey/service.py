@@ -23,9 +23,10 @@ from siyu_journey.domain.triggers import Occurrence, matches
 from siyu_journey.touch_events import TouchOutcome, emit
 from siyu_shared.events.topics import TopicNames
 
-Queued = Callable[[AsyncSession, list[Row[Any]], Mapping[tuple[str, str], Row[Any]] | None], Awaitable[None]]
-"""Given the touch rows just inserted, in the same transaction (the worker delivers those due now at once), and
-the people rows this transaction holds locked, if any (by tenant and person)."""
+Queued = Callable[[AsyncSession, list[dict[str, Any]], Mapping[tuple[str, str], Row[Any]] | None], Awaitable[set[str]]]
+"""Given the touch rows about to be inserted, in the same transaction, and the people rows this transaction holds
+locked, if any (by tenant and person); inserts those it delivers at once (the worker: those due now) and returns
+their ids. The rest are inserted pending."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +58,11 @@ def touch_rows(planned: Planned, *, now: datetime) -> list[dict[str, Any]]:
             "persona": planned.definition.persona,
             "staff_id": planned.staff_id,
             "status": "pending",
+            "reason": None,
+            "attempts": 0,
             "due_at": now,
+            "attempt_at": None,
+            "sent_at": None,
             "created_at": now,
         }
         for t in planned.transition.touches
@@ -71,8 +76,14 @@ async def save(session: AsyncSession, plans: Sequence[Planned], *, now: datetime
 
 
 async def _queue(
-    session: AsyncSession, plans: Sequence[Planned], *, now: datetime, new: bool = False, returning: bool = False
-) -> list[Row[Any]]:
+    session: AsyncSession,
+    plans: Sequence[Planned],
+    *,
+    now: datetime,
+    new: bool = False,
+    queued: Queued | None = None,
+    persons: Mapping[tuple[str, str], Row[Any]] | None = None,
+) -> None:
     timers = []
     finished = []
     for p in plans:
@@ -91,9 +102,11 @@ async def _queue(
     if not new:  # a new enrolment has no timer yet
         await progress.delete_timers(session, enrolment_ids=finished)
     await progress.set_timers(session, rows=timers)
-    return await progress.insert_touches(
-        session, rows=[row for p in plans for row in touch_rows(p, now=now)], returning=returning
-    )
+    rows = [row for p in plans for row in touch_rows(p, now=now)]
+    if queued is not None and rows:
+        done = await queued(session, rows, persons)
+        rows = [r for r in rows if r["touch_id"] not in done]
+    await progress.insert_touches(session, rows=rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,9 +198,7 @@ async def enter_many(
         session, rows=[(tenant, p.transition.enrolment, key) for tenant, key, p in pending]
     )
     plans = [p for _, _, p in pending if p.transition.enrolment.enrolment_id in inserted]
-    queued_rows = await _queue(session, plans, now=now, new=True, returning=queued is not None)
-    if queued is not None and queued_rows:
-        await queued(session, queued_rows, held)
+    await _queue(session, plans, now=now, new=True, queued=queued, persons=held)
     return [p.transition.enrolment.enrolment_id for p in plans]
 
 
@@ -299,9 +310,8 @@ async def fire_due_timers(
         plans.append(Planned(tenant, definition, transition, staff))
     await progress.save_enrolments(session, saved=[p.transition.enrolment for p in plans], now=now)
     # Their timers are gone already: only new ones to set.
-    inserted = await _queue(session, plans, now=now, new=True, returning=queued is not None)
-    if queued is not None and inserted:
-        await queued(session, inserted, None)  # persons read without a lock: read again after the guardrail lock
+    # persons were read without a lock: read again after the guardrail locks.
+    await _queue(session, plans, now=now, new=True, queued=queued, persons=None)
     return len(due)
 
 

@@ -66,12 +66,15 @@ def deliver_queued(
     the delivery loops (which poll fast again for a moment, as the transaction commits)."""
     config = delivery_config(settings)
 
-    async def queued(session: AsyncSession, rows: list[Any], persons: Mapping[tuple[str, str], Any] | None) -> None:
-        left = await delivery.deliver_now(
+    async def queued(
+        session: AsyncSession, rows: list[dict[str, Any]], persons: Mapping[tuple[str, str], Any] | None
+    ) -> set[str]:
+        done, left = await delivery.deliver_now(
             session, rows, now=clock(), sender=sender, topics=settings.topics, config=config, persons=persons
         )
         if left and wake is not None:
             wake.set()
+        return done
 
     return queued
 

@@ -1,5 +1,6 @@
 """Timers fired set-wise (hundreds a transaction, their touches decided and sent in it) end exactly as fired one at
-a time: same enrolments, same touches with the same outcomes and reasons, same events, same deliveries."""
+a time, and as when their touches are queued pending and delivered by delivery rounds: same enrolments, same touches
+with the same outcomes and reasons, same events, same deliveries."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 
-from siyu_journey import service
+from siyu_journey import delivery, service
 from siyu_journey.adapters import repository as repo
 from siyu_journey.adapters.senders import ChannelRouter
 from siyu_journey.adapters.senders.sandbox import SandboxSender
@@ -18,7 +19,7 @@ from siyu_journey.adapters.tables import enrolments, outbox, sandbox_deliveries,
 from siyu_journey.domain.definition import parse_definition
 from siyu_journey.domain.guardrails import GuardrailPolicy
 from siyu_journey.settings import JourneySettings
-from siyu_journey.workers import deliver_queued
+from siyu_journey.workers import deliver_queued, delivery_config
 from siyu_shared.db.engine import SessionFactory, create_engine, session_factory, unit_of_work
 
 from .conftest import Harness
@@ -113,13 +114,26 @@ async def _setup(sessions: SessionFactory, tenant: str) -> None:
                 )
 
 
-async def _fire(sessions: SessionFactory, settings: JourneySettings, sender: ChannelRouter, *, batch: int) -> None:
+async def _fire(
+    sessions: SessionFactory, settings: JourneySettings, sender: ChannelRouter, *, batch: int, inline: bool = True
+) -> None:
+    """Fires every timer due by day, then at night; ``inline=False``: the touches are queued pending and go out
+    through delivery rounds (the path of touches not sent where they are queued)."""
     for now in (DAYTIME, QUIET):
-        queued = deliver_queued(settings, lambda now=now: now, sender)  # type: ignore[misc]
+        queued = deliver_queued(settings, lambda now=now: now, sender) if inline else None  # type: ignore[misc]
         while True:
             async with unit_of_work(sessions) as session:
                 if not await service.fire_due_timers(session, now=now, limit=batch, queued=queued):
                     break
+        if not inline:
+            while await delivery.deliver_round(
+                sessions=sessions,
+                sender=sender,
+                clock=lambda now=now: now,  # type: ignore[misc]
+                topics=settings.topics,
+                config=delivery_config(settings),
+            ):
+                pass
 
 
 async def _state(sessions: SessionFactory, tenant: str) -> dict[str, Any]:
@@ -174,15 +188,20 @@ async def test_timers_fired_in_batches_end_as_fired_one_at_a_time(harness: Harne
         kafka_topic_prefix=harness.topic_prefix,
     )
     sender = ChannelRouter(SandboxSender(engine))
-    batched, single = f"{harness.tenant}b", f"{harness.tenant}s"
+    batched, single, rounds = f"{harness.tenant}b", f"{harness.tenant}s", f"{harness.tenant}r"
     try:
         await _setup(sessions, batched)
         await _fire(sessions, settings, sender, batch=500)
         await _setup(sessions, single)
         await _fire(sessions, settings, sender, batch=1)
+        await _setup(sessions, rounds)
+        await _fire(sessions, settings, sender, batch=500, inline=False)
 
         got, expected = await _state(sessions, batched), await _state(sessions, single)
         assert got == expected
+        # Decided where they are queued (inserted decided) or queued pending then claimed by delivery rounds: the
+        # same touches, outcomes, events and deliveries.
+        assert got == await _state(sessions, rounds)
         reasons = {(j, p, s, r) for j, p, _, _, s, r, *_ in got["touches"]}
         # The cases the comparison covers were all decided somewhere in it.
         assert ("first", "p2", "skipped", "opted_out") in reasons

@@ -302,7 +302,11 @@ _TOUCH_COLUMNS = (
     ("persona", "text"),
     ("staff_id", "text"),
     ("status", "text"),
+    ("reason", "text"),
+    ("attempts", "int"),
     ("due_at", "timestamptz"),
+    ("attempt_at", "timestamptz"),
+    ("sent_at", "timestamptz"),
     ("created_at", "timestamptz"),
 )
 _INSERT_TOUCHES = (
@@ -312,6 +316,7 @@ _INSERT_TOUCHES = (
 )
 _INSERT_TOUCHES_QUIET = text(_INSERT_TOUCHES)
 _INSERT_TOUCHES_RETURNING = text(_INSERT_TOUCHES + " RETURNING *")
+_INSERT_TOUCHES_RETURNING_IDS = text(_INSERT_TOUCHES + " RETURNING touch_id")
 
 
 async def insert_touches(
@@ -326,6 +331,14 @@ async def insert_touches(
         await session.execute(_INSERT_TOUCHES_QUIET, params)
         return []
     return list((await session.execute(_INSERT_TOUCHES_RETURNING, params)).all())
+
+
+async def insert_decided_touches(session: AsyncSession, *, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """``insert_touches`` for rows already decided (status, reason, attempts… given); the ids actually inserted."""
+    if not rows:
+        return set()
+    params = {c: [r[c] for r in rows] for c, _ in _TOUCH_COLUMNS}
+    return set((await session.execute(_INSERT_TOUCHES_RETURNING_IDS, params)).scalars())
 
 
 async def claim_pending_touches(session: AsyncSession, *, now: datetime, limit: int) -> list[Row[Any]]:

@@ -30,7 +30,7 @@ class IngestSettings(ServiceSettings):
     channels_file: Path | None = Field(
         default=None, description="YAML/JSON `{tenant: {channel: {secret: …}}}` for the local demo."
     )
-    worker_batch: int = Field(default=200, ge=1, description="Deliveries processed per transaction.")
+    worker_batch: int = Field(default=500, ge=1, description="Deliveries processed per transaction.")
     worker_poll_interval_s: float = Field(default=0.5, gt=0)
     worker_max_attempts: int = Field(default=5, ge=1, description="Attempts of a delivery before it is failed.")
     credentials_cache_s: float = Field(default=5.0, ge=0)

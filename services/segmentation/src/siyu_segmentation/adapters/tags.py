@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -140,13 +140,14 @@ def tags_changed_payload(
     """The event id and JSON of ``tags_changed_event(...).to_json()``, built directly (no model validation: the
     batch path builds hundreds per round; a unit test holds the two byte for byte)."""
     event_id = _tags_event_id(tenant, person_id, cause)
+    evaluated_at, time = _event_times(now)
     data = {
         "person_id": person_id,
         "added": [_change_json(d) for d in change.added],
         "removed": [_change_json(d) for d in change.removed],
         "tags": list(change.tags),
         "facts": facts,
-        "evaluated_at": _json_time(now),
+        "evaluated_at": evaluated_at,
         "cause": cause if ":" in cause else f"event:{cause}",
     }
     event = {
@@ -154,7 +155,7 @@ def tags_changed_payload(
         "id": event_id,
         "source": SOURCE,
         "type": TagsChanged.event_type,
-        "time": _json_time(now.astimezone(UTC)),
+        "time": time,
         "subject": person_id,
         "tenant": tenant,
         "datacontenttype": "application/json",
@@ -174,6 +175,21 @@ def _tags_event_id(tenant: str, person_id: str, cause: str) -> str:
     digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
     x = digest[:16].hex()
     return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
+
+
+_TIMES: dict[tuple[datetime, timedelta | None], tuple[str, str]] = {}
+
+
+def _event_times(now: datetime) -> tuple[str, str]:
+    """``evaluated_at`` and the envelope's ``time`` for ``now``; a round's events share it, so it is kept (keyed by
+    the offset too: equal instants in two zones are written differently)."""
+    key = (now, now.utcoffset())
+    times = _TIMES.get(key)
+    if times is None:
+        if len(_TIMES) > 64:
+            _TIMES.clear()
+        times = _TIMES[key] = (_json_time(now), _json_time(now.astimezone(UTC)))
+    return times
 
 
 def _json_time(value: datetime) -> str:

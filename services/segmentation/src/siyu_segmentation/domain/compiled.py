@@ -191,7 +191,10 @@ class CompiledRules:
         for tag in self._order:
             if tag in wanted:
                 for label, read in self._leaves[tag]:
-                    out[label] = read(profile, now)
+                    # A label names its value (the fact, or the aggregate with its window and scope): once read,
+                    # reading it again for another leaf or tag would write the same value in the same place.
+                    if label not in out:
+                        out[label] = read(profile, now)
         return out
 
 

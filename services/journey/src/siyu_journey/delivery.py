@@ -32,7 +32,7 @@ from siyu_journey.domain import guardrails
 from siyu_journey.domain.localtime import start_of_month, start_of_week
 from siyu_journey.domain.templates import render
 from siyu_journey.service import change
-from siyu_journey.touch_events import TouchOutcome, emit, record
+from siyu_journey.touch_events import TouchOutcome, insert_decided, record
 from siyu_shared.db.engine import SessionFactory, unit_of_work
 from siyu_shared.events.topics import TopicNames
 from siyu_shared.kafka.errors import is_infrastructure_failure
@@ -234,10 +234,9 @@ async def deliver_now(
             assert not decided.later  # only channels that deduplicate on the touch id here
             by_id = {t["touch_id"]: t for t in ready}
             final = [{**by_id[c["b_id"]], **_values(c)} for c in decided.changes]
-            inserted = await progress.insert_decided_touches(session, rows=final)
-            if len(inserted) != len(final):
+            inserted = await insert_decided(session, final, decided.events, topics=topics)
+            if len(inserted) != len(final):  # rolls the savepoint back: the events with the touches
                 raise TouchExists(sorted(set(by_id) - inserted)[:5])
-            await emit(session, decided.events, topics=topics)
     except Exception as exc:
         if is_infrastructure_failure(exc):
             raise

@@ -162,6 +162,7 @@ _QUEUE_SQL = """
 """
 _QUEUE = text(_QUEUE_SQL)
 _UPDATE_AND_QUEUE = text(f"WITH updated AS ({progress.UPDATE_TOUCHES_SQL}) {_QUEUE_SQL}")
+_QUEUE_AND_INSERT = text(f"WITH queued AS ({_QUEUE_SQL}) {progress.INSERT_TOUCHES_SQL} RETURNING touch_id")
 
 
 def _queue_params(events: Sequence[TouchOutcome], topics: TopicNames) -> dict[str, Any]:
@@ -193,3 +194,16 @@ async def record(
         await emit(session, events, topics=topics)
     else:
         await session.execute(_UPDATE_AND_QUEUE, progress.touch_update_params(changes) | _queue_params(events, topics))
+
+
+async def insert_decided(
+    session: AsyncSession, rows: Sequence[dict[str, Any]], events: Sequence[TouchOutcome], *, topics: TopicNames
+) -> set[str]:
+    """``progress.insert_decided_touches`` and ``emit`` in one round trip (the events queued in a CTE); the ids of
+    the touches actually inserted (the caller rolls the events back should one be missing)."""
+    if not events:
+        return await progress.insert_decided_touches(session, rows=rows)
+    result = await session.execute(
+        _QUEUE_AND_INSERT, progress.touch_insert_params(rows) | _queue_params(events, topics)
+    )
+    return set(result.scalars())

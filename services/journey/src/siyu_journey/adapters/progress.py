@@ -309,7 +309,7 @@ _TOUCH_COLUMNS = (
     ("sent_at", "timestamptz"),
     ("created_at", "timestamptz"),
 )
-_INSERT_TOUCHES = (
+INSERT_TOUCHES_SQL = _INSERT_TOUCHES = (
     f"INSERT INTO touches ({', '.join(c for c, _ in _TOUCH_COLUMNS)}) "
     f"SELECT * FROM unnest({', '.join(f'CAST(:{c} AS {t}[])' for c, t in _TOUCH_COLUMNS)}) "
     "ON CONFLICT (touch_id) DO NOTHING"
@@ -333,12 +333,16 @@ async def insert_touches(
     return list((await session.execute(_INSERT_TOUCHES_RETURNING, params)).all())
 
 
+def touch_insert_params(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The parameters of ``INSERT_TOUCHES_SQL`` (touches rows as arrays, one per column)."""
+    return {c: [r[c] for r in rows] for c, _ in _TOUCH_COLUMNS}
+
+
 async def insert_decided_touches(session: AsyncSession, *, rows: Sequence[dict[str, Any]]) -> set[str]:
     """``insert_touches`` for rows already decided (status, reason, attempts… given); the ids actually inserted."""
     if not rows:
         return set()
-    params = {c: [r[c] for r in rows] for c, _ in _TOUCH_COLUMNS}
-    return set((await session.execute(_INSERT_TOUCHES_RETURNING_IDS, params)).scalars())
+    return set((await session.execute(_INSERT_TOUCHES_RETURNING_IDS, touch_insert_params(rows))).scalars())
 
 
 async def claim_pending_touches(session: AsyncSession, *, now: datetime, limit: int) -> list[Row[Any]]:

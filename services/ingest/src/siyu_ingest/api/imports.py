@@ -27,6 +27,9 @@ from siyu_shared.db.engine import SessionFactory, unit_of_work
 from siyu_shared.http.deps import DbSession, Reader, Writer
 
 CHUNK_ROWS = 5000
+YIELD_EVERY = 250
+"""Rows normalised between two turns of the event loop while a chunk is being written: the write is a handful of
+round trips, each of which waited for a whole network chunk of normalisation (~650 rows) before."""
 ERRORS_IN_REPLY = 100
 
 
@@ -177,6 +180,8 @@ def imports_router() -> APIRouter:
                     batch.append((rules.dedupe_key(record), record))
                     if read >= CHUNK_ROWS:
                         await hand_over()
+                    elif read % YIELD_EVERY == 0 and in_flight is not None:
+                        await asyncio.sleep(0)  # let the chunk being written take its next step
             await hand_over(finished=True)
         finally:
             if in_flight is not None:

@@ -1,8 +1,9 @@
 """Post the demo through the real endpoints, and tell when the whole pipeline has settled.
 
 Settled means: ingest has no pending delivery, no service has an unpublished outbox row, and every consumer group
-of the deployment has committed up to the end of every partition it reads. Checked twice in a row, since a
-consumer that just committed may be about to write the next outbox row.
+of the deployment has committed up to the end of every partition it reads. Checked three times a second apart,
+since a consumer that just committed may be about to write the next outbox row, and a background loop (journey's
+delivery loop idles up to a second) may be about to send what is due.
 """
 
 from __future__ import annotations
@@ -156,9 +157,9 @@ async def settle(
     while time.monotonic() < deadline:
         reason = await _busy(http, urls, tenant=tenant, api_key=api_key, bootstrap=bootstrap, groups=groups)
         quiet_in_a_row = quiet_in_a_row + 1 if reason is None else 0
-        if quiet_in_a_row >= 2:
+        if quiet_in_a_row >= 3:
             return
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(1.0)
     raise ReplayError(f"the pipeline did not settle in {timeout_s:.0f}s: {reason}")
 
 

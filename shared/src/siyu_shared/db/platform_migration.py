@@ -1,4 +1,4 @@
-"""Alembic operations that create the platform tables (outbox, inbox, api_keys) in a service schema.
+"""Alembic operations that create the platform tables (outbox, inbox, api_keys, person_aliases) in a service schema.
 
 Versioned by name: a later change to these tables gets a new function, so old migrations keep their meaning.
 """
@@ -56,3 +56,18 @@ def drop_platform_tables_v1() -> None:
     op.execute("DROP TRIGGER IF EXISTS outbox_notify ON outbox")
     op.drop_table("outbox")
     op.execute("DROP FUNCTION IF EXISTS outbox_notify()")
+
+
+def create_person_aliases_v1() -> None:
+    """Merged person ids and their survivors, as the service's consumers saw them (``messaging.aliases``)."""
+    op.create_table(
+        "person_aliases",
+        sa.Column("tenant", sa.String(64), primary_key=True),
+        sa.Column("person_id", sa.String(64), primary_key=True),
+        sa.Column("survivor_id", sa.String(64), nullable=False),
+        sa.Column("merged_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    )
+
+
+def drop_person_aliases_v1() -> None:
+    op.drop_table("person_aliases")

@@ -1,4 +1,4 @@
-"""Tables every service schema has: the outbox, the inbox and API keys.
+"""Tables every service schema has: the outbox, the inbox, API keys and the person aliases consumers follow.
 
 Declared on the service's own ``MetaData`` (see ``add_platform_tables``) so the service's migrations and
 ``metadata.create_all`` create them in the service schema. Names are unqualified on purpose (search_path).
@@ -60,6 +60,14 @@ def add_platform_tables(metadata: MetaData) -> tuple[Table, Table, Table]:
         Column("secret_hash", LargeBinary, nullable=False),
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         Column("revoked_at", DateTime(timezone=True)),
+    )
+    Table(
+        "person_aliases",
+        metadata,
+        Column("tenant", String(64), primary_key=True),
+        Column("person_id", String(64), primary_key=True),
+        Column("survivor_id", String(64), nullable=False),
+        Column("merged_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     )
     return outbox, inbox, api_keys
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
@@ -26,29 +26,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from siyu_shared.db.engine import SessionFactory
 from siyu_shared.events.envelope import CloudEvent
-from siyu_shared.events.registry import EventData, UnknownEventType, parse_data
+from siyu_shared.events.registry import UnknownEventType, parse_data
 from siyu_shared.events.topics import dlq_name
 from siyu_shared.kafka.errors import PoisonEvent, is_infrastructure_failure
+from siyu_shared.kafka.received import Received
 from siyu_shared.logging import get_logger
+from siyu_shared.messaging.aliases import follow_merges
 from siyu_shared.messaging.inbox import claim_event, claim_events
 from siyu_shared.metrics import CONSUMER_LAG, HANDLER_LATENCY, HANDLER_OUTCOMES
 
 log = get_logger(__name__)
 
-E = TypeVar("E", bound=EventData)
-
-
-@dataclass(frozen=True, slots=True)
-class Received(Generic[E]):
-    """An event as a handler sees it: the envelope and its typed payload."""
-
-    envelope: CloudEvent
-    data: E
-
-    @property
-    def tenant(self) -> str:
-        return self.envelope.tenant
-
+__all__ = ["BatchHandler", "BatchHandling", "ConsumerRunner", "Handler", "Received", "RunnerConfig"]
 
 Handler = Callable[[Received[Any], AsyncSession], Awaitable[None]]
 BatchHandler = Callable[[list[Received[Any]], AsyncSession], Awaitable[None]]
@@ -181,7 +170,7 @@ class ConsumerRunner:
                         fresh_ids.discard(received.envelope.id)  # a copy later in the same batch is a duplicate
                         fresh.append(received)
                 if fresh:
-                    await batch.handler(fresh, session)
+                    await batch.handler(await follow_merges(session, fresh), session)
         except Exception as exc:
             if is_infrastructure_failure(exc):
                 raise
@@ -213,7 +202,8 @@ class ConsumerRunner:
                     if not await claim_event(session, consumer=group, event_id=event.id):
                         HANDLER_OUTCOMES.labels(group, "duplicate").inc()
                         return
-                    await handler(received, session)
+                    (followed,) = await follow_merges(session, [received])
+                    await handler(followed, session)
                 HANDLER_LATENCY.labels(group, event.type).observe(time.perf_counter() - started)
                 HANDLER_OUTCOMES.labels(group, "ok").inc()
                 return

@@ -43,6 +43,7 @@ def test_the_same_seed_and_clock_build_the_same_story() -> None:
 
 def test_every_delivery_passes_its_channels_signature_check_and_parses() -> None:
     story = dataset.build(now=NOW, persons=60)
+    start, _ = dataset.story_window(NOW)
     creds = {**CREDENTIALS, "xiaohongshu": {**CREDENTIALS["xiaohongshu"], "accounts": dataset.XHS_ACCOUNTS}}
     facts: dict[type, int] = {}
     for phase in story.phases:
@@ -53,6 +54,8 @@ def test_every_delivery_passes_its_channels_signature_check_and_parses() -> None
             adapter.verify(request, creds[step.channel])
             for fact in adapter.parse(request, creds[step.channel]):
                 facts[type(fact)] = facts.get(type(fact), 0) + 1
+                if isinstance(fact, Lead):  # the platforms' own clocks are inside the story's window
+                    assert start <= fact.occurred_at <= NOW, (step.channel, fact.occurred_at)
     assert facts[Lead] >= 60  # every person arrives as a lead (Douyin people twice: a question, then a phone)
     assert facts[ContactChange] and facts[GroupChange] and facts[OrderChange]
 

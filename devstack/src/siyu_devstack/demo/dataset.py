@@ -266,6 +266,7 @@ def _leads(human: Human, at: datetime) -> list[Step]:
         message_id=f"oe-msg-{human.index:05d}", clue_id=f"OE-DEMO-{human.index:05d}", telephone=human.phone
     )
     clue["publish_time"] = clue["timestamp"] = ms
+    clue["data"] = orjson.dumps({**orjson.loads(clue["data"]), "create_time_detail": shanghai_text(at)}).decode()
     return [_delivery("oceanengine", samples.oceanengine(clue))]
 
 

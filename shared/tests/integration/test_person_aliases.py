@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
@@ -54,3 +55,21 @@ async def test_events_without_merges_pass_through_untouched(scratch: Scratch) ->
     events = [joined("P1"), joined("P2")]
     async with unit_of_work(scratch.sessions) as session:
         assert await follow_merges(session, events) is events
+
+
+async def test_a_merge_waits_for_a_late_event_of_its_merged_id_in_flight(scratch: Scratch) -> None:
+    async with unit_of_work(scratch.sessions) as late:
+        (event,) = await follow_merges(late, [joined("X")])  # handled under X: no merge seen yet
+        assert event.data.person_id == "X"  # type: ignore[attr-defined]
+
+        async def merge() -> None:
+            async with unit_of_work(scratch.sessions) as session:
+                await follow_merges(session, [merged("P", "X")])
+
+        merging = asyncio.create_task(merge())
+        await asyncio.sleep(0.5)
+        assert not merging.done()  # the merge waits until the late event's transaction is over
+    await asyncio.wait_for(merging, 10)
+    async with unit_of_work(scratch.sessions) as session:
+        (event,) = await follow_merges(session, [joined("X")])
+    assert event.data.person_id == "P"  # type: ignore[attr-defined]

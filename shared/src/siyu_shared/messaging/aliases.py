@@ -5,6 +5,11 @@ in flight: published before the merge (another topic, another partition), or by 
 merge yet (journey greets a new WeCom friend under the id the contact arrived with, before WeCom's contact detail
 joins it to the lead). Each consumer keeps the merges it has seen in ``person_aliases`` (in its own schema, in the
 same transaction as the merge's handling) and hands every later event to its handlers under the survivor's id.
+
+A late event and the merge may be handled at the same moment in two transactions (they travel on different
+partitions). So both first take a transaction lock on every person they name (merged ids and survivor included),
+in one sorted order: the event either sees the merge's alias, or is committed before the merge folds its person.
+The locks are scoped to the service's schema, so services never wait for each other.
 """
 
 from __future__ import annotations
@@ -29,6 +34,10 @@ _RECORD = text(
     " SELECT CAST(:tenant AS varchar), m.id, CAST(:survivor AS varchar)"
     " FROM unnest(CAST(:merged AS varchar[])) AS m(id)"
     " ON CONFLICT (tenant, person_id) DO UPDATE SET survivor_id = EXCLUDED.survivor_id"
+)
+_LOCK = text(
+    "SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || '/' || s.k, 0))"
+    " FROM (SELECT k FROM unnest(CAST(:keys AS text[])) AS u(k) ORDER BY k) AS s"
 )
 _SURVIVORS = text(
     "SELECT a.tenant, a.person_id, a.survivor_id FROM person_aliases a"
@@ -69,8 +78,23 @@ def redirected(received: Received[Any], survivor: str) -> Received[Any]:
     return Received(envelope=envelope, data=data)
 
 
+def _persons_named(events: list[Received[Any]]) -> set[str]:
+    keys: set[str] = set()
+    for received in events:
+        if received.envelope.type == PERSON_MERGED:
+            data = received.data
+            keys.update(f"{received.tenant}/{p}" for p in (data.survivor_id, *data.merged_ids))
+        elif (person := _person_of(received)) is not None:
+            keys.add(f"{received.tenant}/{person}")
+    return keys
+
+
 async def follow_merges(session: AsyncSession, events: list[Received[Any]]) -> list[Received[Any]]:
-    """Record the merges among ``events``, then return them with merged ids replaced by their survivors."""
+    """Lock the persons ``events`` name, record the merges among them, then return the events with merged ids
+    replaced by their survivors."""
+    keys = _persons_named(events)
+    if keys:
+        await session.execute(_LOCK, {"keys": sorted(keys)})
     for received in events:
         if received.envelope.type == PERSON_MERGED:
             data = received.data

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from siyu_devstack.demo.dataset import Claim, Delivery, shanghai_text
+from siyu_devstack.demo.dataset import Claim, Delivery, delivery, shanghai_text
 from siyu_devstack.demo.replay import send_step
 from siyu_devstack.demo.wecom_sim import SimContact
 from siyu_devstack.testing import eventually
@@ -30,11 +30,6 @@ PHONE = "13912345678"
 ORDER_NO = "3911000000001"
 
 
-def delivery(channel: str, signed: samples.Signed) -> Delivery:
-    body, headers, query = signed
-    return Delivery(channel, body, dict(headers), dict(query))
-
-
 async def send(brand: Brand, step: Delivery | Claim) -> dict[str, Any]:
     reply = await send_step(brand.platform.http, brand.urls, step, tenant=brand.tenant, api_key=brand.api_key)
     assert reply.status_code in (200, 201), reply.text
@@ -47,11 +42,6 @@ async def tags_of(brand: Brand, person: str) -> set[str]:
     if reply.status_code != 200:
         return set()
     return {t["tag"] for t in reply.json().get("tags", [])}
-
-
-def wecom_event(fields: dict[str, Any]) -> Delivery:
-    base = {"ToUserName": "ww_corp", "FromUserName": "sys", "MsgType": "event", "CreateTime": int(time.time())}
-    return delivery("wecom", samples.wecom(samples.wecom_xml({**base, **fields})))
 
 
 async def test_kol_lead_to_friend_to_group_to_order_to_commission_and_refund(brand: Brand) -> None:
@@ -111,20 +101,8 @@ async def test_kol_lead_to_friend_to_group_to_order_to_commission_and_refund(bra
     await eventually(lambda: _has(brand, person, "dcba_c_ice_broken"), timeout_s=60)
 
     # Joins the activator's community group: relationship built.
-    await send(
-        brand,
-        wecom_event(
-            {
-                "Event": "change_external_chat",
-                "ChatId": "wrSeedGroup",
-                "ChangeType": "update",
-                "UpdateDetail": "add_member",
-                "JoinScene": 3,
-                "MemChangeCnt": 1,
-                "MemChangeList": ["wmSeed"],
-            }
-        ),
-    )
+    joined = samples.wecom_group_join(external_userids=["wmSeed"], chat_id="wrSeedGroup", create_time=int(time.time()))
+    await send(brand, delivery("wecom", samples.wecom(joined)))
     await eventually(lambda: _has(brand, person, "dcba_b_relationship"), timeout_s=60)
 
     # The same person pays ¥300.00 on Tmall (the order carries the buyer's mobile).

@@ -109,7 +109,8 @@ class Dataset:
         return sum(isinstance(s, Claim) for p in self.phases for s in p.steps)
 
 
-def _delivery(channel: str, signed: samples.Signed) -> Delivery:
+def delivery(channel: str, signed: samples.Signed) -> Delivery:
+    """A signed ``samples`` builder's output as a step to post."""
     body, headers, query = signed
     return Delivery(channel, body, dict(headers), dict(query))
 
@@ -174,10 +175,15 @@ def build(*, now: datetime, persons: int = 120, seed: int = 7) -> Dataset:
             state=STATE_CODES[human.origin],
             create_time=int(clock.tick().timestamp()),
         )
-        adds.append(_delivery("wecom", samples.wecom(xml)))
+        adds.append(delivery("wecom", samples.wecom(xml)))
     for human in humans:
         if human.group_of is not None:
-            groups.append(_delivery("wecom", samples.wecom(_group_join(human, clock.tick()))))
+            xml = samples.wecom_group_join(
+                external_userids=[_external(human)],
+                chat_id=GROUP_CHATS[human.group_of],
+                create_time=int(clock.tick().timestamp()),
+            )
+            groups.append(delivery("wecom", samples.wecom(xml)))
     for human in humans:
         for order_no in human.orders:
             amount = rng.choice(PRICES_YUAN)
@@ -191,12 +197,15 @@ def build(*, now: datetime, persons: int = 120, seed: int = 7) -> Dataset:
                 pub_time=shanghai_text(clock.tick()),
                 extra={"receiver_mobile": _masked(human.phone) if masked_receiver(human) else human.phone},
             )
-            paid.append(_delivery("tmall", samples.tmall(message)))
+            paid.append(delivery("tmall", samples.tmall(message)))
             claims += _claims(rng, human, order_no)
             after += _aftermath(rng, human, order_no, amounts[order_no], clock, refunds)
     for human in humans:
         if human.friend_of is not None and rng.random() < 0.05:
-            after.append(_delivery("wecom", samples.wecom(_removed(human, clock.tick()))))
+            xml = samples.wecom_contact_removed(
+                external_userid=_external(human), staff=human.friend_of, create_time=int(clock.tick().timestamp())
+            )
+            after.append(delivery("wecom", samples.wecom(xml)))
 
     phases = [
         Phase("leads from Xiaohongshu, Douyin and Ocean Engine", tuple(leads)),
@@ -246,7 +255,7 @@ def _leads(human: Human, at: datetime) -> list[Step]:
             lead["data"]["note_id"] = f"note-{account}-{human.index % 5}"
         lead["data"]["submitted_time"] = shanghai_text(at)
         lead["data"]["data"][2]["value"] = ("干皮", "油皮", "混合皮", "敏感肌")[human.index % 4]
-        return [_delivery("xiaohongshu", samples.xiaohongshu(lead))]
+        return [delivery("xiaohongshu", samples.xiaohongshu(lead))]
     if human.origin == "douyin_dm":
         open_id = f"dyDemoOpen{human.index:05d}"
         first = samples.douyin_dm(open_id=open_id, text="面霜适合干皮吗？", message_id=f"dm{human.index:05d}a")
@@ -259,15 +268,15 @@ def _leads(human: Human, at: datetime) -> list[Step]:
         for message in (first, second):
             message["content"] = _with_time(message["content"], ms)
         return [
-            _delivery("douyin", samples.douyin(first, msg_id=f"msg-dm{human.index:05d}a")),
-            _delivery("douyin", samples.douyin(second, msg_id=f"msg-dm{human.index:05d}b")),
+            delivery("douyin", samples.douyin(first, msg_id=f"msg-dm{human.index:05d}a")),
+            delivery("douyin", samples.douyin(second, msg_id=f"msg-dm{human.index:05d}b")),
         ]
     clue = samples.oceanengine_clue(
         message_id=f"oe-msg-{human.index:05d}", clue_id=f"OE-DEMO-{human.index:05d}", telephone=human.phone
     )
     clue["publish_time"] = clue["timestamp"] = ms
     clue["data"] = orjson.dumps({**orjson.loads(clue["data"]), "create_time_detail": shanghai_text(at)}).decode()
-    return [_delivery("oceanengine", samples.oceanengine(clue))]
+    return [delivery("oceanengine", samples.oceanengine(clue))]
 
 
 def _with_time(content: object, ms: int) -> object:
@@ -278,41 +287,6 @@ def _with_time(content: object, ms: int) -> object:
     if isinstance(content, dict):
         return {**content, "create_time": ms}
     return content
-
-
-def _group_join(human: Human, at: datetime) -> bytes:
-    assert human.group_of is not None
-    return samples.wecom_xml(
-        {
-            "ToUserName": "ww_corp",
-            "FromUserName": "sys",
-            "CreateTime": int(at.timestamp()),
-            "MsgType": "event",
-            "Event": "change_external_chat",
-            "ChatId": GROUP_CHATS[human.group_of],
-            "ChangeType": "update",
-            "UpdateDetail": "add_member",
-            "JoinScene": 3,
-            "MemChangeCnt": 1,
-            "MemChangeList": [_external(human)],
-        }
-    )
-
-
-def _removed(human: Human, at: datetime) -> bytes:
-    assert human.friend_of is not None
-    return samples.wecom_xml(
-        {
-            "ToUserName": "ww_corp",
-            "FromUserName": "sys",
-            "CreateTime": int(at.timestamp()),
-            "MsgType": "event",
-            "Event": "change_external_contact",
-            "ChangeType": "del_follow_user",
-            "UserID": human.friend_of,
-            "ExternalUserID": _external(human),
-        }
-    )
 
 
 def _claims(rng: random.Random, human: Human, order_no: str) -> list[Step]:
@@ -343,7 +317,7 @@ def _aftermath(
             pub_time=shanghai_text(clock.tick()),
             extra={"refund_id": f"R{order_no}", "refund_fee": f"{refund_fen / 100:.2f}"},
         )
-        out.append(_delivery("tmall", samples.tmall(refund)))
+        out.append(delivery("tmall", samples.tmall(refund)))
     elif roll < 0.7:
         done = samples.tmall_message(
             message_id=f"tmc-done-{order_no}",
@@ -353,5 +327,5 @@ def _aftermath(
             pub_time=shanghai_text(clock.tick()),
             extra={"status": "TRADE_FINISHED"},
         )
-        out.append(_delivery("tmall", samples.tmall(done)))
+        out.append(delivery("tmall", samples.tmall(done)))
     return out

@@ -261,6 +261,43 @@ def wecom_add_contact(
     )
 
 
+def wecom_group_join(
+    *, external_userids: list[str], chat_id: str = "wrGroupChat", create_time: int = 1403610513, scene: int = 3
+) -> bytes:
+    """``change_external_chat`` / ``add_member``: customers joined a group (JoinScene 3 = by QR code)."""
+    return wecom_xml(
+        {
+            "ToUserName": "ww_corp",
+            "FromUserName": "sys",
+            "CreateTime": create_time,
+            "MsgType": "event",
+            "Event": "change_external_chat",
+            "ChatId": chat_id,
+            "ChangeType": "update",
+            "UpdateDetail": "add_member",
+            "JoinScene": scene,
+            "MemChangeCnt": len(external_userids),
+            "MemChangeList": external_userids,
+        }
+    )
+
+
+def wecom_contact_removed(*, external_userid: str, staff: str = "zhangsan", create_time: int = 1403610513) -> bytes:
+    """``change_external_contact`` / ``del_follow_user``: the customer deleted the staff member."""
+    return wecom_xml(
+        {
+            "ToUserName": "ww_corp",
+            "FromUserName": "sys",
+            "CreateTime": create_time,
+            "MsgType": "event",
+            "Event": "change_external_contact",
+            "ChangeType": "del_follow_user",
+            "UserID": staff,
+            "ExternalUserID": external_userid,
+        }
+    )
+
+
 def wecom_echo(echo: str) -> dict[str, str]:
     creds = CREDENTIALS["wecom"]
     encrypted = wecom_crypto.encrypt(

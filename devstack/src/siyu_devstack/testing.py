@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import import_module
@@ -53,8 +53,13 @@ class Scratch:
 
 async def read_topic(bootstrap: str, topic: str, *, idle_s: float = 1.5) -> list[Message]:
     """Everything on a topic from the beginning (key, value, headers), read until nothing new for ``idle_s``."""
+    return await read_topics(bootstrap, [topic], idle_s=idle_s)
+
+
+async def read_topics(bootstrap: str, topics: Sequence[str], *, idle_s: float = 1.5) -> list[Message]:
+    """Everything on ``topics`` from the beginning, read with one consumer until nothing new for ``idle_s``."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest", enable_auto_commit=False
+        *topics, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest", enable_auto_commit=False
     )
     await consumer.start()
     out: list[Message] = []

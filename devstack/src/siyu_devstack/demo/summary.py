@@ -13,10 +13,10 @@ from typing import Any
 
 import httpx
 import orjson
-from aiokafka import AIOKafkaConsumer
 
 from siyu_devstack.demo.dataset import SHANGHAI
 from siyu_devstack.demo.tenant import Endpoints
+from siyu_devstack.testing import read_topics
 from siyu_shared.events.topics import Topic, TopicNames
 
 STREAMS = (Topic.LEADS, Topic.CONTACTS, Topic.PERSONS, Topic.ORDERS, Topic.TOUCHES, Topic.TAGS)
@@ -43,29 +43,9 @@ class Summary:
 
 async def read_streams(bootstrap: str, topics: TopicNames, tenant: str, *, idle_s: float = 1.0) -> list[dict[str, Any]]:
     """Every CloudEvent of ``tenant`` on the platform's topics, from the beginning."""
-    consumer = AIOKafkaConsumer(
-        *(topics.name(t) for t in STREAMS),
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    out: list[dict[str, Any]] = []
-    try:
-        while True:
-            batches = await consumer.getmany(timeout_ms=int(idle_s * 1000))
-            if not batches:
-                return out
-            for records in batches.values():
-                for record in records:
-                    if record.value is None:
-                        continue
-                    event = orjson.loads(record.value)
-                    if event.get("tenant") == tenant:
-                        out.append(event)
-    finally:
-        await consumer.stop()
+    messages = await read_topics(bootstrap, [topics.name(t) for t in STREAMS], idle_s=idle_s)
+    events = (orjson.loads(value) for _, value, _ in messages if value is not None)
+    return [e for e in events if e.get("tenant") == tenant]
 
 
 def from_events(events: list[dict[str, Any]]) -> Summary:

@@ -81,7 +81,12 @@ class Runtime:
         return {"database": lambda: ping(self.engine), "kafka": self.kafka_probe.check}
 
     def group_id(self, consumer: str) -> str:
-        return f"{self.settings.kafka_topic_prefix}siyu.{self.spec.name}.{consumer}"
+        return consumer_group_id(self.settings.kafka_topic_prefix, self.spec.name, consumer)
+
+
+def consumer_group_id(topic_prefix: str, service: str, consumer: str) -> str:
+    """The Kafka consumer group of one of a service's consumers (prefixed like the deployment's topics)."""
+    return f"{topic_prefix}siyu.{service}.{consumer}"
 
 
 def build_runtime(spec: ServiceSpec) -> Runtime:

@@ -23,6 +23,7 @@ from siyu_devstack.demo.tenant import Endpoints
 from siyu_devstack.stack import Stack
 from siyu_devstack.testing import service_spec
 from siyu_shared.events.topics import TopicNames
+from siyu_shared.service import consumer_group_id
 from siyu_shared.services import SERVICES
 
 Progress = Callable[[str], None]
@@ -213,7 +214,7 @@ def subscriptions(stack: Stack) -> dict[str, tuple[str, ...]]:
     for service in SERVICES:
         spec = service_spec(service, stack)
         for consumer in spec.consumers:
-            group = f"{stack.topic_prefix}siyu.{service}.{consumer.name}"
+            group = consumer_group_id(stack.topic_prefix, service, consumer.name)
             out[group] = tuple(names.name(topic) for topic in consumer.topics)
     return out
 

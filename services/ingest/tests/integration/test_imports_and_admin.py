@@ -20,6 +20,7 @@ TMALL_EXPORT = """订单编号,买家会员名,buyer_open_uid,买家实际支付
 '3000000000102,t**2,AAHimp2,59.90,交易关闭,2024-03-02 10:00:00,2024-03-02 10:00:30,59.90,
 ,t**3,AAHimp3,10.00,交易成功,2024-03-03 10:00:00,2024-03-03 10:00:30,0.00,
 '3000000000104,t**4,,abc,交易成功,2024-03-04 10:00:00,2024-03-04 10:00:30,0.00,13800138000
+'3000000000105,t**5,AAHimp5,1e30,交易成功,2024-03-05 10:00:00,2024-03-05 10:00:30,0.00,
 """
 
 
@@ -28,9 +29,10 @@ async def test_tmall_export_import_reports_bad_rows_and_emits_like_webhooks(inge
     made = await ingest.http.post(url, params={"kind": "orders"}, content=TMALL_EXPORT.encode(), headers=ingest.auth)
     assert made.status_code == 201, made.text
     job = made.json()
-    assert (job["rows_read"], job["accepted"], job["rejected"], job["status"]) == (4, 2, 2, "finished")
-    assert [e["line"] for e in job["errors"]] == [4, 5]
+    assert (job["rows_read"], job["accepted"], job["rejected"], job["status"]) == (5, 2, 3, "finished")
+    assert [e["line"] for e in job["errors"]] == [4, 5, 6]
     assert "order number" in job["errors"][0]["error"] and "abc" in job["errors"][1]["error"]
+    assert "beyond any real order" in job["errors"][2]["error"]
     again = await ingest.http.post(url, params={"kind": "orders"}, content=TMALL_EXPORT.encode(), headers=ingest.auth)
     assert (again.json()["accepted"], again.json()["duplicates"]) == (0, 2)
     progress = await ingest.http.get(f"{url}/{job['import_id']}", headers=ingest.auth)

@@ -3,27 +3,32 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal, DecimalException
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import orjson
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from siyu_ingest.domain import imports as rules
 from siyu_ingest.domain.errors import Malformed
-from siyu_ingest.domain.normalise import yuan_to_fen
+from siyu_ingest.domain.normalise import shanghai_time, shanghai_time_iso, yuan_to_fen
 
 
 def _decimal_fen(raw: str) -> int:
     """The general rule (the only one before the fast path): Decimal × 100 rounded half up at the fen."""
     try:
         amount = Decimal(str(raw)) * 100
-    except InvalidOperation as exc:
+    except DecimalException as exc:
         raise Malformed(f"amount {raw!r} is not a number") from exc
     if not amount.is_finite() or amount < 0:
         raise Malformed(f"amount {raw!r} is not a non-negative amount")
+    if amount >= 10**17:
+        raise Malformed(f"amount {raw!r} is beyond any real order")
     return int(amount.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
@@ -60,7 +65,39 @@ records = st.fixed_dictionaries(
 
 
 @given(records)
-def test_dedupe_key_is_the_canonical_json_digest(record: dict[str, Any]) -> None:
-    canonical = json.dumps(record, sort_keys=True, ensure_ascii=False, default=str).encode()
-    digest = hashlib.sha256(canonical).hexdigest()[:16]
-    assert rules.dedupe_key(record) == f"order:{record['channel']}:{str(record['order_no'])[:150]}:{digest}"
+def test_dedupe_key_digests_the_stored_body(record: dict[str, Any]) -> None:
+    key, body = rules.encoded(record)
+    assert orjson.loads(body) == record
+    digest = hashlib.sha256(body).hexdigest()[:16]
+    assert key == f"order:{record['channel']}:{str(record['order_no'])[:150]}:{digest}"
+    # The same record with its fields in another order (a JSONL row, another export tool) is the same delivery.
+    assert rules.encoded(dict(reversed(record.items()))) == (key, body)
+
+
+def test_amounts_beyond_any_order_and_values_that_cannot_be_stored_are_row_errors() -> None:
+    for amount in ("1e30", "100000000000000000", "1e999999999"):
+        with pytest.raises(Malformed, match="beyond any real order|is not a number"):
+            rules.order_record({"order_no": "1", "buyer_open_uid": "AAH", "payment": amount})
+    assert yuan_to_fen("999999999999999.99") == 99999999999999999
+    record = rules.order_record({"order_no": "1", "buyer_open_uid": "AAH", "payment": "1"})
+    with pytest.raises(Malformed, match="cannot be stored"):
+        rules.encoded({**record, "shop_id": 2**70})
+
+
+def _zoneinfo_utc(naive: datetime) -> datetime:
+    """The general rule: the wall clock read in Asia/Shanghai by the tz database, then converted to UTC."""
+    return naive.replace(tzinfo=ZoneInfo("Asia/Shanghai")).astimezone(UTC)
+
+
+@given(st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1)))
+def test_shanghai_wall_clock_fast_path_is_the_tz_database(naive: datetime) -> None:
+    raw = naive.isoformat(sep=" ")
+    assert shanghai_time(raw) == _zoneinfo_utc(naive)
+    assert shanghai_time_iso(raw) == _zoneinfo_utc(naive).isoformat()
+
+
+def test_daylight_saving_before_1992_still_follows_the_tz_database() -> None:
+    # Summer 1990: China observed daylight saving (UTC+9), which a fixed +8 would get wrong by an hour.
+    assert shanghai_time("1990-07-01 12:00:00") == datetime(1990, 7, 1, 3, tzinfo=UTC)
+    assert shanghai_time_iso("2024-03-01 10:01:00") == "2024-03-01T02:01:00+00:00"
+    assert shanghai_time_iso("2024-03-01T10:01:00+09:00") == "2024-03-01T01:01:00+00:00"

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
 from sqlalchemy import ColumnElement, func, literal, literal_column, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -28,14 +27,14 @@ async def start(session: AsyncSession, *, tenant: str, import_id: str, kind: str
     await session.execute(pg_insert(imports).values(tenant=tenant, import_id=import_id, kind=kind))
 
 
-async def store_records(session: AsyncSession, *, tenant: str, records: Sequence[tuple[str, dict[str, Any]]]) -> int:
-    """Insert (dedupe_key, record) pairs as pending deliveries; returns how many were new."""
+async def store_records(session: AsyncSession, *, tenant: str, records: Sequence[tuple[str, bytes]]) -> int:
+    """Insert (dedupe_key, encoded record) pairs as pending deliveries; returns how many were new."""
     if not records:
         return 0
     # One statement over arrays: far cheaper than a multi-row VALUES with thousands of bound parameters.
     result = await session.execute(
         _INSERT,
-        {"tenant": tenant, "keys": [k for k, _ in records], "bodies": [orjson.dumps(r) for _, r in records]},
+        {"tenant": tenant, "keys": [k for k, _ in records], "bodies": [b for _, b in records]},
     )
     return int(getattr(result, "rowcount", 0) or 0)
 

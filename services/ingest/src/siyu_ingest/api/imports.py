@@ -136,14 +136,12 @@ def imports_router() -> APIRouter:
         spec = rules.ORDER_COLUMNS if kind == "orders" else rules.LEAD_COLUMNS
         async with unit_of_work(sessions) as session:
             await import_store.start(session, tenant=principal.tenant, import_id=import_id, kind=kind)
-        batch: list[tuple[str, dict[str, Any]]] = []
+        batch: list[tuple[str, bytes]] = []
         errors: list[dict[str, Any]] = []
         read = 0
         in_flight: asyncio.Task[None] | None = None
 
-        async def flush(
-            rows: list[tuple[str, dict[str, Any]]], bad: list[dict[str, Any]], count: int, finished: bool
-        ) -> None:
+        async def flush(rows: list[tuple[str, bytes]], bad: list[dict[str, Any]], count: int, finished: bool) -> None:
             async with unit_of_work(sessions) as session:
                 accepted = await import_store.store_records(session, tenant=principal.tenant, records=rows)
                 await import_store.progress(
@@ -173,11 +171,11 @@ def imports_router() -> APIRouter:
                         errors.append({"line": line, "error": row})
                         continue
                     try:
-                        record = from_columns(row) if by_column else record_of(row)
+                        stored = rules.encoded(from_columns(row) if by_column else record_of(row))
                     except (Malformed, ValidationError, ValueError) as exc:
                         errors.append({"line": line, "error": str(exc).splitlines()[0][:300]})
                         continue
-                    batch.append((rules.dedupe_key(record), record))
+                    batch.append(stored)
                     if read >= CHUNK_ROWS:
                         await hand_over()
                     elif read % YIELD_EVERY == 0 and in_flight is not None:

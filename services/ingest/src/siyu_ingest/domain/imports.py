@@ -8,32 +8,19 @@ bad row is reported with its line number straight away and never stored.
 from __future__ import annotations
 
 import hashlib
-import json
-import json.encoder
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
+import orjson
+
 from siyu_ingest.domain.errors import Malformed
 from siyu_ingest.domain.models import Fact, Identifier, Lead, OrderChange, OrderLineFact
-from siyu_ingest.domain.normalise import clean_name, normalise_phone, shanghai_time, yuan_to_fen
+from siyu_ingest.domain.normalise import clean_name, normalise_phone, shanghai_time_iso, yuan_to_fen
 from siyu_shared.events.catalog.common import SourceRef
 
 ImportKind = Literal["orders", "leads"]
 
-
-def _canonical_encoder() -> Callable[[Any], str]:
-    """``json.dumps(record, sort_keys=True, ensure_ascii=False, default=str)``, byte for byte (the dedupe keys of
-    earlier imports stay valid), with the C encoder made once instead of per row: half the cost. Records are trees
-    of plain values, so the circular-reference check is left out."""
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # pragma: no cover - CPython always has _json
-        return json.JSONEncoder(sort_keys=True, ensure_ascii=False, default=str).encode
-    encode = make(None, str, json.encoder.encode_basestring, None, ": ", ", ", True, False, True)
-    return lambda record: "".join(encode(record, 0))
-
-
-_canonical = _canonical_encoder()
 
 # Tmall/Taobao 订单导出 headers next to plain English ones.
 ORDER_COLUMNS = {
@@ -75,7 +62,7 @@ def _pick(row: Mapping[str, Any], names: tuple[str, ...]) -> str | None:
 
 
 def _time(raw: str | None) -> str | None:
-    return shanghai_time(raw).isoformat() if raw else None
+    return shanghai_time_iso(raw) if raw else None
 
 
 def column_positions(header: Sequence[str], spec: Mapping[str, tuple[str, ...]]) -> dict[str, int | None]:
@@ -162,14 +149,18 @@ def lead_from_columns(col: Mapping[str, str | None]) -> dict[str, Any]:
     }
 
 
-def dedupe_key(record: Mapping[str, Any]) -> str:
-    """The same row uploaded again is a duplicate; a later export of the same order with a new status or refund
-    is not (its record differs), and the order lifecycle applies only what is new."""
-    canonical = _canonical(record).encode()
-    digest = hashlib.sha256(canonical).hexdigest()[:16]
+def encoded(record: Mapping[str, Any]) -> tuple[str, bytes]:
+    """The record's stored body (JSON, keys sorted) and its dedupe key, a digest of that body: the same row
+    uploaded again is a duplicate; a later export of the same order with a new status or refund is not (its record
+    differs), and the order lifecycle applies only what is new. Malformed when a value cannot be stored."""
+    try:
+        body = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError as exc:  # e.g. an amount beyond 64 bits
+        raise Malformed(f"a value cannot be stored: {exc}") from exc
+    digest = hashlib.sha256(body).hexdigest()[:16]
     if record["type"] == "order":
-        return f"order:{record['channel']}:{str(record['order_no'])[:150]}:{digest}"
-    return f"lead:{str(record['lead_id'])[:150]}:{digest}"
+        return f"order:{record['channel']}:{str(record['order_no'])[:150]}:{digest}", body
+    return f"lead:{str(record['lead_id'])[:150]}:{digest}", body
 
 
 def facts_of(record: Mapping[str, Any]) -> list[Fact]:

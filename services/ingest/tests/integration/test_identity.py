@@ -123,6 +123,25 @@ async def test_xiaohongshu_then_wecom_then_tmall_is_one_person_with_one_merge(in
     survivor = await ingest.http.get(f"/v1/tenants/{ingest.tenant}/persons/{lead_person}", headers=ingest.auth)
     assert survivor.json()["identifiers"] == {"phone": 1, "wecom_external_userid": 1, "unionid": 1, "taobao_ouid": 1}
     assert PHONE not in str(await ingest.deliveries())
+    # An internal tool finds the surviving person by any of the identifiers, in the form its channel gives it.
+    lookup = f"/v1/tenants/{ingest.tenant}/persons/lookup"
+    for kind, value in [
+        ("wecom_external_userid", "wmLiLei"),
+        ("phone", "+86 138 0013 8000"),
+        ("taobao_ouid", "AAHliLei"),
+    ]:
+        found = await ingest.http.post(lookup, json={"kind": kind, "value": value}, headers=ingest.auth)
+        assert (found.status_code, found.json()["person_id"]) == (200, lead_person), (kind, found.text)
+        assert PHONE not in found.text
+    masked = await ingest.http.post(lookup, json={"kind": "phone", "value": "138****8000"}, headers=ingest.auth)
+    assert masked.status_code == 422 and "masked" in masked.json()["detail"]
+    unknown = await ingest.http.post(lookup, json={"kind": "taobao_ouid", "value": "AAHnobody"}, headers=ingest.auth)
+    assert unknown.status_code == 404
+    bad_kind = await ingest.http.post(lookup, json={"kind": "email", "value": "a@b.c"}, headers=ingest.auth)
+    assert bad_kind.status_code == 422
+    elsewhere = lookup.replace(ingest.tenant, "another-brand")
+    denied = await ingest.http.post(elsewhere, json={"kind": "taobao_ouid", "value": "AAHliLei"}, headers=ingest.auth)
+    assert denied.status_code == 403
 
 
 async def test_merge_chains_resolve_to_one_survivor(ingest: Ingest) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from siyu_ingest.domain import orders
 from siyu_ingest.domain.errors import Malformed
-from siyu_ingest.domain.identity import KnownPerson, resolve
+from siyu_ingest.domain.identity import KnownPerson, lookup_identifier, resolve
 from siyu_ingest.domain.models import Identifier, OrderChange
 from siyu_ingest.domain.normalise import (
     clean_name,
@@ -152,3 +152,11 @@ def test_duplicates_emit_nothing_and_refunds_never_exceed_the_payment() -> None:
         change("completed"),
         change("completed"),
     ) == [("paid", 0, False), ("refunded", 600, False), ("refunded", 400, True), ("completed", 0, False)]
+
+
+def test_a_lookup_names_identifiers_as_the_channels_do() -> None:
+    assert lookup_identifier("phone", "138-0013-8000") == Identifier("phone", "+8613800138000")
+    assert lookup_identifier("wecom_external_userid", " wmLiLei ") == Identifier("wecom_external_userid", "wmLiLei")
+    for kind, value in [("phone", "138****8000"), ("phone", "12345"), ("unionid", "  ")]:
+        with pytest.raises(Malformed):
+            lookup_identifier(kind, value)  # type: ignore[arg-type]

@@ -76,7 +76,7 @@ def test_dedupe_key_digests_the_stored_body(record: dict[str, Any]) -> None:
 
 def test_amounts_beyond_any_order_and_values_that_cannot_be_stored_are_row_errors() -> None:
     for amount in ("1e30", "100000000000000000", "1e999999999"):
-        with pytest.raises(Malformed, match="beyond any real order|is not a number"):
+        with pytest.raises(Malformed, match=r"beyond any real order|is not a number"):
             rules.order_record({"order_no": "1", "buyer_open_uid": "AAH", "payment": amount})
     assert yuan_to_fen("999999999999999.99") == 99999999999999999
     record = rules.order_record({"order_no": "1", "buyer_open_uid": "AAH", "payment": "1"})

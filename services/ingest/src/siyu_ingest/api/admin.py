@@ -12,6 +12,9 @@ from siyu_ingest.adapters import deliveries, identity
 from siyu_ingest.adapters.channels import ADAPTERS
 from siyu_ingest.adapters.deliveries import Delivery
 from siyu_ingest.context import IngestContext
+from siyu_ingest.domain.errors import Malformed
+from siyu_ingest.domain.identity import lookup_identifier
+from siyu_ingest.domain.models import IdentifierKind
 from siyu_ingest.processing import SOURCE
 from siyu_shared.events.catalog import PersonErased
 from siyu_shared.events.envelope import deterministic_event_id
@@ -94,6 +97,21 @@ class Requeued(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"requeued": 3}]})
 
     requeued: int
+
+
+class LookupIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"kind": "wecom_external_userid", "value": "wmLiLei"},
+                {"kind": "phone", "value": "138 0013 8000"},
+            ]
+        },
+    )
+
+    kind: IdentifierKind
+    value: str = Field(min_length=1, max_length=200, description="As the channel names it; phones in any form.")
 
 
 class PersonOut(BaseModel):
@@ -192,6 +210,26 @@ def admin_router(ctx: IngestContext) -> APIRouter:
         found = await identity.describe(session, tenant=principal.tenant, person_id=person_id)
         if found is None:
             raise HTTPException(404, detail="no such person")
+        return PersonOut.model_validate(found)
+
+    @router.post(
+        "/v1/tenants/{tenant}/persons/lookup",
+        response_model=PersonOut,
+        responses={404: {"description": "No person has this identifier"}, 422: {"description": "Never matches"}},
+    )
+    async def lookup_person(tenant: str, body: LookupIn, principal: Reader, session: DbSession) -> PersonOut:
+        """The person behind an identifier (a WeCom external_userid, a phone, a Taobao buyer...), after merges: how
+        an internal tool finds the person id to record a touch or claim for. A POST, so that a phone number never
+        appears in a URL or an access log; the reply never shows identifier values."""
+        try:
+            wanted = lookup_identifier(body.kind, body.value)
+        except Malformed as exc:
+            raise HTTPException(422, detail=str(exc)) from exc
+        key = ctx.vault.match_key(wanted.kind, wanted.value)
+        person_id = await identity.owner_of(session, tenant=principal.tenant, kind=wanted.kind, key=key)
+        found = person_id and await identity.describe(session, tenant=principal.tenant, person_id=person_id)
+        if not found:
+            raise HTTPException(404, detail="no person has this identifier")
         return PersonOut.model_validate(found)
 
     @router.post("/v1/tenants/{tenant}/persons/{person_id}/erasure", status_code=202)

@@ -11,7 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from siyu_ingest.domain.models import Identifier
+from siyu_ingest.domain.errors import Malformed
+from siyu_ingest.domain.models import Identifier, IdentifierKind
+from siyu_ingest.domain.normalise import normalise_phone
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,3 +53,17 @@ def resolve(
     if merged:
         reason = next(i.kind for i in unique if i in owners and owners[i].person_id == survivor.person_id)
     return Resolution(person_id=survivor.person_id, create=False, attach=attach, merged_ids=merged, reason=reason)
+
+
+def lookup_identifier(kind: IdentifierKind, value: str) -> Identifier:
+    """The identifier a lookup names, normalised the way the channels normalise it (phones to E.164, China by
+    default); Malformed when it could never match anything (a masked or invalid phone, an empty value)."""
+    if kind == "phone":
+        phone = normalise_phone(value)
+        if phone is None or phone.e164 is None:
+            raise Malformed("not a complete, valid phone number (masked numbers are never matched)")
+        return Identifier("phone", phone.e164)
+    text = value.strip()
+    if not text:
+        raise Malformed("empty identifier value")
+    return Identifier(kind, text)

@@ -85,34 +85,12 @@ async def test_wecom_echostr_add_friend_group_join_and_removal(ingest: Ingest) -
     response = await ingest.post("wecom", added)
     assert (response.status_code, response.text) == (200, "success")
     assert (await ingest.post("wecom", added)).text == "success"  # a retry: same reply, no second event
-    joined = samples.wecom_xml(
-        {
-            "ToUserName": "ww_corp",
-            "FromUserName": "sys",
-            "CreateTime": 1403610600,
-            "MsgType": "event",
-            "Event": "change_external_chat",
-            "ChatId": "wrx7HUARsKwGRaQBVKPBTcEyzdHA4HrQ",
-            "ChangeType": "update",
-            "UpdateDetail": "add_member",
-            "JoinScene": 3,
-            "MemChangeCnt": 2,
-            "MemChangeList": ["wmEXT1", "lisi"],
-        }
+    # A group join lists staff (lisi) beside customers: only the customer is a contact event.
+    joined = samples.wecom_group_join(
+        external_userids=["wmEXT1", "lisi"], chat_id="wrx7HUARsKwGRaQBVKPBTcEyzdHA4HrQ", create_time=1403610600
     )
     assert (await ingest.post("wecom", samples.wecom(joined))).status_code == 200
-    removed = samples.wecom_xml(
-        {
-            "ToUserName": "ww_corp",
-            "FromUserName": "sys",
-            "CreateTime": 1403610700,
-            "MsgType": "event",
-            "Event": "change_external_contact",
-            "ChangeType": "del_follow_user",
-            "UserID": "zhangsan",
-            "ExternalUserID": "wmEXT1",
-        }
-    )
+    removed = samples.wecom_contact_removed(external_userid="wmEXT1", create_time=1403610700)
     assert (await ingest.post("wecom", samples.wecom(removed))).status_code == 200
     forged = samples.wecom(samples.wecom_add_contact(external_userid="wmEXT2"), token="other")
     assert (await ingest.post("wecom", forged)).status_code == 401

@@ -283,3 +283,40 @@ async def test_one_persons_events_on_two_topics_are_handled_in_one_transaction_i
 
 async def _all_seen(seen: dict[str, bool], people: list[str]) -> bool:
     return set(seen) == set(people)
+
+
+async def test_a_slow_partition_holds_up_only_itself_and_keeps_its_order(
+    scratch: Scratch, producer: AIOKafkaProducer
+) -> None:
+    """A partition's batch in flight does not stop the others' events from being fetched and handled; events of
+    its own partition wait for it and are handled after it, in order."""
+    release = asyncio.Event()
+    handled: list[str] = []
+
+    async def handler(event: Received[GroupJoined], session: AsyncSession) -> None:
+        if event.data.person_id == "slow-0":
+            await asyncio.wait_for(release.wait(), timeout=20)
+        await record_effect(event, session)
+        handled.append(event.data.person_id)
+
+    topic = scratch.topics.name(GroupJoined.topic)
+
+    async def send(person: str, partition: int) -> None:
+        event = joined(person)
+        await producer.send_and_wait(topic, value=event.to_json(), key=event.key, partition=partition)
+
+    async with Worker(scratch, producer, handler):
+        await send("slow-0", 0)
+        await asyncio.sleep(0.5)  # the slow batch is in flight
+        await send("slow-1", 0)
+        await send("fast", 1)
+        await eventually(lambda: _handled(handled, "fast"), timeout_s=10)  # while partition 0 is held
+        assert "slow-0" not in handled and "slow-1" not in handled
+        release.set()
+        await eventually(lambda: _handled(handled, "slow-1"), timeout_s=10)
+    assert handled == ["fast", "slow-0", "slow-1"]
+    assert len(await effect_counts(scratch)) == 3
+
+
+async def _handled(handled: list[str], person: str) -> bool:
+    return person in handled

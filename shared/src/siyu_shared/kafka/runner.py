@@ -1,11 +1,16 @@
 """The Kafka consumer runner every service's worker uses.
 
 Per batch: messages are grouped by partition (so per-key order holds), each partition's messages are handled
-in one database transaction with a savepoint per event, the inbox records every event id in that transaction,
+in one database transaction (a savepoint per event handled one by one), the inbox records every event id in it,
 and the partition's offset is committed only after the transaction commits. A failing event is retried with
 backoff, then sent to ``<topic>.dlq`` with the error in headers, and the partition moves on. An outage
 (database or Kafka down) is not the event's fault: the batch is retried until it goes through, never
-dead-lettered. SIGTERM (via ``stop``) finishes the current batch, commits, and closes.
+dead-lettered. SIGTERM (via ``stop``) finishes the batches in flight, commits, and closes.
+
+Partitions are pipelined: each partition number's batch runs as a task of its own, and the fetch loop keeps
+fetching for the partitions that have none in flight, so a batch never waits for another partition's transaction
+(a slow partition holds up only itself). A partition is not fetched from while its batch is in flight, so its
+records are still handled one batch after the other, in order; a revoke waits for every batch in flight.
 """
 
 from __future__ import annotations
@@ -41,15 +46,17 @@ __all__ = ["BatchHandler", "BatchHandling", "ConsumerRunner", "Handler", "Receiv
 
 Handler = Callable[[Received[Any], AsyncSession], Awaitable[None]]
 BatchHandler = Callable[[list[Received[Any]], AsyncSession], Awaitable[None]]
+Fetched = Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
 
 
 @dataclass(frozen=True, slots=True)
 class BatchHandling:
     """Handle a partition's events of ``types`` in one call (in partition order), for throughput.
 
-    The inbox is claimed for the whole batch at once and the call runs in one savepoint. If it raises, the runner
-    falls back to one call per event (``handler([event], session)``), so a bad event is retried and
-    dead-lettered alone while the rest of the batch goes through.
+    The inbox is claimed for the whole batch at once, in the partition's transaction. If the call raises, that
+    transaction is rolled back and the runner handles the slice again in a new one, one call per event
+    (``handler([event], session)``, each in a savepoint), so a bad event is retried and dead-lettered alone while
+    the rest of the batch goes through.
     """
 
     types: frozenset[str]
@@ -89,27 +96,63 @@ class ConsumerRunner:
                 raise ValueError(f"event types handled both one by one and in batches: {sorted(overlap)}")
             for event_type in batch.types:
                 self._handlers[event_type] = _one_at_a_time(batch.handler)
-        self._batch_lock = asyncio.Lock()
+        self._in_flight = _InFlight()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set. The consumer and producer are started by the caller's lifecycle."""
-        self._consumer.subscribe(list(self._config.topics), listener=_FinishBatchOnRevoke(self._batch_lock))
+        self._consumer.subscribe(list(self._config.topics), listener=_FinishBatchOnRevoke(self._in_flight))
         failures = 0
-        while not stop.is_set():
-            try:
-                batches = await self._consumer.getmany(
-                    timeout_ms=self._config.poll_timeout_ms, max_records=self._config.max_batch
-                )
-                if batches:
-                    async with self._batch_lock:
-                        await asyncio.gather(
-                            *(self._run_partition(slice_, stop) for slice_ in _by_partition_number(batches))
-                        )
-                failures = 0
-            except Exception as exc:
-                failures += 1
-                log.warning("consumer_loop_error", group=self._config.group_id, error=repr(exc))
-                await _sleep_or_stop(stop, min(5.0, 0.2 * 2**failures))
+        try:
+            while not stop.is_set():
+                try:
+                    for slice_ in _by_partition_number(await self._fetch(stop)):
+                        self._in_flight.start(slice_, self._run_partition_safely(slice_, stop))
+                    failures = 0
+                except Exception as exc:
+                    failures += 1
+                    log.warning("consumer_loop_error", group=self._config.group_id, error=repr(exc))
+                    await _sleep_or_stop(stop, min(5.0, 0.2 * 2**failures))
+        finally:
+            await self._in_flight.drain()  # the batches in flight finish and commit before the consumer closes
+
+    async def _fetch(self, stop: asyncio.Event) -> Fetched:
+        """Records of the partitions with no batch in flight: as soon as any arrive, a batch in flight finishes
+        (its partition may have records waiting), ``stop`` is set, or the poll timeout passes."""
+        timeout_ms, max_records = self._config.poll_timeout_ms, self._config.max_batch
+        busy = self._in_flight.partitions()
+        if not busy:
+            fetched: Fetched = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+            return fetched
+        idle = [tp for tp in self._consumer.assignment() if tp.partition not in busy]
+        self._in_flight.changed.clear()
+        waits: list[asyncio.Future[Any]] = [
+            asyncio.ensure_future(self._in_flight.changed.wait()),
+            asyncio.ensure_future(stop.wait()),
+        ]
+        fetch = None
+        if idle:  # (getmany() with no partitions would mean all of them)
+            fetch = asyncio.ensure_future(self._consumer.getmany(*idle, timeout_ms=timeout_ms, max_records=max_records))
+            waits.append(fetch)
+        try:
+            await asyncio.wait(waits, timeout=timeout_ms / 1000, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()  # a fetch still waiting has drained nothing yet: cancelling it loses no record
+        if fetch is not None and fetch.done() and not fetch.cancelled():
+            fetched = fetch.result()
+            return fetched
+        return {}
+
+    async def _run_partition_safely(self, slice_: _PartitionSlice, stop: asyncio.Event) -> None:
+        """``_run_partition``; should it fail unexpectedly, its records are fetched again (after a pause)."""
+        try:
+            await self._run_partition(slice_, stop)
+        except Exception as exc:
+            log.warning("partition_batch_error", partition=slice_.partition, error=repr(exc))
+            with contextlib.suppress(IllegalStateError, AssertionError):
+                for tp, first in slice_.first_offsets.items():
+                    self._consumer.seek(tp, first)
+            await _sleep_or_stop(stop, 1.0)
 
     async def _run_partition(self, slice_: _PartitionSlice, stop: asyncio.Event) -> None:
         """One transaction for everything fetched from one partition number, across the group's topics.
@@ -119,15 +162,25 @@ class ConsumerRunner:
         handled in two concurrent transactions that cannot see each other.
         """
         failures = 0
+        batch = self._batch
         while True:
             try:
                 async with self._sessions() as session, session.begin():
-                    if self._batch is not None:
-                        await self._handle_batch(session, slice_.records, self._batch)
+                    if batch is not None:
+                        await self._handle_batch(session, slice_.records, batch)
                     else:
                         for record in slice_.records:
                             await self._handle_record(session, record)
                 break
+            except _BatchFailed as failed:
+                # Rolled back (the inbox claims with it): the slice again, one event at a time, in a new transaction.
+                log.warning(
+                    "batch_failed_retrying_one_by_one",
+                    group=self._config.group_id,
+                    size=failed.size,
+                    error=repr(failed.__cause__),
+                )
+                batch = None
             except Exception as exc:
                 if not is_infrastructure_failure(exc) or stop.is_set():
                     # Not retriable here, or shutting down: leave the offsets uncommitted; the records come back.
@@ -161,23 +214,21 @@ class ConsumerRunner:
         if not decoded:
             return
         started = time.perf_counter()
+        # No savepoint: nothing else is in this transaction, so a failure rolls it all back (``_BatchFailed``) and
+        # the caller handles the slice again one event at a time: two round trips fewer on every batch.
         try:
-            async with session.begin_nested():
-                fresh_ids = await claim_events(session, consumer=group, event_ids=[r.envelope.id for r in decoded])
-                fresh: list[Received[Any]] = []
-                for received in decoded:
-                    if received.envelope.id in fresh_ids:
-                        fresh_ids.discard(received.envelope.id)  # a copy later in the same batch is a duplicate
-                        fresh.append(received)
-                if fresh:
-                    await batch.handler(await follow_merges(session, fresh), session)
+            fresh_ids = await claim_events(session, consumer=group, event_ids=[r.envelope.id for r in decoded])
+            fresh: list[Received[Any]] = []
+            for received in decoded:
+                if received.envelope.id in fresh_ids:
+                    fresh_ids.discard(received.envelope.id)  # a copy later in the same batch is a duplicate
+                    fresh.append(received)
+            if fresh:
+                await batch.handler(await follow_merges(session, fresh), session)
         except Exception as exc:
             if is_infrastructure_failure(exc):
                 raise
-            log.warning("batch_failed_retrying_one_by_one", group=group, size=len(decoded), error=repr(exc))
-            for record in records:
-                await self._handle_record(session, record)
-            return
+            raise _BatchFailed(len(decoded)) from exc
         HANDLER_OUTCOMES.labels(group, "ok").inc(len(fresh))
         HANDLER_OUTCOMES.labels(group, "duplicate").inc(len(decoded) - len(fresh))
         HANDLER_LATENCY.labels(group, "batch").observe(time.perf_counter() - started)
@@ -257,6 +308,14 @@ class ConsumerRunner:
                 )
 
 
+class _BatchFailed(Exception):
+    """A batch handler failed (not an outage): its transaction is rolled back and the slice handled one by one."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"batch of {size} failed")
+        self.size = size
+
+
 @dataclass(frozen=True, slots=True)
 class _PartitionSlice:
     partition: int
@@ -306,15 +365,44 @@ def _decode(record: ConsumerRecord[bytes, bytes]) -> CloudEvent:
         raise PoisonEvent(f"not a valid CloudEvent: {exc}") from exc
 
 
-class _FinishBatchOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Partitions are given up only after the batch in flight has committed its offsets."""
+class _InFlight:
+    """The partition batches being handled, one task per partition number at most."""
 
-    def __init__(self, batch_lock: asyncio.Lock) -> None:
-        self._batch_lock = batch_lock
+    def __init__(self) -> None:
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self.changed = asyncio.Event()
+        """Set whenever a batch finishes (its partition can be fetched from again)."""
+
+    def partitions(self) -> set[int]:
+        return set(self._tasks)
+
+    def start(self, slice_: _PartitionSlice, work: Awaitable[None]) -> None:
+        assert slice_.partition not in self._tasks, "a partition's batches run one after the other"
+        task: asyncio.Task[None] = asyncio.ensure_future(work)
+        self._tasks[slice_.partition] = task
+
+        def finished(_: asyncio.Task[None]) -> None:
+            if self._tasks.get(slice_.partition) is task:
+                del self._tasks[slice_.partition]
+            self.changed.set()
+
+        task.add_done_callback(finished)
+
+    async def drain(self) -> None:
+        """Until no batch is in flight (including any started meanwhile)."""
+        while self._tasks:
+            await asyncio.wait(list(self._tasks.values()))  # (a cancelled wait does not cancel the batches)
+            await asyncio.sleep(0)  # let the done callbacks run
+
+
+class _FinishBatchOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Partitions are given up only after the batches in flight have committed their offsets."""
+
+    def __init__(self, in_flight: _InFlight) -> None:
+        self._in_flight = in_flight
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        async with self._batch_lock:
-            pass
+        await self._in_flight.drain()
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         return None

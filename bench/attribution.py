@@ -5,9 +5,9 @@
    replay's fused path, held to the book's rows by a property test): attribute under the plan, price, post double
    entries, settle the ones past their holding period, and COPY orders, attributions, shares and ledger entries
    into the real tables (primary keys, indexes, append-only triggers). One replay process per core, each
-   pipelined: chunk N+1 is generated and replayed in a thread while chunk N is COPYed (binary) from the event
-   loop. Ceiling: the same rows COPYed into tables of the same shape without indexes or triggers, measured in the
-   same run on a sample of the chunks; expressed in orders/s.
+   pipelined: chunk N+1 is generated and replayed in a thread while chunk N is COPYed (binary, timestamps through
+   the adapter's codec) from the event loop. Ceiling: the same rows COPYed (same encoding) into tables of the same
+   shape without indexes or triggers, measured in the same run on a sample of the chunks; expressed in orders/s.
 2. The live path: a backlog of orders and touches on Kafka consumed by the service's worker (consumer runner,
    inbox, per-order locks, the book, outbox), until every order is attributed and posted. Ceiling: a bare consumer
    reading the same backlog from the same broker.
@@ -40,6 +40,7 @@ from siyu_attribution.adapters.bulk import (
     ORDER_COLUMNS,
     SHARE_COLUMNS,
     copy_replay,
+    prepare_copy,
 )
 from siyu_attribution.adapters.tables import orders
 from siyu_attribution.domain.facts import ClaimFact, Evidence, Line, OrderFacts, SourceFact, TouchFact
@@ -342,8 +343,8 @@ def _warm_up() -> None:
 
 
 async def _copy_raw(connections: list[asyncpg.Connection], raw: list[str], rows: ReplayRows) -> None:
-    import asyncio
-
+    for conn in connections:
+        await prepare_copy(conn)  # the replay's own encoding, so the ceiling differs only by indexes and triggers
     work = zip(
         raw,
         (ORDER_COLUMNS, ATTRIBUTION_COLUMNS, SHARE_COLUMNS, ENTRY_COLUMNS),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -221,3 +222,9 @@ def test_closed_periods_never_receive_entries(order: Order, script: list[tuple[s
         fresh.apply(op)
         if closed_before is not None:
             assert all(e.period > closed_before for e in fresh.entries[count:])
+
+
+@given(parts=st.lists(st.text(max_size=40), min_size=1, max_size=6))
+def test_stable_ids_are_the_name_based_uuids_of_their_parts(parts: list[str]) -> None:
+    """Ids already stored stay what a replay derives: the text of ``uuid.uuid5`` in the service's namespace."""
+    assert ledger.stable_id(*parts) == str(uuid.uuid5(ledger._NAMESPACE, "/".join(parts)))

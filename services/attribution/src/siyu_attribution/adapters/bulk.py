@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import weakref
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from siyu_attribution.replay import ReplayRows
+
+# Postgres timestamps count microseconds from 2000-01-01 UTC; its infinities are the extremes of int64.
+PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_PG_INFINITY = 0x7FFF_FFFF_FFFF_FFFF
+_PG_NEGATIVE_INFINITY = -0x8000_0000_0000_0000
+_prepared: weakref.WeakSet[Any] = weakref.WeakSet()
 
 ORDER_COLUMNS = (
     "tenant",
@@ -64,11 +74,59 @@ ENTRY_COLUMNS = (
 )
 
 
+def timestamptz_encoder() -> Callable[[datetime], tuple[int]]:
+    """Aware datetime to Postgres' binary timestamptz (microseconds since 2000-01-01 UTC), for ``COPY``.
+
+    The same value asyncpg's own encoder sends, for about a quarter of its cost (which compares every value with
+    its infinities and converts it to UTC before subtracting its epoch: more than the rest of an entry row's
+    encoding). Each connection gets its own encoder, which remembers the last value: an order's entries share
+    their posting time, row after row. Naive datetimes are refused (asyncpg would read them as local time).
+    """
+    last: datetime | None = None
+    encoded = (0,)
+
+    def encode(value: datetime) -> tuple[int]:
+        nonlocal last, encoded
+        if value is not last:
+            if value.tzinfo is None:
+                raise TypeError(f"naive datetime {value!r} for a timestamptz column")
+            encoded = ((value - PG_EPOCH) // _MICROSECOND,)
+            last = value
+        return encoded
+
+    return encode
+
+
+def timestamptz_decode(value: tuple[int]) -> datetime:
+    """The reverse of ``timestamptz_encoder`` (what asyncpg returns, infinities as the ``datetime`` extremes)."""
+    (microseconds,) = value
+    if microseconds == _PG_INFINITY:
+        return datetime.max
+    if microseconds == _PG_NEGATIVE_INFINITY:
+        return datetime.min
+    return PG_EPOCH + timedelta(microseconds=microseconds)
+
+
+async def prepare_copy(connection: Any) -> None:
+    """Give ``connection`` the cheaper timestamptz codec (once; ``copy_replay`` calls it on first use)."""
+    if connection not in _prepared:
+        await connection.set_type_codec(
+            "timestamptz",
+            schema="pg_catalog",
+            format="tuple",
+            encoder=timestamptz_encoder(),
+            decoder=timestamptz_decode,
+        )
+        _prepared.add(connection)
+
+
 async def copy_replay(connections: list[Any], rows: ReplayRows) -> None:
     """Write one replayed chunk, each table over its own connection (in parallel, each in its own transaction).
 
     The chunk is all-or-nothing per table only: a rebuild that stops half-way is re-run into a fresh tenant.
     """
+    for connection in connections:
+        await prepare_copy(connection)
     work = [
         ("orders", ORDER_COLUMNS, rows.orders),
         ("attributions", ATTRIBUTION_COLUMNS, rows.attributions),

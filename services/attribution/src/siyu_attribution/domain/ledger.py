@@ -28,8 +28,8 @@ EXPENSE = "expense:commission"
 EntryKind = Literal["accrual", "reversal", "settlement"]
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "siyu:attribution:ledger")
 _SEEDED = hashlib.sha1(_NAMESPACE.bytes)  # the namespace hashed once; each id continues a copy
-_KEEP = 0xFFFFFFFF_FFFF_0FFF_3FFF_FFFFFFFFFFFF
-_VERSION_5 = 0x00000000_0000_5000_8000_000000000000
+# The RFC 4122 variant (binary 10xx) over the digest's 17th hex digit.
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
 def held(payee_id: str) -> str:
@@ -75,14 +75,14 @@ class Posting:
 def stable_id(*parts: str) -> str:
     """Ids derived from the cause: replaying the same events yields the very same ledger, id for id.
 
-    A name-based UUID (RFC 4122 version 5 in this service's namespace), built without the ``uuid`` module's
-    object overhead: this runs several times for every order replayed.
+    A name-based UUID (RFC 4122 version 5 in this service's namespace, the text of ``uuid.uuid5``), built without
+    the ``uuid`` module's object overhead: this runs several times for every order replayed. The version nibble is
+    written as ``5`` and the variant nibble mapped to ``8``–``b`` straight in the hex digest.
     """
     sha = _SEEDED.copy()
     sha.update("/".join(parts).encode())
-    # The first 16 bytes of the digest with the version (5) and variant (RFC 4122) bits set, as 32 hex digits.
-    h = "%032x" % (int.from_bytes(sha.digest()[:16], "big") & _KEEP | _VERSION_5)
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    h = sha.hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
 def owed(entries: Iterable[Entry]) -> dict[PayeeKey, int]:

@@ -28,6 +28,7 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import func, select
 
@@ -174,15 +175,21 @@ async def run(ctx: BenchContext) -> list[Figure]:
         workers = max(1, min(os.cpu_count() or 1, (n + CHUNK - 1) // CHUNK))
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             await asyncio.gather(*(asyncio.wrap_future(pool.submit(_warm_up)) for _ in range(workers)))
-            began = time.perf_counter()
+            load_began, server_began, began = os.getloadavg()[0], _postgres_cpu(ctx), time.perf_counter()
             results = await asyncio.gather(
                 *(asyncio.wrap_future(pool.submit(_replay_worker, dsn, tenant, n, w, workers)) for w in range(workers))
             )
             replay_s = time.perf_counter() - began
+            server_ended, load_ended = _postgres_cpu(ctx), os.getloadavg()[0]
         assert sum(r[0] for r in results) == n
         computing = sum(r[1] for r in results)
         copying = sum(r[2] for r in results)
         cpu_us = sum(r[3] for r in results) / n * 1e6
+        server_us = (
+            f"; {(server_ended - server_began) / n * 1e6:.0f} µs of Postgres CPU per order (all its processes)"
+            if server_began is not None and server_ended is not None
+            else ""
+        )
 
         # The ceiling: the same rows (a sample of the chunks) COPYed into bare tables, four streams as above.
         synthetic = Synthetic()
@@ -239,7 +246,7 @@ async def run(ctx: BenchContext) -> list[Figure]:
                 f"{entry_count:,} ledger entries; {replay_s:.1f} s wall; {workers} replay processes (orders split "
                 f"by chunk, as by person), each replaying its next chunk in a thread while the last one is COPYed: "
                 f"{computing:.1f} s in the book and {copying:.1f} s in COPY, overlapped; {cpu_us:.0f} µs of "
-                f"replay-process CPU per order"
+                f"replay-process CPU per order{server_us}; load average {load_began:.1f} → {load_ended:.1f}"
             ),
         ),
         Figure(
@@ -336,6 +343,24 @@ async def _live_path(ctx: BenchContext) -> list[Figure]:
             notes="timed from the first order attributed to the last (the consumer group join is not counted)",
         )
     ]
+
+
+def _postgres_cpu(ctx: BenchContext) -> float | None:
+    """CPU seconds used so far by the stack's Postgres: the postmaster, its live processes and the exited ones."""
+    server = ctx.stack.postgres
+    pid = server.pid if server is not None else None
+    if pid is None:
+        return None  # an external server (DATABASE_URL): not ours to measure
+    postmaster = psutil.Process(pid)
+    times = postmaster.cpu_times()
+    total: float = times.user + times.system + times.children_user + times.children_system
+    for child in postmaster.children():
+        try:
+            times = child.cpu_times()
+        except psutil.Error:
+            continue  # exited meanwhile: counted with the postmaster's children from now on
+        total += times.user + times.system
+    return total
 
 
 def _warm_up() -> None:

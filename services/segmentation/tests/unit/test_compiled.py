@@ -38,6 +38,12 @@ EXTRA = [
     {"sum": "orders.net_fen", "within": "365d", "gte": 30000},
     {"avg": "orders.amount_fen", "gte": 15000.5},
     {"not": {"count": "touches", "channel": "sms", "gte": 1}},
+    {"count": "touches", "within": "30d", "gte": 1},
+    {"count": "touches", "channel": "wecom_1v1", "within": "90d", "lt": 2},
+    {"min": "orders.amount_fen", "within": "90d", "lte": 12000},
+    {"max": "orders.refunded_fen", "gte": 100},
+    {"avg": "orders.net_fen", "category": "makeup", "within": "365d", "gt": 20000},
+    {"sum": "orders.refunded_fen", "category": "skincare", "between": [1, 5000]},
 ]
 
 

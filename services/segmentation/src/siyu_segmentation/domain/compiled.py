@@ -18,7 +18,6 @@ from siyu_segmentation.domain.evaluate import (
     _compare_number,
     _fact_test,
     _fraction,
-    aggregate_value,
     fact_value,
 )
 from siyu_segmentation.domain.facts import ATTRIBUTE_PREFIX, Profile
@@ -41,6 +40,49 @@ def _count_orders(orders: Sequence[Any], cutoff: datetime | None) -> int:
     return n
 
 
+def _count_touches(touches: Sequence[Any], cutoff: datetime | None, channel: str | None) -> int:
+    n = 0
+    for t in touches:
+        if (
+            t.status == "sent"
+            and (cutoff is None or t.occurred_at >= cutoff)
+            and (channel is None or t.channel == channel)
+        ):
+            n += 1
+    return n
+
+
+def _order_aggregate(
+    orders: Sequence[Any], cutoff: datetime | None, category: str | None, field: str, fn: str
+) -> int | Fraction | None:
+    """``aggregate_value`` of an orders aggregate whose window starts at ``cutoff`` (computed once per person)."""
+    kept = [
+        o
+        for o in orders
+        if not o.voided and (cutoff is None or o.paid_at >= cutoff) and (category is None or category in o.categories)
+    ]
+    if fn == "count":
+        return len(kept)
+    values: list[int] = [int(o.amount_fen - o.refunded_fen if field == "net_fen" else getattr(o, field)) for o in kept]
+    if fn == "sum":
+        return sum(values)
+    if not values:
+        return None
+    if fn == "avg":
+        return Fraction(sum(values), len(values))
+    return min(values) if fn == "min" else max(values)
+
+
+def aggregate_function(agg: Aggregate) -> Callable[[Profile, datetime], int | Fraction | None]:
+    """``aggregate_value(agg, p, now)`` as a closure with the aggregate's fields read once (exactly the same value)."""
+    within = agg.within
+    if agg.source == "touches":
+        channel = agg.channel
+        return lambda p, now: _count_touches(p.touches, None if within is None else now - within, channel)
+    category, field, fn = agg.category, agg.field or "amount_fen", agg.fn
+    return lambda p, now: _order_aggregate(p.orders, None if within is None else now - within, category, field, fn)
+
+
 class _Source:
     """Python source of one ``decide(p, now)`` function for a rule set, with its constants in a namespace."""
 
@@ -50,6 +92,8 @@ class _Source:
             "_EXACT": _EXACT,
             "_cn": _compare_number,
             "_count_orders": _count_orders,
+            "_count_touches": _count_touches,
+            "_order_aggregate": _order_aggregate,
         }
         self.prelude: list[str] = []
         self._cutoffs: dict[timedelta, str] = {}
@@ -73,11 +117,14 @@ class _Source:
         if key not in self._aggregates:
             name = self._aggregates[key] = f"a{len(self._aggregates)}"
             self.prelude.append(f"{name} = _UNSET")
-            if agg.source == "orders" and agg.fn == "count" and agg.category is None:
-                cutoff = self.cutoff(agg.within) if agg.within is not None else "None"
+            cutoff = self.cutoff(agg.within) if agg.within is not None else "None"
+            if agg.source == "touches":
+                compute = f"_count_touches(p.touches, {cutoff}, {self.const(agg.channel)})"
+            elif agg.fn == "count" and agg.category is None:
                 compute = f"_count_orders(p.orders, {cutoff})"
             else:
-                compute = f"{self.const(lambda p, now, agg=agg: aggregate_value(agg, p, now))}(p, now)"
+                scope = ", ".join(self.const(x) for x in (agg.category, agg.field or "amount_fen", agg.fn))
+                compute = f"_order_aggregate(p.orders, {cutoff}, {scope})"
             self._aggregates[key] = f"({name} if {name} is not _UNSET else ({name} := {compute}))"
         return self._aggregates[key]
 
@@ -203,4 +250,5 @@ def _fact_reader(leaf: FactTest) -> Callable[[Profile, datetime], Any]:
 
 
 def _aggregate_reader(leaf: Aggregate) -> Callable[[Profile, datetime], Any]:
-    return lambda p, now: jsonable(aggregate_value(leaf, p, now))
+    value = aggregate_function(leaf)
+    return lambda p, now: jsonable(value(p, now))

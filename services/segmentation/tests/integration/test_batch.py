@@ -11,11 +11,12 @@ from uuid import uuid4
 
 import orjson
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from siyu_devstack.stack import Stack
 from siyu_segmentation import service
+from siyu_segmentation.adapters import bulk
 from siyu_segmentation.adapters.rule_store import RuleCache
 from siyu_segmentation.adapters.tables import order_facts, outbox, person_tags, profiles, touch_facts
 from siyu_segmentation.batch import build_batch_handler
@@ -227,3 +228,23 @@ async def test_a_batch_gives_what_the_per_event_handlers_give(engine: AsyncEngin
     per_event = await state(engine, *await run(engine, batched=False, per_event_handlers=True))
     for chunk in (None, 3, 7):
         assert await state(engine, *await run(engine, batched=True, chunk=chunk)) == per_event
+
+
+async def test_locking_creates_the_missing_profiles_and_does_not_rewrite_the_others(engine: AsyncEngine) -> None:
+    tenant = f"t{uuid4().hex[:8]}"
+    sessions = session_factory(engine)
+    async with sessions() as session, session.begin():
+        first = await bulk.lock_profiles(session, tenant=tenant, person_ids=["b", "a", "b"])
+    assert {p: (lp.created, lp.row["lead_count"], lp.row["channels"]) for p, lp in first.items()} == {
+        "a": (True, 0, []),
+        "b": (True, 0, []),
+    }
+    xmin = select(profiles.c.person_id, text("xmin::text")).where(profiles.c.tenant == tenant)
+    async with sessions() as session, session.begin():
+        before = {r[0]: r[1] for r in await session.execute(xmin)}
+        again = await bulk.lock_profiles(session, tenant=tenant, person_ids=["c", "a", "b"])
+        assert {p: lp.created for p, lp in again.items()} == {"a": False, "b": False, "c": True}
+        after = {r[0]: r[1] for r in await session.execute(xmin)}
+        assert after["a"] == before["a"] and after["b"] == before["b"]  # locked, not a new row version
+    async with engine.begin() as conn:
+        await conn.execute(delete(profiles).where(profiles.c.tenant == tenant))

@@ -22,13 +22,22 @@ from siyu_segmentation.domain.facts import FACTS, OrderFact, Profile, TouchFact
 from siyu_segmentation.domain.fold import FOLDED_COLUMNS
 from siyu_segmentation.domain.tagging import Decision
 
+_COLUMNS = ", ".join(FOLDED_COLUMNS)
 _LOCK_PROFILES = text(
     f"""
-    INSERT INTO profiles (tenant, person_id)
-    SELECT CAST(:tenant AS varchar), x.person_id FROM unnest(CAST(:persons AS text[])) AS x(person_id)
-    ORDER BY x.person_id
-    ON CONFLICT (tenant, person_id) DO UPDATE SET updated_at = now()
-    RETURNING person_id, {", ".join(FOLDED_COLUMNS)}, (xmax = 0) AS _created
+    WITH created AS (
+      INSERT INTO profiles (tenant, person_id)
+      SELECT CAST(:tenant AS varchar), x.person_id FROM unnest(CAST(:persons AS text[])) AS x(person_id)
+      ORDER BY x.person_id
+      ON CONFLICT (tenant, person_id) DO NOTHING
+      RETURNING person_id, {_COLUMNS}, true AS _created
+    ), existing AS (
+      SELECT person_id, {_COLUMNS}, false AS _created FROM profiles
+      WHERE tenant = CAST(:tenant AS varchar) AND person_id = ANY(CAST(:persons AS text[]))
+      ORDER BY person_id
+      FOR UPDATE
+    )
+    SELECT * FROM created UNION ALL SELECT * FROM existing
     """
 ).columns(attributes=JSONB)
 
@@ -41,12 +50,22 @@ class LockedProfile:
 
 async def lock_profiles(session: AsyncSession, *, tenant: str, person_ids: Sequence[str]) -> dict[str, LockedProfile]:
     """Create the missing profiles and lock them all (in person order, so concurrent batches cannot deadlock);
-    returns each one's folded columns and whether it was just created."""
-    if not person_ids:
-        return {}
-    rows = await session.execute(_LOCK_PROFILES, {"tenant": tenant, "persons": sorted(set(person_ids))})
-    # Rows as tuples: person_id, the folded columns in order, _created.
-    return {r[0]: LockedProfile(dict(zip(FOLDED_COLUMNS, r[1:-1], strict=True)), bool(r[-1])) for r in rows}
+    returns each one's folded columns and whether it was just created.
+
+    One statement: the missing rows are inserted, the others locked ``FOR UPDATE`` (not rewritten: the round's
+    write-back is then the only new version of a profile that existed). A row another transaction inserted or
+    deleted after the statement's snapshot is in neither half; it is asked for again."""
+    wanted = sorted(set(person_ids))
+    out: dict[str, LockedProfile] = {}
+    for _ in range(5):
+        if not wanted:
+            return out
+        rows = await session.execute(_LOCK_PROFILES, {"tenant": tenant, "persons": wanted})
+        # Rows as tuples: person_id, the folded columns in order, _created.
+        for r in rows:
+            out[r[0]] = LockedProfile(dict(zip(FOLDED_COLUMNS, r[1:-1], strict=True)), bool(r[-1]))
+        wanted = [p for p in wanted if p not in out]
+    raise RuntimeError(f"profiles of {tenant} kept changing under the lock: {wanted[:5]}")
 
 
 _ROW_TYPES = {

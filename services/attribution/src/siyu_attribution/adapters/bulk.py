@@ -6,6 +6,7 @@ import asyncio
 import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 from siyu_attribution.replay import ReplayRows
@@ -120,17 +121,23 @@ async def prepare_copy(connection: Any) -> None:
         _prepared.add(connection)
 
 
+_SHARE_KEY = itemgetter(SHARE_COLUMNS.index("attribution_id"), SHARE_COLUMNS.index("position"))
+
+
 async def copy_replay(connections: list[Any], rows: ReplayRows) -> None:
     """Write one replayed chunk, each table over its own connection (in parallel, each in its own transaction).
 
     The chunk is all-or-nothing per table only: a rebuild that stops half-way is re-run into a fresh tenant.
+    Shares go in the order of their primary key (attribution id, position): the ids are hashes, so in the
+    replay's order every insert would land on a random page of that index; sorted, they walk it page by page.
+    (Shares have no sequence column, so their order carries no meaning; entries keep theirs.)
     """
     for connection in connections:
         await prepare_copy(connection)
     work = [
         ("orders", ORDER_COLUMNS, rows.orders),
         ("attributions", ATTRIBUTION_COLUMNS, rows.attributions),
-        ("attribution_shares", SHARE_COLUMNS, rows.shares),
+        ("attribution_shares", SHARE_COLUMNS, sorted(rows.shares, key=_SHARE_KEY)),
         ("ledger_entries", ENTRY_COLUMNS, rows.entries),
     ]
     await asyncio.gather(

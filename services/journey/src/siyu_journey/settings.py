@@ -11,7 +11,7 @@ from siyu_shared.settings import ServiceSettings
 class JourneySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="JOURNEY_", extra="ignore", frozen=True)
 
-    timer_batch: int = Field(default=500, ge=1, description="Timers fired per transaction.")
+    timer_batch: int = Field(default=1000, ge=1, description="Timers fired per transaction.")
     timer_workers: int = Field(
         default=2, ge=1, description="Concurrent timer loops per worker process (claims skip each other's rows)."
     )

@@ -4,20 +4,36 @@
    rows written), next to a plain SQL UPDATE over the same rows (the ceiling). Target: under 30 s.
 2. Incremental re-tagging from Kafka (events → facts → rules → tags → outbox) with the DCBA and lifecycle packs
    installed, next to a plain consume loop over the same messages (the ceiling). Target: at least 5,000 events/s.
+   The workers run as deployed: ``WORKERS`` processes (one per core, ``BENCH_SEGMENTATION_WORKERS`` overrides)
+   started with ``serve --role worker``, members of one consumer group, each with its outbox relay and loops. The
+   backlog is produced once they have all joined and the packs' backfills are done, and the rate is timed from the
+   first committed batch. The ceiling decodes the same messages in as many processes, partitions split between
+   them. The notes carry the CPU time per event of the workers and of Postgres (from /proc): the other sessions on
+   the shared machine move the rate a lot, the CPU per event much less.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import multiprocessing
+import os
+import socket
+import subprocess
+import sys
 import time
+from collections.abc import AsyncIterator
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from uuid import uuid4
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from sqlalchemy import func, select, text
 
 from bench.harness import BenchContext, Figure
-from siyu_devstack.testing import running_service
 from siyu_segmentation import service
 from siyu_segmentation.adapters.tables import inbox
 from siyu_segmentation.domain.tagging import RuleBody
@@ -28,8 +44,11 @@ from siyu_shared.events.catalog import LeadCaptured, OrderPaid, SourceRef
 from siyu_shared.events.envelope import CloudEvent
 from siyu_shared.events.registry import envelope
 from siyu_shared.events.topics import Topic, TopicNames
+from siyu_shared.service import consumer_group_id
 
 SUITE = "segmentation"
+WORKERS = int(os.environ.get("BENCH_SEGMENTATION_WORKERS", min(2, os.cpu_count() or 1)))
+"""Worker processes of the incremental figure: one per core, as deployed (consumer group members)."""
 
 _SYNTHETIC = text(
     """
@@ -46,6 +65,8 @@ _SYNTHETIC = text(
     FROM generate_series(1, :n) AS i
     """
 )
+
+_BACKFILLS_RUNNING = text("SELECT count(*) FROM backfills WHERE tenant = :tenant AND status IN ('pending', 'running')")
 
 BENCH_RULE = {
     "tag": "bench_active_buyer",
@@ -129,66 +150,71 @@ async def _incremental(ctx: BenchContext) -> list[Figure]:
     prefix = await ctx.fresh_topics()
     topics = TopicNames(prefix)
     tenant = f"bench{uuid4().hex[:6]}"
-    now = datetime.now(UTC)
-    producer = AIOKafkaProducer(bootstrap_servers=ctx.stack.bootstrap_servers, linger_ms=20, acks=1)
-    await producer.start()
-    try:
-        pending = []
-        for i in range(n):
-            person = f"p{i // 2:08d}"  # two events per person: a lead, then an order
-            if i % 2 == 0:
-                data: LeadCaptured | OrderPaid = LeadCaptured(
-                    lead_id=f"l{i}",
-                    person_id=person,
-                    kind="form",
-                    occurred_at=now - timedelta(days=i % 100),
-                    source=SourceRef(channel="xiaohongshu"),
-                    attributes={"skin_type": "dry"},
-                    incentive=i % 3 == 0,
-                )
-            else:
-                data = OrderPaid(
-                    order_id=f"o{i}",
-                    order_no=f"o{i}",
-                    channel="tmall",
-                    person_id=person,
-                    amount_fen=5000 + i % 50000,
-                    paid_at=now - timedelta(days=i % 100),
-                )
-            event = envelope(data, tenant=tenant, subject=person, source="/bench")
-            pending.append(await producer.send(topics.name(data.topic), value=event.to_json(), key=event.key))
-        await asyncio.gather(*pending)
-    finally:
-        await producer.stop()
-
-    ceiling = await _plain_consume(
-        ctx.stack.bootstrap_servers, [topics.name(Topic.LEADS), topics.name(Topic.ORDERS)], n
-    )
-
-    engine = create_engine(ctx.stack.service_dsn("segmentation"), schema="segmentation", pool_size=1)
+    messages = _backlog(topics, tenant, n)
+    dsn = ctx.stack.service_dsn("segmentation")
+    engine = create_engine(dsn, schema="segmentation", pool_size=1)
+    group = consumer_group_id(prefix, "segmentation", "main")
+    postmaster = ctx.stack.postgres.pid if ctx.stack.postgres is not None else None
     try:
         async with session_factory(engine)() as session, session.begin():
             for name in ("dcba", "lifecycle"):
                 await service.install_pack(session, tenant=tenant, pack=shipped_packs()[name])
+        # The packs' backfills find no profiles yet. The workers join the group first (the first to join would
+        # otherwise take every partition alone until the others are up), then the backlog is produced at once.
+        async with _workers(ctx, prefix, WORKERS) as pids:
+            admin = AIOKafkaAdminClient(bootstrap_servers=ctx.stack.bootstrap_servers)
+            await admin.start()
+            try:
+                for _ in range(1200):
+                    if await _group_members(admin, group) >= WORKERS:
+                        break
+                    await asyncio.sleep(0.1)
+                else:
+                    raise RuntimeError(f"{WORKERS} workers did not join {group} within two minutes")
+            finally:
+                await admin.close()
+            # The packs' backfills (over no profiles yet) are done first: one running late would re-evaluate the
+            # profiles the events create, holding the tenant lock exclusively, in the middle of the measurement.
+            for _ in range(1200):
+                async with engine.connect() as conn:
+                    if not await conn.scalar(_BACKFILLS_RUNNING, {"tenant": tenant}):
+                        break
+                await asyncio.sleep(0.1)
+            else:
+                raise RuntimeError("the packs' backfills did not finish within two minutes")
+            last_ids = await _produce(ctx.stack.bootstrap_servers, messages)
+            # Progress = the workers' inbox rows (committed with their effects). Polled cheaply (is any row there,
+            # are the last events of every partition there: a partition is handled in order), counted in full
+            # when the first batch is in and at the end, where every one of the n events must be.
+            inboxed = select(func.count()).where(inbox.c.consumer == group)
+            first_seen: tuple[float, int, float, float] | None = None
+            while True:
+                async with engine.connect() as conn:
+                    if first_seen is None:
+                        if await conn.scalar(select(inbox.c.event_id).where(inbox.c.consumer == group).limit(1)):
+                            cpu = sum(_cpu_s(pid) for pid in pids)
+                            done = int(await conn.scalar(inboxed) or 0)
+                            first_seen = (time.perf_counter(), done, cpu, _postgres_cpu_s(postmaster))
+                    elif await conn.scalar(inboxed.where(inbox.c.event_id.in_(last_ids))) == len(last_ids):
+                        ended = time.perf_counter()
+                        if int(await conn.scalar(inboxed) or 0) >= n:
+                            break
+                await asyncio.sleep(0.1)
+            assert first_seen is not None
+            elapsed = max(1e-6, ended - first_seen[0])
+            counted = n - first_seen[1]
+            rate = counted / elapsed if counted else float(n)
+            worker_cpu = sum(_cpu_s(pid) for pid in pids) - first_seen[2]
+            postgres_cpu = _postgres_cpu_s(postmaster) - first_seen[3]
     finally:
         await engine.dispose()
-    # The backfills of the packs find no profiles yet; the worker now consumes everything that was produced.
-    async with running_service("segmentation", ctx.stack, topic_prefix=prefix, role="worker") as (app, _):
-        runtime = app.state.runtime
-        sessions, group = runtime.sessions, runtime.group_id("main")
-        first_seen: tuple[float, int] | None = None
-        while True:
-            # Progress = the worker's inbox rows (committed with their effects), counted on the primary key.
-            async with sessions() as session:
-                done = int(await session.scalar(select(func.count()).where(inbox.c.consumer == group)) or 0)
-            if done and first_seen is None:
-                first_seen = (time.perf_counter(), done)
-            if done >= n:
-                break
-            await asyncio.sleep(0.1)
-        assert first_seen is not None
-        elapsed = max(1e-6, time.perf_counter() - first_seen[0])
-        rate = (n - first_seen[1]) / elapsed if n > first_seen[1] else float(n)
+    consumed = [topics.name(Topic.LEADS), topics.name(Topic.ORDERS)]
+    ceiling = await _plain_consume(ctx.stack.bootstrap_servers, consumed, ctx.stack.partitions, WORKERS)
+    cpu_note = (
+        f"; CPU per event: workers {worker_cpu / counted * 1e6:.0f} µs + Postgres {postgres_cpu / counted * 1e6:.0f} µs"
+        if counted
+        else ""
+    )
     return [
         Figure(
             suite=SUITE,
@@ -196,32 +222,189 @@ async def _incremental(ctx: BenchContext) -> list[Figure]:
             value=rate,
             unit="events/s",
             ceiling=ceiling,
-            ceiling_label="plain consume loop (decode only)",
+            ceiling_label=f"plain consume loop (decode only), {WORKERS} process(es), partitions split between them",
             target=5000.0,
-            notes=f"{n:,} events (lead + order per person), DCBA + lifecycle packs (15 rules); one worker process "
-            "(consumer, outbox relay publishing every tags.changed, loops), timed from its first committed batch",
+            notes=f"{n:,} events (lead + order per person), DCBA + lifecycle packs (15 rules); {WORKERS} worker "
+            "process(es) as deployed (`serve --role worker`: consumer group member, outbox relay publishing every "
+            f"tags.changed, loops), timed from the first committed batch{cpu_note}; "
+            f"load {os.getloadavg()[0]:.1f}",
         )
     ]
 
 
-async def _plain_consume(bootstrap: str, topic_names: list[str], n: int) -> float:
-    consumer = AIOKafkaConsumer(
-        *topic_names, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest", enable_auto_commit=False
-    )
+Message = tuple[str, bytes, bytes | None, str]  # topic, value, key, event id
+
+
+def _backlog(topics: TopicNames, tenant: str, n: int) -> list[Message]:
+    """``n`` events as (topic, value, key, event id), two per person: a lead, then an order."""
+    now = datetime.now(UTC)
+    messages = []
+    for i in range(n):
+        person = f"p{i // 2:08d}"
+        if i % 2 == 0:
+            data: LeadCaptured | OrderPaid = LeadCaptured(
+                lead_id=f"l{i}",
+                person_id=person,
+                kind="form",
+                occurred_at=now - timedelta(days=i % 100),
+                source=SourceRef(channel="xiaohongshu"),
+                attributes={"skin_type": "dry"},
+                incentive=i % 3 == 0,
+            )
+        else:
+            data = OrderPaid(
+                order_id=f"o{i}",
+                order_no=f"o{i}",
+                channel="tmall",
+                person_id=person,
+                amount_fen=5000 + i % 50000,
+                paid_at=now - timedelta(days=i % 100),
+            )
+        event = envelope(data, tenant=tenant, subject=person, source="/bench")
+        messages.append((topics.name(data.topic), event.to_json(), event.key, event.id))
+    return messages
+
+
+async def _produce(bootstrap: str, messages: list[Message]) -> list[str]:
+    """Send every message; returns the event ids of the last message of each partition."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, acks=1)
+    await producer.start()
+    try:
+        pending = [await producer.send(topic, value=value, key=key) for topic, value, key, _ in messages]
+        sent = await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    last: dict[tuple[str, int], tuple[int, str]] = {}
+    for meta, (_, _, _, event_id) in zip(sent, messages, strict=True):
+        at = (meta.topic, meta.partition)
+        if at not in last or meta.offset > last[at][0]:
+            last[at] = (meta.offset, event_id)
+    return [event_id for _, event_id in last.values()]
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used, from /proc: the other sessions' load on the shared machine
+    moves wall-clock rates a lot, CPU per event much less."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _postgres_cpu_s(postmaster: int | None) -> float:
+    """CPU seconds of a Postgres server: the postmaster, its exited backends (reaped: cutime + cstime) and the live
+    ones (the worker's connections, the WAL writer…). 0 when the server is not ours to read."""
+    if postmaster is None:
+        return 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    fields = Path(f"/proc/{postmaster}/stat").read_text().rsplit(")", 1)[1].split()
+    total = sum(int(f) for f in fields[11:15]) / tick
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == postmaster:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+async def _plain_consume(bootstrap: str, topic_names: list[str], partition_count: int, processes: int) -> float:
+    """The ceiling: every message decoded by a plain consume loop, the partitions split between ``processes``
+    processes (as many as the workers measured), all starting at the same instant."""
+    start_at = time.time() + 3.0  # after every process has started and fetched its offsets
+    loop = asyncio.get_running_loop()
+    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+        parts = await asyncio.gather(
+            *(
+                loop.run_in_executor(
+                    pool, _consume_part, bootstrap, topic_names, partition_count, i, processes, start_at
+                )
+                for i in range(processes)
+            )
+        )
+    total = sum(seen for seen, _, _ in parts)
+    return total / max(1e-6, max(end for _, _, end in parts) - min(start for _, start, _ in parts))
+
+
+def _consume_part(
+    bootstrap: str, topic_names: list[str], partition_count: int, index: int, processes: int, start_at: float
+) -> Part:
+    return asyncio.run(_consume_partitions(bootstrap, topic_names, partition_count, index, processes, start_at))
+
+
+Part = tuple[int, float, float]  # messages seen, started, finished (wall clock, comparable across processes)
+
+
+async def _consume_partitions(
+    bootstrap: str, topic_names: list[str], partition_count: int, index: int, processes: int, start_at: float
+) -> Part:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
-        seen = 0
-        started: float | None = None
-        while seen < n:
+        partitions = [
+            TopicPartition(topic, p) for topic in topic_names for p in range(index, partition_count, processes)
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        expected = sum((await consumer.end_offsets(partitions)).values())
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+        started, seen = time.time(), 0
+        while seen < expected:
             batches = await consumer.getmany(timeout_ms=1000, max_records=500)
-            if started is None and batches:
-                started = time.perf_counter()
             for records in batches.values():
                 for record in records:
                     assert record.value is not None
                     CloudEvent.from_json(record.value)
                     seen += 1
-        assert started is not None
-        return n / max(1e-6, time.perf_counter() - started)
+        return seen, started, time.time()
     finally:
         await consumer.stop()
+
+
+@contextlib.asynccontextmanager
+async def _workers(ctx: BenchContext, prefix: str, count: int) -> AsyncIterator[list[int]]:
+    """``count`` worker processes, started as deployed (``python -m siyu_segmentation serve --role worker``)."""
+    env = {
+        **os.environ,
+        **ctx.stack.env(),
+        "SEGMENTATION_KAFKA_TOPIC_PREFIX": prefix,
+        "SEGMENTATION_LOG_LEVEL": "WARNING",
+    }
+    procs: list[asyncio.subprocess.Process] = []
+    try:
+        for _ in range(count):
+            args = ["-m", "siyu_segmentation", "serve", "--role", "worker", "--port", str(_free_port())]
+            procs.append(
+                await asyncio.create_subprocess_exec(
+                    sys.executable, *args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                )
+            )
+        yield [p.pid for p in procs]
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.terminate()
+        for proc in procs:
+            try:
+                await asyncio.wait_for(proc.wait(), 30)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+async def _group_members(admin: AIOKafkaAdminClient, group: str) -> int:
+    """Members of a consumer group once it is stable (0 while it rebalances or does not exist yet)."""
+    with contextlib.suppress(KafkaError):
+        for response in await admin.describe_consumer_groups([group]):
+            for described in response.groups:
+                state, members = described[2], described[5]
+                if state == "Stable":
+                    return len(members)
+    return 0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -202,7 +202,7 @@ def replay_order(
         )
     )
     rows.shares += [
-        (tenant, record.attribution_id, i, s.payee_id, s.role, s.kind, s.basis, s.base_fen, s.gross_fen)
+        (tenant, order.order_id, record.attribution_id, i, s.payee_id, s.role, s.kind, s.basis, s.base_fen, s.gross_fen)
         for i, s in enumerate(record.shares)
     ]
     rows.entries += [
@@ -398,7 +398,7 @@ def _replay_fused(
         )
     )
     rows.attributions.append((tenant, attribution_id, order_id, model, plan_id, version, "paid", paid_at))
-    rows.shares += [(tenant, attribution_id, i, *s) for i, s in enumerate(shares)]
+    rows.shares += [(tenant, order_id, attribution_id, i, *s) for i, s in enumerate(shares)]
 
 
 def _touch_credits(tables: PlanTables, touches: list[TouchFact]) -> tuple[list[tuple[str, PayeeRole, int, str]], int]:

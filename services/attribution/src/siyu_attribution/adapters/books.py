@@ -56,7 +56,11 @@ async def attribution(
         return None
     rows = await session.execute(
         select(attribution_shares)
-        .where(attribution_shares.c.tenant == tenant, attribution_shares.c.attribution_id == attribution_id)
+        .where(
+            attribution_shares.c.tenant == tenant,
+            attribution_shares.c.order_id == order_id,
+            attribution_shares.c.attribution_id == attribution_id,
+        )
         .order_by(attribution_shares.c.position)
     )
     return AttributionRecord(
@@ -104,6 +108,7 @@ async def add_attribution(session: AsyncSession, *, tenant: str, record: Attribu
             [
                 {
                     "tenant": tenant,
+                    "order_id": record.order_id,
                     "attribution_id": record.attribution_id,
                     "position": i,
                     "payee_id": s.payee_id,
@@ -214,6 +219,7 @@ async def month_figures(
         .join(
             orders,
             (orders.c.tenant == attribution_shares.c.tenant)
+            & (orders.c.order_id == attribution_shares.c.order_id)
             & (orders.c.attribution_id == attribution_shares.c.attribution_id),
         )
         .where(

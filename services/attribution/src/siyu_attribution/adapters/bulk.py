@@ -47,6 +47,7 @@ ATTRIBUTION_COLUMNS = (
 )
 SHARE_COLUMNS = (
     "tenant",
+    "order_id",
     "attribution_id",
     "position",
     "payee_id",
@@ -121,16 +122,15 @@ async def prepare_copy(connection: Any) -> None:
         _prepared.add(connection)
 
 
-_SHARE_KEY = itemgetter(SHARE_COLUMNS.index("attribution_id"), SHARE_COLUMNS.index("position"))
+_SHARE_KEY = itemgetter(*(SHARE_COLUMNS.index(c) for c in ("order_id", "attribution_id", "position")))
 
 
 async def copy_replay(connections: list[Any], rows: ReplayRows) -> None:
     """Write one replayed chunk, each table over its own connection (in parallel, each in its own transaction).
 
     The chunk is all-or-nothing per table only: a rebuild that stops half-way is re-run into a fresh tenant.
-    Shares go in the order of their primary key (attribution id, position): the ids are hashes, so in the
-    replay's order every insert would land on a random page of that index; sorted, they walk it page by page.
-    (Shares have no sequence column, so their order carries no meaning; entries keep theirs.)
+    Shares go in the order of their primary key (order, attribution id, position), so their inserts walk that
+    index page by page. (Shares have no sequence column, so their order carries no meaning; entries keep theirs.)
     """
     for connection in connections:
         await prepare_copy(connection)

@@ -122,7 +122,11 @@ async def current_attributions(
     shares_of: dict[str, list[Share]] = defaultdict(list)
     rows = await session.execute(
         select(attribution_shares)
-        .where(attribution_shares.c.tenant == tenant, attribution_shares.c.attribution_id.in_(ids))
+        .where(
+            attribution_shares.c.tenant == tenant,
+            attribution_shares.c.order_id.in_(sorted({o for o, _ in pairs})),
+            attribution_shares.c.attribution_id.in_(ids),
+        )
         .order_by(attribution_shares.c.attribution_id, attribution_shares.c.position)
     )
     for r in rows:
@@ -178,6 +182,7 @@ async def add_attributions(session: AsyncSession, *, tenant: str, records: Seque
     shares = [
         {
             "tenant": tenant,
+            "order_id": r.order_id,
             "attribution_id": r.attribution_id,
             "position": i,
             "payee_id": s.payee_id,

@@ -141,7 +141,8 @@ async def payees(
                    count(*) FILTER (WHERE s.kind = 'commission') AS orders,
                    count(*) FILTER (WHERE s.kind = 'activity') AS activity_credits,
                    sum(s.base_fen) AS attributed_sales_fen
-            FROM sales o JOIN attribution_shares s ON s.tenant = o.tenant AND s.attribution_id = o.attribution_id
+            FROM sales o JOIN attribution_shares s
+              ON s.tenant = o.tenant AND s.order_id = o.order_id AND s.attribution_id = o.attribution_id
             GROUP BY s.payee_id, s.payee_role
         ),
         moved AS (

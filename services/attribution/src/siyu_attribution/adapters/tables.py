@@ -158,6 +158,7 @@ attribution_shares = Table(
     "attribution_shares",
     metadata,
     _tenant(),
+    Column("order_id", String(128), primary_key=True),
     Column("attribution_id", String(64), primary_key=True),
     Column("position", Integer, primary_key=True),
     Column("payee_id", String(128), nullable=False),

@@ -35,6 +35,8 @@ class Summary:
     touches: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
     touches_by_journey: dict[str, Counter[str]] = field(default_factory=dict)
+    touches_pending: Counter[str] = field(default_factory=Counter)
+    """Per journey: touches queued but not gone out yet (due later: deferred by quiet hours, or a wait)."""
     orders: Counter[str] = field(default_factory=Counter)
     payees: list[dict[str, Any]] = field(default_factory=list)
     funnel: dict[str, Any] = field(default_factory=dict)
@@ -100,6 +102,12 @@ async def collect(
     for tag, members in sorted(counts.items()):
         families[family_of.get(tag, "(none)")][tag] = members
     summary.tag_counts = dict(families)
+    journeys = (await http.get(f"{urls.journey}/v1/journeys", headers=headers)).json()
+    for journey_id in sorted({j["journey_id"] for j in journeys}):
+        counts = (await http.get(f"{urls.journey}/v1/journeys/{journey_id}/counts", headers=headers)).json()
+        pending = sum(step.get("pending", 0) for step in counts["steps"].values())
+        if pending:
+            summary.touches_pending[journey_id] = pending
     period = now.astimezone(SHANGHAI).strftime("%Y-%m")
     params = {"period": period}
     summary.payees = (await http.get(f"{urls.attribution}/v1/reports/payees", params=params, headers=headers)).json()
@@ -133,7 +141,14 @@ def render(summary: Summary, *, humans: int, expected_persons: int) -> list[str]
     lines.append(f"  tag changes emitted:    {summary.tags_changed}")
     for family, tags in sorted(summary.tag_counts.items()):
         lines.append(f"    {family:<20} " + ", ".join(f"{t} {n}" for t, n in tags.items()))
-    lines.append("  touches:                " + ", ".join(f"{k} {n}" for k, n in sorted(summary.touches.items())))
+    gone_out = ", ".join(f"{k} {n}" for k, n in sorted(summary.touches.items()))
+    lines.append("  touches:                " + (gone_out or "none gone out yet"))
+    if summary.touches_pending:
+        lines.append(
+            f"    due later:            {summary.touches_pending.total()} queued ("
+            + ", ".join(f"{j} {n}" for j, n in sorted(summary.touches_pending.items()))
+            + "): deferred by the guardrails (Shanghai quiet hours) or waiting; they go out when allowed"
+        )
     if summary.skipped:
         lines.append("    skipped because:      " + ", ".join(f"{r} {n}" for r, n in summary.skipped.most_common()))
     for journey, outcomes in sorted(summary.touches_by_journey.items()):

@@ -28,10 +28,10 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import func, select
 
+from bench.cpu import server_cpu_s
 from bench.harness import BenchContext, Figure
 from siyu_attribution import accounting
 from siyu_attribution.accounting import Books
@@ -175,12 +175,13 @@ async def run(ctx: BenchContext) -> list[Figure]:
         workers = max(1, min(os.cpu_count() or 1, (n + CHUNK - 1) // CHUNK))
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             await asyncio.gather(*(asyncio.wrap_future(pool.submit(_warm_up)) for _ in range(workers)))
-            load_began, server_began, began = os.getloadavg()[0], _postgres_cpu(ctx), time.perf_counter()
+            postmaster = ctx.stack.postgres.pid if ctx.stack.postgres is not None else None
+            load_began, server_began, began = os.getloadavg()[0], server_cpu_s(postmaster), time.perf_counter()
             results = await asyncio.gather(
                 *(asyncio.wrap_future(pool.submit(_replay_worker, dsn, tenant, n, w, workers)) for w in range(workers))
             )
             replay_s = time.perf_counter() - began
-            server_ended, load_ended = _postgres_cpu(ctx), os.getloadavg()[0]
+            server_ended, load_ended = server_cpu_s(postmaster), os.getloadavg()[0]
         assert sum(r[0] for r in results) == n
         computing = sum(r[1] for r in results)
         copying = sum(r[2] for r in results)
@@ -343,24 +344,6 @@ async def _live_path(ctx: BenchContext) -> list[Figure]:
             notes="timed from the first order attributed to the last (the consumer group join is not counted)",
         )
     ]
-
-
-def _postgres_cpu(ctx: BenchContext) -> float | None:
-    """CPU seconds used so far by the stack's Postgres: the postmaster, its live processes and the exited ones."""
-    server = ctx.stack.postgres
-    pid = server.pid if server is not None else None
-    if pid is None:
-        return None  # an external server (DATABASE_URL): not ours to measure
-    postmaster = psutil.Process(pid)
-    times = postmaster.cpu_times()
-    total: float = times.user + times.system + times.children_user + times.children_system
-    for child in postmaster.children():
-        try:
-            times = child.cpu_times()
-        except psutil.Error:
-            continue  # exited meanwhile: counted with the postmaster's children from now on
-        total += times.user + times.system
-    return total
 
 
 def _warm_up() -> None:

@@ -35,6 +35,7 @@ import httpx
 import orjson
 from fastapi import FastAPI, Request, Response
 
+from bench.cpu import process_cpu_s
 from bench.harness import BenchContext, Figure
 from siyu_devstack.testing import eventually
 from siyu_ingest import samples
@@ -59,13 +60,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) the process has used: a figure the other helpers' load inflates far less than
-    wall-clock rates, so the notes carry it next to each rate."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextlib.asynccontextmanager
@@ -291,14 +285,14 @@ async def run(ctx: BenchContext) -> list[Figure]:
         warm = _xhs_requests(tenant, 500, "warm")
         await _saturate(api_port, warm)
         burst = _xhs_requests(tenant, n, "burst")
-        cpu = _cpu_s(api_pid)
+        cpu = process_cpu_s(api_pid)
         rate, latencies, errors = await _saturate(api_port, burst)
-        api_cpu_us = (_cpu_s(api_pid) - cpu) / n * 1e6
+        api_cpu_us = (process_cpu_s(api_pid) - cpu) / n * 1e6
         stored = await _count(dsn, "SELECT count(*) FROM deliveries WHERE tenant = $1", tenant)
         paced = _xhs_requests(tenant, paced_n, "paced")
-        cpu = _cpu_s(api_pid)
+        cpu = process_cpu_s(api_pid)
         paced_latencies, paced_errors = await _paced(api_port, paced, 1000)
-        paced_cpu_us = (_cpu_s(api_pid) - cpu) / paced_n * 1e6
+        paced_cpu_us = (process_cpu_s(api_pid) - cpu) / paced_n * 1e6
 
         async with _process(
             [
@@ -315,12 +309,12 @@ async def run(ctx: BenchContext) -> list[Figure]:
             bare_port,
         ) as bare_pid:
             await _saturate(bare_port, _bare_requests(warm))
-            cpu = _cpu_s(bare_pid)
+            cpu = process_cpu_s(bare_pid)
             bare_rate, bare_latencies, _ = await _saturate(bare_port, _bare_requests(burst))
-            bare_cpu_us = (_cpu_s(bare_pid) - cpu) / n * 1e6
-            cpu = _cpu_s(bare_pid)
+            bare_cpu_us = (process_cpu_s(bare_pid) - cpu) / n * 1e6
+            cpu = process_cpu_s(bare_pid)
             bare_paced, _ = await _paced(bare_port, _bare_requests(paced), 1000)
-            bare_paced_cpu_us = (_cpu_s(bare_pid) - cpu) / paced_n * 1e6
+            bare_paced_cpu_us = (process_cpu_s(bare_pid) - cpu) / paced_n * 1e6
 
         # Timed from the first processed delivery, so the worker's start-up (imports, Kafka) is not counted.
         pending_sql = "SELECT count(*) FROM deliveries WHERE tenant = $1 AND status = 'pending'"
@@ -338,14 +332,14 @@ async def run(ctx: BenchContext) -> list[Figure]:
             first = await eventually(begun, timeout_s=120, interval_s=0.05)
             assert first is not None
             counted = first[0]
-            started, cpu = time.perf_counter(), _cpu_s(worker_pid)
+            started, cpu = time.perf_counter(), process_cpu_s(worker_pid)
             await eventually(drained, timeout_s=3600, interval_s=0.1)
             processing_rate = counted / (time.perf_counter() - started)
-            worker_cpu_us = (_cpu_s(worker_pid) - cpu) / counted * 1e6
+            worker_cpu_us = (process_cpu_s(worker_pid) - cpu) / counted * 1e6
 
         export = _tmall_export(import_rows)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}", timeout=600) as http:
-            started, cpu = time.perf_counter(), _cpu_s(api_pid)
+            started, cpu = time.perf_counter(), process_cpu_s(api_pid)
             done = await http.post(
                 f"/v1/tenants/{tenant}/imports",
                 params={"kind": "orders"},
@@ -353,7 +347,7 @@ async def run(ctx: BenchContext) -> list[Figure]:
                 headers={"Authorization": f"Bearer {key}"},
             )
             import_rate = import_rows / (time.perf_counter() - started)
-            import_cpu_us = (_cpu_s(api_pid) - cpu) / import_rows * 1e6
+            import_cpu_us = (process_cpu_s(api_pid) - cpu) / import_rows * 1e6
             done.raise_for_status()
             accepted = done.json()["accepted"]
         copy_rate = await _copy_ceiling(stack.admin_dsn, import_rows)

@@ -40,6 +40,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from sqlalchemy import exists, func, select, text
 
+from bench.cpu import process_cpu_s
 from bench.harness import BenchContext, Figure
 from siyu_devstack.testing import eventually, running_service
 from siyu_journey.adapters.tables import enrolments, sandbox_deliveries
@@ -90,12 +91,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) the process has used."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextlib.asynccontextmanager
@@ -253,7 +248,7 @@ async def timers_due_at_once(ctx: BenchContext) -> list[Figure]:
             )
         async with contextlib.AsyncExitStack() as running:
             pids = [await running.enter_async_context(_worker(ctx, prefix)) for _ in range(TIMER_WORKERS)]
-            cpu = sum(_cpu_s(pid) for pid in pids)
+            cpu = sum(process_cpu_s(pid) for pid in pids)
             # The workers are polling; every timer becomes due (a minute ago) when this commits.
             async with unit_of_work(sessions) as session:
                 await session.execute(
@@ -267,7 +262,7 @@ async def timers_due_at_once(ctx: BenchContext) -> list[Figure]:
             started = time.perf_counter()
             await _until_fired(sessions, tenant, n)
             elapsed = time.perf_counter() - started
-            cpu_ms = (sum(_cpu_s(pid) for pid in pids) - cpu) / n * 1000
+            cpu_ms = (sum(process_cpu_s(pid) for pid in pids) - cpu) / n * 1000
             # Untimed: let the relays publish the touch events before the workers stop, so the backlog does not
             # land on whatever runs next.
             await eventually(lambda: _outbox_drained(sessions), timeout_s=600, interval_s=0.5)
@@ -414,12 +409,12 @@ async def event_to_touch_latency(ctx: BenchContext) -> list[Figure]:
                 value, key = _contact_added(tenant, -i)
                 await producer.send_and_wait(topics.name(Topic.CONTACTS), value=value, key=key)
             await eventually(lambda: _reached(sessions, tenant, 12), timeout_s=120, interval_s=0.1)
-            cpu = sum(_cpu_s(pid) for pid in pids)
+            cpu = sum(process_cpu_s(pid) for pid in pids)
             generator.stdin.write(b"go\n")
             await generator.stdin.drain()
             sent_at: dict[str, float] = json.loads(await generator.stdout.read())  # its last words
             await _until_delivered(sessions, tenant, count + 12)
-            cpu_ms = (sum(_cpu_s(pid) for pid in pids) - cpu) / count * 1000
+            cpu_ms = (sum(process_cpu_s(pid) for pid in pids) - cpu) / count * 1000
         async with unit_of_work(sessions) as session:
             rows = await session.execute(
                 select(sandbox_deliveries.c.person_id, sandbox_deliveries.c.delivered_at).where(

@@ -25,7 +25,6 @@ import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from uuid import uuid4
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -33,6 +32,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from sqlalchemy import func, select, text
 
+from bench.cpu import process_cpu_s, server_cpu_s
 from bench.harness import BenchContext, Figure
 from siyu_segmentation import service
 from siyu_segmentation.adapters.tables import inbox
@@ -193,9 +193,9 @@ async def _incremental(ctx: BenchContext) -> list[Figure]:
                 async with engine.connect() as conn:
                     if first_seen is None:
                         if await conn.scalar(select(inbox.c.event_id).where(inbox.c.consumer == group).limit(1)):
-                            cpu = sum(_cpu_s(pid) for pid in pids)
+                            cpu = sum(process_cpu_s(pid) for pid in pids)
                             done = int(await conn.scalar(inboxed) or 0)
-                            first_seen = (time.perf_counter(), done, cpu, _postgres_cpu_s(postmaster))
+                            first_seen = (time.perf_counter(), done, cpu, (server_cpu_s(postmaster) or 0.0))
                     elif await conn.scalar(inboxed.where(inbox.c.event_id.in_(last_ids))) == len(last_ids):
                         ended = time.perf_counter()
                         if int(await conn.scalar(inboxed) or 0) >= n:
@@ -205,8 +205,8 @@ async def _incremental(ctx: BenchContext) -> list[Figure]:
             elapsed = max(1e-6, ended - first_seen[0])
             counted = n - first_seen[1]
             rate = counted / elapsed if counted else float(n)
-            worker_cpu = sum(_cpu_s(pid) for pid in pids) - first_seen[2]
-            postgres_cpu = _postgres_cpu_s(postmaster) - first_seen[3]
+            worker_cpu = sum(process_cpu_s(pid) for pid in pids) - first_seen[2]
+            postgres_cpu = (server_cpu_s(postmaster) or 0.0) - first_seen[3]
     finally:
         await engine.dispose()
     consumed = [topics.name(Topic.LEADS), topics.name(Topic.ORDERS)]
@@ -281,33 +281,6 @@ async def _produce(bootstrap: str, messages: list[Message]) -> list[str]:
         if at not in last or meta.offset > last[at][0]:
             last[at] = (meta.offset, event_id)
     return [event_id for _, event_id in last.values()]
-
-
-def _cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) a process has used, from /proc: the other sessions' load on the shared machine
-    moves wall-clock rates a lot, CPU per event much less."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _postgres_cpu_s(postmaster: int | None) -> float:
-    """CPU seconds of a Postgres server: the postmaster, its exited backends (reaped: cutime + cstime) and the live
-    ones (the worker's connections, the WAL writer…). 0 when the server is not ours to read."""
-    if postmaster is None:
-        return 0.0
-    tick = os.sysconf("SC_CLK_TCK")
-    fields = Path(f"/proc/{postmaster}/stat").read_text().rsplit(")", 1)[1].split()
-    total = sum(int(f) for f in fields[11:15]) / tick
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == postmaster:
-            total += (int(fields[11]) + int(fields[12])) / tick
-    return total
 
 
 async def _plain_consume(bootstrap: str, topic_names: list[str], partition_count: int, processes: int) -> float:

@@ -68,6 +68,11 @@ def yuan_to_fen(raw: str | int | float | None) -> int:
         # ASCII digits with at most two decimals (every export row): exact in integers, nothing to round
         whole, cents = plain.groups()
         return int(whole) * 100 + (int(cents.ljust(2, "0")) if cents else 0)
+    return decimal_yuan_to_fen(raw)
+
+
+def decimal_yuan_to_fen(raw: str | int | float) -> int:
+    """The general rule behind ``yuan_to_fen``: Decimal × 100, rounded half up at the fen."""
     try:
         amount = Decimal(str(raw)) * 100
     except DecimalException as exc:

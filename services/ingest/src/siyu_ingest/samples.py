@@ -242,22 +242,25 @@ def wecom(event_xml: bytes, *, token: str | None = None, timestamp: str = "14036
     return body, {"Content-Type": "text/xml"}, {"msg_signature": signature, "timestamp": timestamp, "nonce": nonce}
 
 
+def wecom_event(event: str, *, create_time: int, **fields: str | int | list[str]) -> bytes:
+    """A WeCom system event callback (``MsgType`` event, sent by ``sys`` to the corp), as XML before encryption."""
+    return wecom_xml(
+        {"ToUserName": "ww_corp", "FromUserName": "sys", "CreateTime": create_time, "MsgType": "event", "Event": event}
+        | fields
+    )
+
+
 def wecom_add_contact(
     *, external_userid: str, staff: str = "zhangsan", state: str = "xhs_note_01", create_time: int = 1403610513
 ) -> bytes:
-    return wecom_xml(
-        {
-            "ToUserName": "ww_corp",
-            "FromUserName": "sys",
-            "CreateTime": create_time,
-            "MsgType": "event",
-            "Event": "change_external_contact",
-            "ChangeType": "add_external_contact",
-            "UserID": staff,
-            "ExternalUserID": external_userid,
-            "State": state,
-            "WelcomeCode": "WELCOMECODE",
-        }
+    return wecom_event(
+        "change_external_contact",
+        create_time=create_time,
+        ChangeType="add_external_contact",
+        UserID=staff,
+        ExternalUserID=external_userid,
+        State=state,
+        WelcomeCode="WELCOMECODE",
     )
 
 
@@ -265,36 +268,26 @@ def wecom_group_join(
     *, external_userids: list[str], chat_id: str = "wrGroupChat", create_time: int = 1403610513, scene: int = 3
 ) -> bytes:
     """``change_external_chat`` / ``add_member``: customers joined a group (JoinScene 3 = by QR code)."""
-    return wecom_xml(
-        {
-            "ToUserName": "ww_corp",
-            "FromUserName": "sys",
-            "CreateTime": create_time,
-            "MsgType": "event",
-            "Event": "change_external_chat",
-            "ChatId": chat_id,
-            "ChangeType": "update",
-            "UpdateDetail": "add_member",
-            "JoinScene": scene,
-            "MemChangeCnt": len(external_userids),
-            "MemChangeList": external_userids,
-        }
+    return wecom_event(
+        "change_external_chat",
+        create_time=create_time,
+        ChatId=chat_id,
+        ChangeType="update",
+        UpdateDetail="add_member",
+        JoinScene=scene,
+        MemChangeCnt=len(external_userids),
+        MemChangeList=external_userids,
     )
 
 
 def wecom_contact_removed(*, external_userid: str, staff: str = "zhangsan", create_time: int = 1403610513) -> bytes:
     """``change_external_contact`` / ``del_follow_user``: the customer deleted the staff member."""
-    return wecom_xml(
-        {
-            "ToUserName": "ww_corp",
-            "FromUserName": "sys",
-            "CreateTime": create_time,
-            "MsgType": "event",
-            "Event": "change_external_contact",
-            "ChangeType": "del_follow_user",
-            "UserID": staff,
-            "ExternalUserID": external_userid,
-        }
+    return wecom_event(
+        "change_external_contact",
+        create_time=create_time,
+        ChangeType="del_follow_user",
+        UserID=staff,
+        ExternalUserID=external_userid,
     )
 
 

@@ -87,12 +87,8 @@ class Brand:
 
 @pytest.fixture(scope="session")
 def e2e_stack() -> Iterator[Stack]:
-    local = Stack(fast=True)
-    local.start()
-    try:
+    with Stack(fast=True) as local:
         yield local
-    finally:
-        local.stop()
 
 
 @pytest.fixture(scope="session")

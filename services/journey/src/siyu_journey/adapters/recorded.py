@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, fields
 from datetime import datetime
 
 from sqlalchemy import select
@@ -10,23 +10,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from siyu_journey.adapters.tables import recorded_touches
-
-
-@dataclass(frozen=True)
-class RecordedTouch:
-    tenant: str
-    touch_id: str
-    client_id: str
-    person_id: str
-    channel: str
-    kind: str
-    staff_id: str
-    occurred_at: datetime
+from siyu_journey.domain.recorded import RecordedTouch
 
 
 async def insert(session: AsyncSession, touch: RecordedTouch, *, recorded_at: datetime) -> RecordedTouch | None:
     """Store the touch; if its id was recorded before, return what was recorded then (and store nothing)."""
-    values = {**touch.__dict__, "recorded_at": recorded_at}
+    values = {**asdict(touch), "recorded_at": recorded_at}
     stored = await session.execute(
         pg_insert(recorded_touches)
         .values(**values)
@@ -42,13 +31,4 @@ async def insert(session: AsyncSession, touch: RecordedTouch, *, recorded_at: da
             )
         )
     ).one()
-    return RecordedTouch(
-        tenant=row.tenant,
-        touch_id=row.touch_id,
-        client_id=row.client_id,
-        person_id=row.person_id,
-        channel=row.channel,
-        kind=row.kind,
-        staff_id=row.staff_id,
-        occurred_at=row.occurred_at,
-    )
+    return RecordedTouch(**{f.name: getattr(row, f.name) for f in fields(RecordedTouch)})

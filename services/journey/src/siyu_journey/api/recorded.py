@@ -9,23 +9,21 @@ same id is a 409. The touch goes out as ``siyu.touch.sent`` (kind ``staff`` or `
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
-from typing import Literal
+from datetime import datetime
 
 from fastapi import APIRouter, HTTPException, Response, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from siyu_journey.adapters import recorded as store
-from siyu_shared.events.catalog import TouchSent
+from siyu_journey.domain import recorded as rules
+from siyu_journey.domain.recorded import HandKind
 from siyu_shared.events.catalog.touches import TouchChannel
-from siyu_shared.events.envelope import deterministic_event_id
 from siyu_shared.events.registry import envelope
 from siyu_shared.events.topics import TopicNames
 from siyu_shared.http.deps import DbSession, Writer
 from siyu_shared.messaging.outbox import add_to_outbox
 
 SOURCE = "/siyu/journey/recorded"
-CLOCK_SKEW = timedelta(minutes=5)
 
 
 class RecordedTouchIn(BaseModel):
@@ -48,7 +46,7 @@ class RecordedTouchIn(BaseModel):
     id: str = Field(min_length=1, max_length=128, description="The tool's own id of the touch (idempotency key).")
     person_id: str = Field(min_length=1, max_length=64)
     channel: TouchChannel
-    kind: Literal["staff", "group"] = Field(description="`staff`: a 1v1 staff member; `group`: a group activator.")
+    kind: HandKind = Field(description="`staff`: a 1v1 staff member; `group`: a group activator.")
     staff_id: str = Field(min_length=1, max_length=64)
     occurred_at: AwareDatetime
 
@@ -74,42 +72,30 @@ def build_recorded_router(clock: Callable[[], datetime], topics: TopicNames) -> 
     ) -> RecordedTouchOut:
         """Record a touch a staff member or group activator made by hand."""
         now = clock()
-        if touch.occurred_at > now + CLOCK_SKEW:
-            raise HTTPException(422, detail="occurred_at is in the future")
-        touch_id = deterministic_event_id("recorded-touch", principal.tenant, touch.id)
-        row = store.RecordedTouch(
-            tenant=principal.tenant,
-            touch_id=touch_id,
-            client_id=touch.id,
-            person_id=touch.person_id,
-            channel=touch.channel,
-            kind=touch.kind,
-            staff_id=touch.staff_id,
-            occurred_at=touch.occurred_at,
-        )
-        existing = await store.insert(session, row, recorded_at=now)
-        if existing is not None:
-            if existing != row:
+        try:
+            row = rules.recorded_touch(
+                tenant=principal.tenant,
+                client_id=touch.id,
+                person_id=touch.person_id,
+                channel=touch.channel,
+                kind=touch.kind,
+                staff_id=touch.staff_id,
+                occurred_at=touch.occurred_at,
+                now=now,
+            )
+        except rules.FutureTouch as exc:
+            raise HTTPException(422, detail=str(exc)) from exc
+        before = await store.insert(session, row, recorded_at=now)
+        if before is not None:
+            if rules.again(before, row) is rules.Again.CONFLICT:
                 raise HTTPException(409, detail=f"touch {touch.id!r} was recorded before with other content")
             response.status_code = status.HTTP_200_OK
-            return RecordedTouchOut(touch_id=touch_id, recorded=False)
-        sent = TouchSent(
-            touch_id=touch_id,
-            person_id=touch.person_id,
-            channel=touch.channel,
-            kind=touch.kind,
-            staff_id=touch.staff_id,
-            occurred_at=touch.occurred_at,
-        )
+            return RecordedTouchOut(touch_id=row.touch_id, recorded=False)
+        data, event_id = rules.sent(row)
         event = envelope(
-            sent,
-            tenant=principal.tenant,
-            subject=touch.person_id,
-            source=SOURCE,
-            event_id=deterministic_event_id("touch", principal.tenant, touch_id, "sent"),
-            time=touch.occurred_at,
+            data, tenant=row.tenant, subject=row.person_id, source=SOURCE, event_id=event_id, time=row.occurred_at
         )
         await add_to_outbox(session, event, topics=topics)
-        return RecordedTouchOut(touch_id=touch_id, recorded=True)
+        return RecordedTouchOut(touch_id=row.touch_id, recorded=True)
 
     return router

@@ -73,3 +73,16 @@ async def test_a_merge_waits_for_a_late_event_of_its_merged_id_in_flight(scratch
     async with unit_of_work(scratch.sessions) as session:
         (event,) = await follow_merges(session, [joined("X")])
     assert event.data.person_id == "P"  # type: ignore[attr-defined]
+
+
+async def test_a_merge_handled_after_its_survivors_own_merge_goes_to_the_final_survivor(scratch: Scratch) -> None:
+    """Ingest merged A into S, then S into T; the two merges travel keyed by their survivors (other partitions),
+    so S→T may be handled first. A→S is then A→T: handlers fold A into T and A's late events reach T."""
+    async with unit_of_work(scratch.sessions) as session:
+        await follow_merges(session, [merged("T", "S")])
+    async with unit_of_work(scratch.sessions) as session:
+        (merge,) = await follow_merges(session, [merged("S", "A")])
+        out = await follow_merges(session, [joined("A"), joined("S")])
+    assert (merge.data.survivor_id, merge.data.merged_ids, merge.envelope.subject) == ("T", ["A"], "T")  # type: ignore[attr-defined]
+    assert merge.envelope.data["survivor_id"] == "T"
+    assert people(out) == [("T", "T"), ("T", "T")]

@@ -69,6 +69,23 @@ def _person_of(received: Received[Any]) -> str | None:
     return person if isinstance(person, str) else None
 
 
+async def _record(session: AsyncSession, merge: Received[Any]) -> Received[Any]:
+    """Record a merge under its survivor's own survivor: merges travel keyed by their survivor, so S→T may be
+    handled before an earlier A→S; then A→S is A→T (and handlers fold A into T, not into S, which is gone)."""
+    data = merge.data
+    survivor = (await survivors(session, {(merge.tenant, data.survivor_id)})).get(
+        (merge.tenant, data.survivor_id), data.survivor_id
+    )
+    await record_merge(session, tenant=merge.tenant, survivor_id=survivor, merged_ids=data.merged_ids)
+    if survivor == data.survivor_id:
+        return merge
+    merged_ids = [m for m in data.merged_ids if m != survivor]
+    envelope = merge.envelope.model_copy(
+        update={"subject": survivor, "data": {**merge.envelope.data, "survivor_id": survivor, "merged_ids": merged_ids}}
+    )
+    return Received(envelope=envelope, data=data.model_copy(update={"survivor_id": survivor, "merged_ids": merged_ids}))
+
+
 def redirected(received: Received[Any], survivor: str) -> Received[Any]:
     """The same event, naming ``survivor`` instead of the merged id (payload and subject)."""
     data = received.data.model_copy(update={"person_id": survivor})
@@ -95,12 +112,8 @@ async def follow_merges(session: AsyncSession, events: list[Received[Any]]) -> l
     keys = _persons_named(events)
     if keys:
         await session.execute(_LOCK, {"keys": sorted(keys)})
-    for received in events:
-        if received.envelope.type == PERSON_MERGED:
-            data = received.data
-            await record_merge(
-                session, tenant=received.tenant, survivor_id=data.survivor_id, merged_ids=data.merged_ids
-            )
+    if any(r.envelope.type == PERSON_MERGED for r in events):
+        events = [await _record(session, r) if r.envelope.type == PERSON_MERGED else r for r in events]
     wanted = {
         (r.tenant, person) for r in events if r.envelope.type != PERSON_MERGED and (person := _person_of(r)) is not None
     }

@@ -119,6 +119,9 @@ class ConsumerRunner:
         """Records of the partitions with no batch in flight: as soon as any arrive, a batch in flight finishes
         (its partition may have records waiting), ``stop`` is set, or the poll timeout passes."""
         timeout_ms, max_records = self._config.poll_timeout_ms, self._config.max_batch
+        if self._in_flight.paused:  # a rebalance is waiting for the batches in flight: start no new ones
+            await _sleep_or_stop(stop, 0.05)
+            return {}
         busy = self._in_flight.partitions()
         if not busy:
             fetched: Fetched = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
@@ -372,6 +375,8 @@ class _InFlight:
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self.changed = asyncio.Event()
         """Set whenever a batch finishes (its partition can be fetched from again)."""
+        self.paused = False
+        """Set while partitions are being revoked: nothing new is fetched, so the batches in flight can drain."""
 
     def partitions(self) -> set[int]:
         return set(self._tasks)
@@ -402,10 +407,13 @@ class _FinishBatchOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         self._in_flight = in_flight
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        # Paused first: under steady traffic the fetch loop would otherwise keep starting batches as others finish,
+        # and the drain might not end before the rebalance times out.
+        self._in_flight.paused = True
         await self._in_flight.drain()
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        return None
+        self._in_flight.paused = False
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

@@ -11,9 +11,15 @@ class PoisonEvent(Exception):
     """The message can never be handled as it is (not JSON, not a valid envelope, invalid payload)."""
 
 
+TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})
+"""Serialization failure and deadlock: contention between transactions, gone on a retry, never the event's fault."""
+
+
 def is_infrastructure_failure(exc: BaseException) -> bool:
-    """An outage, not a bad event: the batch is retried until it works, never dead-lettered."""
+    """An outage or contention, not a bad event: the batch is retried until it works, never dead-lettered."""
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if _sqlstate(exc) in TRANSIENT_SQLSTATES:
         return True
     return isinstance(
         exc,
@@ -28,3 +34,12 @@ def is_infrastructure_failure(exc: BaseException) -> bool:
         | KafkaConnectionError
         | KafkaTimeoutError,
     )
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a Postgres error, raised by asyncpg or wrapped by SQLAlchemy (``orig`` carries it)."""
+    for candidate in (exc, getattr(exc, "orig", None)):
+        code = getattr(candidate, "sqlstate", None)
+        if isinstance(code, str):
+            return code
+    return None

@@ -109,15 +109,6 @@ async def current(session: AsyncSession, *, tenant: str, person_id: str) -> str:
     return merged_into or person_id
 
 
-async def owner_of(session: AsyncSession, *, tenant: str, kind: str, key: str) -> str | None:
-    """The surviving person an identifier (by its match key) belongs to, if any."""
-    return await session.scalar(
-        select(identifiers.c.person_id).where(
-            identifiers.c.tenant == tenant, identifiers.c.kind == kind, identifiers.c.value_key == key
-        )
-    )
-
-
 async def describe(session: AsyncSession, *, tenant: str, person_id: str) -> dict[str, object] | None:
     person = (
         await session.execute(

@@ -226,8 +226,8 @@ def admin_router(ctx: IngestContext) -> APIRouter:
         except Malformed as exc:
             raise HTTPException(422, detail=str(exc)) from exc
         key = ctx.vault.match_key(wanted.kind, wanted.value)
-        person_id = await identity.owner_of(session, tenant=principal.tenant, kind=wanted.kind, key=key)
-        found = person_id and await identity.describe(session, tenant=principal.tenant, person_id=person_id)
+        owner = (await identity.owners(session, tenant=principal.tenant, keys={wanted: key})).get(wanted)
+        found = owner and await identity.describe(session, tenant=principal.tenant, person_id=owner.person_id)
         if not found:
             raise HTTPException(404, detail="no person has this identifier")
         return PersonOut.model_validate(found)

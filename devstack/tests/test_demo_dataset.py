@@ -104,3 +104,16 @@ def test_outbox_backlog_reads_the_gauge_from_the_exposition() -> None:
     text = '# HELP siyu_outbox_backlog x\nsiyu_outbox_backlog{service="ingest"} 3.0\nsiyu_other 9\n'
     assert outbox_backlog(text) == 3
     assert outbox_backlog("") == 0
+
+
+def test_the_summary_says_when_touches_wait_instead_of_printing_nothing() -> None:
+    quiet = summary.Summary()
+    quiet.touches_pending.update({"greeting": 90, "group_invite": 37})
+    lines = summary.render(quiet, humans=120, expected_persons=143)
+    assert "  touches:                none gone out yet" in lines
+    (due,) = [line for line in lines if "due later" in line]
+    assert "127 queued (greeting 90, group_invite 37)" in due
+    day = summary.Summary()
+    day.touches.update({"sent": 127})
+    lines = summary.render(day, humans=120, expected_persons=143)
+    assert "  touches:                sent 127" in lines and not any("due later" in line for line in lines)

@@ -58,7 +58,7 @@ async def deliver_round(
         rows = await progress.claim_pending_touches(session, now=now, limit=config.batch)
         if not rows:
             return 0
-        claimed, later, _ = await decide_and_send(session, rows, now=now, sender=sender, topics=topics, config=config)
+        claimed, later = await decide_and_send(session, rows, now=now, sender=sender, topics=topics, config=config)
     if later:
         outcomes = await sender.send(later)
         await record_outcomes(
@@ -78,7 +78,6 @@ class _Decided:
     events: list[TouchOutcome]
     claimed: dict[str, Any]
     later: list[Outgoing]
-    held_elsewhere: int
 
 
 async def decide_and_send(
@@ -90,13 +89,12 @@ async def decide_and_send(
     topics: TopicNames,
     config: DeliveryConfig,
     persons: Mapping[tuple[str, str], Any] | None = None,
-) -> tuple[dict[str, Any], list[Outgoing], int]:
+) -> tuple[dict[str, Any], list[Outgoing]]:
     """``decide`` for touch rows this transaction holds, its outcomes recorded with their events. Returns the
-    claimed rows by id, what is left for phase 2, and how many rows were left alone (their person held by another
-    transaction)."""
+    claimed rows by id and what is left for phase 2 (rows whose person another transaction holds are left alone)."""
     decided = await decide(session, rows, now=now, sender=sender, config=config, persons=persons)
     await record(session, decided.changes, decided.events, topics=topics)
-    return decided.claimed, decided.later, decided.held_elsewhere
+    return decided.claimed, decided.later
 
 
 async def decide(
@@ -117,9 +115,7 @@ async def decide(
     outgoing: list[Outgoing] = []
     claimed: dict[str, Any] = {}
     locked, stored = await progress.lock_people_with_policies(session, keys=[(t.tenant, t.person_id) for t in rows])
-    held_elsewhere = len(rows)
     rows = [t for t in rows if (t.tenant, t.person_id) in locked]
-    held_elsewhere -= len(rows)
     since = min(start_of_month(now), start_of_week(now))
     history = await progress.recent_touches(session, keys=locked, since=since)
     held = {k: persons[k] for k in locked if k in persons} if persons else {}
@@ -198,7 +194,7 @@ async def decide(
         changes += done
         events += done_events
     changes += [sending[o.touch_id] for o in later]
-    return _Decided(changes, events, claimed, later, held_elsewhere)
+    return _Decided(changes, events, claimed, later)
 
 
 async def deliver_now(

@@ -309,33 +309,24 @@ _TOUCH_COLUMNS = (
     ("sent_at", "timestamptz"),
     ("created_at", "timestamptz"),
 )
-INSERT_TOUCHES_SQL = _INSERT_TOUCHES = (
+INSERT_TOUCHES_SQL = (
     f"INSERT INTO touches ({', '.join(c for c, _ in _TOUCH_COLUMNS)}) "
     f"SELECT * FROM unnest({', '.join(f'CAST(:{c} AS {t}[])' for c, t in _TOUCH_COLUMNS)}) "
     "ON CONFLICT (touch_id) DO NOTHING"
 )
-_INSERT_TOUCHES_QUIET = text(_INSERT_TOUCHES)
-_INSERT_TOUCHES_RETURNING = text(_INSERT_TOUCHES + " RETURNING *")
-_INSERT_TOUCHES_RETURNING_IDS = text(_INSERT_TOUCHES + " RETURNING touch_id")
-
-
-async def insert_touches(
-    session: AsyncSession, *, rows: Sequence[dict[str, Any]], returning: bool = False
-) -> list[Row[Any]]:
-    """Inserts touches (one already there is left as it is) with one constant statement over arrays; with
-    ``returning``, the rows actually inserted."""
-    if not rows:
-        return []
-    params = {c: [r[c] for r in rows] for c, _ in _TOUCH_COLUMNS}
-    if not returning:
-        await session.execute(_INSERT_TOUCHES_QUIET, params)
-        return []
-    return list((await session.execute(_INSERT_TOUCHES_RETURNING, params)).all())
+_INSERT_TOUCHES = text(INSERT_TOUCHES_SQL)
+_INSERT_TOUCHES_RETURNING_IDS = text(INSERT_TOUCHES_SQL + " RETURNING touch_id")
 
 
 def touch_insert_params(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The parameters of ``INSERT_TOUCHES_SQL`` (touches rows as arrays, one per column)."""
     return {c: [r[c] for r in rows] for c, _ in _TOUCH_COLUMNS}
+
+
+async def insert_touches(session: AsyncSession, *, rows: Sequence[dict[str, Any]]) -> None:
+    """Inserts touches (one already there is left as it is) with one constant statement over arrays."""
+    if rows:
+        await session.execute(_INSERT_TOUCHES, touch_insert_params(rows))
 
 
 async def insert_decided_touches(session: AsyncSession, *, rows: Sequence[dict[str, Any]]) -> set[str]:
@@ -356,24 +347,6 @@ async def claim_pending_touches(session: AsyncSession, *, now: datetime, limit: 
     return list(result.all())
 
 
-async def try_lock_people(session: AsyncSession, *, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Transaction-scoped advisory locks per person (so two workers never check one person's caps at once).
-
-    Tries, never waits: a person another worker holds is left for the next round (and no deadlock is possible).
-    """
-    wanted = sorted(set(keys))
-    if not wanted:
-        return set()
-    result = await session.execute(
-        text(
-            "SELECT k.tenant, k.person FROM unnest(CAST(:ts AS text[]), CAST(:ps AS text[])) AS k(tenant, person) "
-            "WHERE pg_try_advisory_xact_lock(hashtext('journey-person:' || k.tenant || '/' || k.person))"
-        ),
-        {"ts": [t for t, _ in wanted], "ps": [p for _, p in wanted]},
-    )
-    return {(r.tenant, r.person) for r in result}
-
-
 _LOCK_PEOPLE_WITH_POLICIES = text(
     """
     SELECT k.tenant, k.person, p.policy
@@ -387,8 +360,10 @@ _LOCK_PEOPLE_WITH_POLICIES = text(
 async def lock_people_with_policies(
     session: AsyncSession, *, keys: Iterable[tuple[str, str]]
 ) -> tuple[set[tuple[str, str]], dict[str, Any]]:
-    """``try_lock_people`` (the same locks, tried, never waited for) and, in the same round trip, the stored
-    guardrail policy (raw JSON, None when the tenant has none) of each tenant with a person locked."""
+    """Transaction-scoped advisory locks per person (so two workers never check one person's caps at once),
+    tried, never waited for (a person another worker holds is left for the next round, and no deadlock is
+    possible); and, in the same round trip, the stored guardrail policy (raw JSON, None when the tenant has none)
+    of each tenant with a person locked."""
     wanted = sorted(set(keys))
     if not wanted:
         return set(), {}

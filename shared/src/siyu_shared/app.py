@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from siyu_shared.heap import freeze_startup_heap
 from siyu_shared.http import keys_api, ops
 from siyu_shared.logging import configure_logging, get_logger
 from siyu_shared.service import Role, Runtime, ServiceSpec, build_runtime, start_runtime, stop_runtime
@@ -26,6 +27,7 @@ def create_app(spec: ServiceSpec, *, role: Role = "all") -> FastAPI:
         runtime: Runtime = build_runtime(spec)
         app.state.runtime = runtime
         await start_runtime(runtime, role)
+        freeze_startup_heap()
         log.info("service_started", role=role, version=spec.version)
         try:
             yield

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from siyu_shared.db.engine import SessionFactory, create_engine, ping, session_factory
 from siyu_shared.events.topics import Topic
+from siyu_shared.heap import freeze_startup_heap
 from siyu_shared.kafka.clients import idempotent_producer, manual_commit_consumer
 from siyu_shared.kafka.probe import KafkaProbe
 from siyu_shared.kafka.runner import BatchHandling, ConsumerRunner, Handler, RunnerConfig
@@ -146,6 +147,7 @@ async def _worker(runtime: Runtime) -> None:
         loops: list[Awaitable[None]] = [relay.run(runtime.stop)]
         loops += [_consume(runtime, consumer, producer) for consumer in runtime.spec.consumers]
         loops += [loop(runtime, runtime.stop) for loop in runtime.spec.background]
+        freeze_startup_heap()  # clients and loops made: what is alive now lives as long as the process
         await asyncio.gather(*loops)
     finally:
         await producer.stop()

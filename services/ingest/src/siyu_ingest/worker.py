@@ -20,7 +20,6 @@ from siyu_ingest.adapters.held_writes import HeldWrites
 from siyu_ingest.context import IngestContext
 from siyu_ingest.domain.errors import BadSignature, Malformed, NotConfigured
 from siyu_ingest.domain.models import Identifier
-from siyu_ingest.heap import freeze_startup_heap
 from siyu_ingest.identity_cache import OwnerCache, identifiers_of
 from siyu_ingest.processing import apply_parsed, parse_delivery, process_delivery
 from siyu_shared.db.engine import SessionFactory
@@ -98,7 +97,6 @@ def delivery_worker(ctx: IngestContext) -> BackgroundLoop:
         wake = asyncio.Event()
         listener: asyncpg.Connection | None = None
         failures = 0
-        freeze_startup_heap()
         try:
             while not stop.is_set():
                 if listener is None or listener.is_closed():

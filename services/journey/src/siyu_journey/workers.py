@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -95,11 +94,6 @@ def worker_loops(
     async def run(runtime: Runtime, stop: asyncio.Event) -> None:
         sender = senders(runtime)
         wake = wakes(runtime) if wakes is not None else asyncio.Event()
-        # What the process holds once started (modules, engine, clients) lives as long as it does: moved out of
-        # the collector's way, a full collection walks only what the rounds allocate (a batch of 500 touches
-        # allocates ~10^5 objects; with the whole heap in the oldest generation, full collections took ~10% of a
-        # 100,000-timer backlog).
-        gc.freeze()
         await asyncio.gather(
             *(claimer(runtime, sender, wake, stop) for _ in range(settings.timer_workers)),
             *(deliverer(runtime, sender, wake, stop) for _ in range(settings.sender_workers)),

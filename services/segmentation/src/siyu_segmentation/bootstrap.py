@@ -8,7 +8,7 @@ from typing import Any
 from siyu_segmentation.adapters.rule_store import RuleCache
 from siyu_segmentation.api.routes import router
 from siyu_segmentation.batch import build_batch_handling
-from siyu_segmentation.loops import backfill_loop, freeze_startup_heap, sweep_loop
+from siyu_segmentation.loops import backfill_loop, sweep_loop
 from siyu_segmentation.retag import Tagger
 from siyu_segmentation.settings import SegmentationSettings
 from siyu_shared.events.topics import Topic
@@ -36,5 +36,5 @@ def build_spec(settings: SegmentationSettings | None = None, **overrides: Any) -
                 batch=lambda runtime: build_batch_handling(tagger),
             ),
         ),
-        background=(backfill_loop, sweep_loop, freeze_startup_heap),
+        background=(backfill_loop, sweep_loop),
     )

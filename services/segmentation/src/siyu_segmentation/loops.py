@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -149,10 +148,3 @@ async def sweep_loop(runtime: Runtime, stop: asyncio.Event) -> None:
             log.info("recency_sweep", tenants=report.tenants, processed=report.processed, changed=report.changed)
         except Exception as exc:
             log.warning("recency_sweep_failed", error=repr(exc))
-
-
-async def freeze_startup_heap(runtime: Runtime, stop: asyncio.Event) -> None:
-    """When the worker starts: move everything allocated so far (modules, models, routes, compiled SQL) out of the
-    garbage collector's sight. Batches allocate many short-lived objects; without this every full collection walks
-    the whole start-up heap again (measured on a 10,000-event backlog: a third of the worker's Python time)."""
-    gc.freeze()

@@ -28,7 +28,6 @@ from siyu_ingest.adapters.channels import ADAPTERS
 from siyu_ingest.adapters.channels.base import ChannelAdapter, Credentials, Reply, WebhookRequest
 from siyu_ingest.context import IngestContext
 from siyu_ingest.domain.errors import BadSignature, Malformed
-from siyu_ingest.heap import freeze_startup_heap
 from siyu_shared.db.engine import SessionFactory
 from siyu_shared.settings import to_libpq_url
 
@@ -90,7 +89,6 @@ def webhook_router(ctx: IngestContext) -> APIRouter:
             server_settings={"search_path": runtime.spec.schema, "application_name": "ingest-webhooks"},
         )
         ctx.webhook_writer = deliveries.GroupWriter(pool, max_inflight=ctx.settings.webhook_commits_in_flight)
-        freeze_startup_heap()
         try:
             yield
         finally:

@@ -156,7 +156,10 @@ async def settle(
     quiet_in_a_row = 0
     reason: str | None = "not checked"
     while time.monotonic() < deadline:
-        reason = await _busy(http, urls, tenant=tenant, api_key=api_key, bootstrap=bootstrap, groups=groups)
+        try:
+            reason = await _busy(http, urls, tenant=tenant, api_key=api_key, bootstrap=bootstrap, groups=groups)
+        except httpx.TransportError as exc:  # a service restarting, or a kept-alive connection closed under us
+            reason = f"a service did not answer: {exc!r}"
         quiet_in_a_row = quiet_in_a_row + 1 if reason is None else 0
         if quiet_in_a_row >= 3:
             return

@@ -7,8 +7,6 @@ fast JSON to its bytes. Anything the catalog's models would refuse takes the ref
 
 from __future__ import annotations
 
-import hashlib
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,7 +30,6 @@ _TYPES: dict[str, str] = {
     "skipped": TouchSkipped.event_type,
 }
 _CHANNELS = frozenset(get_args(TouchChannel))
-_NAMESPACE = uuid.NAMESPACE_URL.bytes
 
 
 def touch_event(
@@ -68,15 +65,6 @@ def touch_event(
     )
 
 
-def _event_id(tenant: str, touch_id: str, outcome: str) -> str:
-    """``deterministic_event_id("touch", tenant, touch_id, outcome)`` (uuid5 without the UUID object)."""
-    digest = bytearray(hashlib.sha1(_NAMESPACE + f"siyu:touch/{tenant}/{touch_id}/{outcome}".encode()).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
 def _plain(touch: Any, at: datetime) -> bool:
     """What the catalog's models accept without a change (else the reference path decides, or raises)."""
     person = touch.person_id
@@ -108,7 +96,7 @@ class TouchOutcome:
 
     @property
     def event_id(self) -> str:
-        return _event_id(self.touch.tenant, self.touch.touch_id, self.outcome)
+        return deterministic_event_id("touch", self.touch.tenant, self.touch.touch_id, self.outcome)
 
     def payload(self) -> bytes:
         """The envelope's JSON, byte for byte what ``touch_event(...).to_json()`` gives."""

@@ -6,9 +6,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from siyu_segmentation.adapters.tags import _tags_event_id, tags_changed_event, tags_changed_payload
+from siyu_segmentation.adapters.tags import tags_changed_event, tags_changed_payload
 from siyu_segmentation.domain.tagging import Decision, TagDiff
-from siyu_shared.events.envelope import deterministic_event_id
 
 GAINED = Decision("a_buyer", "dcba", "buyer", 3)
 LOST = Decision("group_eligible", None, "group", 1)
@@ -29,8 +28,3 @@ def test_the_direct_payload_is_the_envelope_json(now: datetime, cause: str) -> N
     kwargs = {"tenant": "glowlab", "person_id": "p1", "change": change, "facts": facts, "now": now, "cause": cause}
     event = tags_changed_event(**kwargs)  # type: ignore[arg-type]
     assert tags_changed_payload(**kwargs) == (event.id, event.to_json())  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize("person_id", ["p1", "人物-42", ""])
-def test_the_direct_event_id_is_the_deterministic_one(person_id: str) -> None:
-    assert _tags_event_id("glowlab", person_id, "0b7f") == deterministic_event_id("tags", "glowlab", person_id, "0b7f")

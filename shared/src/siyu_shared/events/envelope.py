@@ -14,6 +14,8 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from siyu_shared.ids import url_ids
+
 SPEC_VERSION: Literal["1.0"] = "1.0"
 CONTENT_TYPE = "application/json"
 
@@ -60,4 +62,4 @@ def new_event_id() -> str:
 
 def deterministic_event_id(*parts: str) -> str:
     """An id derived from what caused the event, so the same cause never yields two different events."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, "siyu:" + "/".join(parts)))
+    return url_ids("siyu:" + "/".join(parts))

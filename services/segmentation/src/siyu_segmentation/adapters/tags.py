@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -139,7 +137,7 @@ def tags_changed_payload(
 ) -> tuple[str, bytes]:
     """The event id and JSON of ``tags_changed_event(...).to_json()``, built directly (no model validation: the
     batch path builds hundreds per round; a unit test holds the two byte for byte)."""
-    event_id = _tags_event_id(tenant, person_id, cause)
+    event_id = deterministic_event_id("tags", tenant, person_id, cause)
     evaluated_at, time = _event_times(now)
     data = {
         "person_id": person_id,
@@ -163,18 +161,6 @@ def tags_changed_payload(
         "data": data,
     }
     return event_id, orjson.dumps(event)
-
-
-_URL_NAMESPACE = uuid.NAMESPACE_URL.bytes
-
-
-def _tags_event_id(tenant: str, person_id: str, cause: str) -> str:
-    """``deterministic_event_id("tags", tenant, person_id, cause)`` (a UUID 5), without the UUID object."""
-    digest = bytearray(hashlib.sha1(_URL_NAMESPACE + f"siyu:tags/{tenant}/{person_id}/{cause}".encode()).digest())
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    x = digest[:16].hex()
-    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 _TIMES: dict[tuple[datetime, timedelta | None], tuple[str, str]] = {}

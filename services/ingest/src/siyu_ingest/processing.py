@@ -18,7 +18,7 @@ from siyu_ingest.adapters.channels import ADAPTERS
 from siyu_ingest.adapters.channels.base import Credentials, WebhookRequest
 from siyu_ingest.adapters.channels.wecom import API_ORIGIN, WeComAdapter
 from siyu_ingest.adapters.deliveries import Delivery
-from siyu_ingest.adapters.held_writes import ImmediateWrites, Writes
+from siyu_ingest.adapters.row_writes import RowWrites
 from siyu_ingest.context import IngestContext
 from siyu_ingest.domain import imports
 from siyu_ingest.domain import orders as order_rules
@@ -56,6 +56,16 @@ IMPORT_CHANNEL = "import"
 log = get_logger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """What the worker's batch path shares across its deliveries: owners known from the cache, and persons,
+    identifiers and leads held for one write. The two go together: held rows are invisible to SQL until flushed,
+    so owners must come from the cache, which the batch keeps up to date as it decides."""
+
+    cache: OwnerCache
+    writes: RowWrites
+
+
 class Unit:
     """One delivery's unit of work: the session, the tenant, and the events it queues."""
 
@@ -64,14 +74,13 @@ class Unit:
         session: AsyncSession,
         ctx: IngestContext,
         tenant: str,
-        cache: OwnerCache | None = None,
-        writes: Writes | None = None,
+        batch: Batch | None = None,
     ) -> None:
         self.session = session
         self.ctx = ctx
         self.tenant = tenant
-        self.cache = cache
-        self.writes = writes or ImmediateWrites(session)
+        self.cache = batch.cache if batch else None
+        self.writes = batch.writes if batch else RowWrites(session, hold=False)
         """Persons, identifiers and leads: written at once, or held for one set-wise write (the batch path)."""
         self.events: list[CloudEvent] = []
         """Queued for the outbox by the caller, in order, together with the batch's other events."""
@@ -166,14 +175,14 @@ async def apply_parsed(
     ctx: IngestContext,
     delivery: Delivery,
     parsed: Parsed,
-    cache: OwnerCache | None,
-    writes: Writes | None = None,
+    batch: Batch | None,
 ) -> list[CloudEvent]:
     """Apply a parsed delivery: identity, state, events (returned for the caller to queue in the outbox).
 
-    With ``writes``, persons, identifiers and leads are held there: the caller flushes them before it commits.
+    With ``batch``, persons, identifiers and leads are held in ``batch.writes``: the caller flushes them before it
+    commits.
     """
-    unit = Unit(session, ctx, delivery.tenant, cache, writes)
+    unit = Unit(session, ctx, delivery.tenant, batch)
     for fact in parsed.facts:
         await apply_fact(unit, fact, delivery_id=delivery.id)
     if parsed.wecom is not None:
@@ -184,7 +193,7 @@ async def apply_parsed(
 async def process_delivery(session: AsyncSession, *, ctx: IngestContext, delivery: Delivery) -> list[CloudEvent]:
     """Parse and apply one stored delivery. Raises Malformed/NotConfigured (and validation errors) to fail it."""
     parsed = await parse_delivery(session, ctx=ctx, delivery=delivery)
-    return await apply_parsed(session, ctx=ctx, delivery=delivery, parsed=parsed, cache=None)
+    return await apply_parsed(session, ctx=ctx, delivery=delivery, parsed=parsed, batch=None)
 
 
 async def apply_fact(unit: Unit, fact: Fact, *, delivery_id: int | None) -> None:

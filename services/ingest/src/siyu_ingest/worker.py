@@ -16,12 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from siyu_ingest.adapters import deliveries
 from siyu_ingest.adapters.deliveries import Delivery
-from siyu_ingest.adapters.held_writes import HeldWrites
+from siyu_ingest.adapters.row_writes import RowWrites
 from siyu_ingest.context import IngestContext
 from siyu_ingest.domain.errors import BadSignature, Malformed, NotConfigured
 from siyu_ingest.domain.models import Identifier
 from siyu_ingest.identity_cache import OwnerCache, identifiers_of
-from siyu_ingest.processing import apply_parsed, parse_delivery, process_delivery
+from siyu_ingest.processing import Batch, apply_parsed, parse_delivery, process_delivery
 from siyu_shared.db.engine import SessionFactory
 from siyu_shared.logging import get_logger
 from siyu_shared.messaging.outbox import add_to_outbox
@@ -65,10 +65,10 @@ async def apply_batch(session: AsyncSession, ctx: IngestContext, claimed: Sequen
         keys = {i: ctx.vault.match_key(i.kind, i.value) for i in dict.fromkeys(found)}
         await cache.prefetch(session, tenant=tenant, keys=keys)
     events = []
-    writes = HeldWrites(session)
+    batch = Batch(cache, RowWrites(session))
     for delivery, p in zip(claimed, parsed, strict=True):
-        events += await apply_parsed(session, ctx=ctx, delivery=delivery, parsed=p, cache=cache, writes=writes)
-    await writes.flush()
+        events += await apply_parsed(session, ctx=ctx, delivery=delivery, parsed=p, batch=batch)
+    await batch.writes.flush()
     await add_to_outbox(session, events, topics=ctx.settings.topics)
     await deliveries.mark_processed(session, delivery_ids=[d.id for d in claimed])
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select, text, tuple_, update
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from siyu_ingest.adapters.tables import deliveries, identifiers, leads, orders, persons
@@ -32,47 +32,6 @@ async def owners(
         )
     )
     return {by_key[(r.kind, r.value_key)]: KnownPerson(r.person_id, r.created_at) for r in rows}
-
-
-_SETTLE = text(
-    """
-    WITH born AS (
-        INSERT INTO persons (tenant, person_id, created_at)
-        SELECT :tenant, :person_id, CAST(:created_at AS timestamptz) WHERE :create
-        ON CONFLICT DO NOTHING
-    )
-    INSERT INTO identifiers (tenant, kind, value_key, person_id, value_enc)
-    SELECT :tenant, k, v, :person_id, e
-    FROM unnest(CAST(:kinds AS text[]), CAST(:keys AS text[]), CAST(:sealed AS bytea[])) AS r(k, v, e)
-    ON CONFLICT DO NOTHING
-    """
-)
-
-
-async def settle(
-    session: AsyncSession,
-    *,
-    tenant: str,
-    person_id: str,
-    create: bool,
-    created_at: datetime | None,
-    entries: Sequence[tuple[Identifier, str, bytes | None]],
-) -> None:
-    """Create the person (when new, born at ``created_at``) and attach identifiers, in one round trip."""
-    if not create and not entries:
-        return
-    await session.execute(
-        _SETTLE,
-        {
-            "tenant": tenant,
-            "person_id": person_id,
-            "create": create,
-            "created_at": created_at,
-            "kinds": [i.kind for i, _, _ in entries],
-            "keys": [key for _, key, _ in entries],
-            "sealed": [sealed for _, _, sealed in entries],
-        },
-    )
 
 
 async def database_now(session: AsyncSession) -> datetime:

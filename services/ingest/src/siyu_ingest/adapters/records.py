@@ -9,39 +9,10 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from siyu_ingest.adapters.tables import leads, orders
-from siyu_ingest.domain.models import Identifier, Lead, OrderChange, OrderLineFact
+from siyu_ingest.adapters.tables import orders
+from siyu_ingest.domain.models import Identifier, OrderChange, OrderLineFact
 from siyu_ingest.domain.orders import OrderState
 from siyu_shared.events.catalog.common import SourceRef
-
-
-async def save_lead(
-    session: AsyncSession,
-    *,
-    tenant: str,
-    lead: Lead,
-    person_id: str,
-    delivery_id: int | None,
-    name_enc: bytes | None,
-    partial_phone_enc: bytes | None,
-) -> None:
-    await session.execute(
-        pg_insert(leads)
-        .values(
-            tenant=tenant,
-            lead_id=lead.lead_id,
-            person_id=person_id,
-            channel=lead.source.channel,
-            kind=lead.kind,
-            occurred_at=lead.occurred_at,
-            source=lead.source.model_dump(mode="json", exclude_none=True),
-            attributes=lead.attributes,
-            name_enc=name_enc,
-            partial_phone_enc=partial_phone_enc,
-            delivery_id=delivery_id,
-        )
-        .on_conflict_do_nothing(index_elements=["tenant", "lead_id"])
-    )
 
 
 async def load_order(session: AsyncSession, *, tenant: str, order_id: str) -> tuple[OrderState, str | None]:

@@ -1,10 +1,9 @@
-"""Rows the worker's batch path holds back and writes set-wise: new persons, identifier attachments, leads.
+"""New persons, identifier attachments and leads: the one place that writes them.
 
-One delivery at a time costs two round trips and two statement builds per lead (settle, save lead); held, a
-whole batch is three statements over arrays. The rows are exactly what ``identity.settle`` and
-``records.save_lead`` would write, in the same order, with the same ``ON CONFLICT DO NOTHING`` (the first row
-of a key wins, as it would one statement at a time). Anything that reads or rewrites these tables in SQL (a
-merge) must ``flush`` first; nothing else in the worker reads them back.
+One delivery at a time, each call writes at once. The worker's batch path holds them back and writes a whole
+batch in two statements over arrays: the same rows, in the same order, with the same ``ON CONFLICT DO NOTHING``
+(the first row of a key wins, as it would one statement at a time). Anything that reads or rewrites these tables
+in SQL (a merge) must ``flush`` first; nothing else in the worker reads them back.
 """
 
 from __future__ import annotations
@@ -12,13 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
 
 import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from siyu_ingest.adapters import identity, records
 from siyu_ingest.domain.models import Identifier, Lead
 
 _PERSONS_AND_IDENTIFIERS = text(
@@ -56,68 +53,16 @@ _LEADS = text(
 Entries = Sequence[tuple[Identifier, str, bytes | None]]
 
 
-class Writes(Protocol):
-    async def settle(
-        self, *, tenant: str, person_id: str, create: bool, created_at: datetime | None, entries: Entries
-    ) -> None:
-        """What ``identity.settle`` writes: the person when new (born at ``created_at``), its new identifiers."""
-
-    async def lead(
-        self,
-        *,
-        tenant: str,
-        lead: Lead,
-        person_id: str,
-        delivery_id: int | None,
-        name_enc: bytes | None,
-        partial_phone_enc: bytes | None,
-    ) -> None:
-        """What ``records.save_lead`` writes."""
-
-    async def flush(self) -> None:
-        """Write what is held (before SQL that reads or rewrites these rows, and before the commit)."""
-
-
 @dataclass
-class ImmediateWrites:
-    """One delivery at a time: every row written at once."""
+class RowWrites:
+    """Persons, identifiers and leads, written set-wise: held until ``flush`` (``hold``) or written at once.
+
+    Held rows are invisible to SQL until flushed, so whoever holds them must know owners without asking the
+    database (the batch path's ``OwnerCache``), and must flush before SQL that reads or rewrites them (a merge).
+    """
 
     session: AsyncSession
-
-    async def settle(
-        self, *, tenant: str, person_id: str, create: bool, created_at: datetime | None, entries: Entries
-    ) -> None:
-        await identity.settle(
-            self.session, tenant=tenant, person_id=person_id, create=create, created_at=created_at, entries=entries
-        )
-
-    async def lead(
-        self,
-        *,
-        tenant: str,
-        lead: Lead,
-        person_id: str,
-        delivery_id: int | None,
-        name_enc: bytes | None,
-        partial_phone_enc: bytes | None,
-    ) -> None:
-        await records.save_lead(
-            self.session,
-            tenant=tenant,
-            lead=lead,
-            person_id=person_id,
-            delivery_id=delivery_id,
-            name_enc=name_enc,
-            partial_phone_enc=partial_phone_enc,
-        )
-
-    async def flush(self) -> None:
-        return None
-
-
-@dataclass
-class HeldWrites:
-    session: AsyncSession
+    hold: bool = True
     persons: list[tuple[str, str, datetime]] = field(default_factory=list)
     identifiers: list[tuple[str, str, str, str, bytes | None]] = field(default_factory=list)
     leads: list[tuple[str, str, str, str, str, datetime, str, str, bytes | None, bytes | None, int | None]] = field(
@@ -127,11 +72,14 @@ class HeldWrites:
     async def settle(
         self, *, tenant: str, person_id: str, create: bool, created_at: datetime | None, entries: Entries
     ) -> None:
+        """The person when new (born at ``created_at``) and its newly attached identifiers."""
         if create:
             assert created_at is not None
             self.persons.append((tenant, person_id, created_at))
         for identifier, key, sealed in entries:
             self.identifiers.append((tenant, identifier.kind, key, person_id, sealed))
+        if not self.hold:
+            await self.flush()
 
     async def lead(
         self,
@@ -158,8 +106,11 @@ class HeldWrites:
                 delivery_id,
             )
         )
+        if not self.hold:
+            await self.flush()
 
     async def flush(self) -> None:
+        """Write what is held (before SQL that reads or rewrites these rows, and before the commit)."""
         session = self.session
         if self.persons or self.identifiers:
             p_tenants, p_ids, p_born = _columns(self.persons, 3)

@@ -234,7 +234,8 @@ def _write_and_load(facts: tuple[str, ...], attributes: bool, with_orders: bool,
                {", ".join(f"{c} {t}" for c, t in _ROW_TYPES.items())})
         {_ORDER_LATERAL}
         {_TOUCH_LATERAL}
-        WHERE p.tenant = CAST(:tenant AS varchar) AND p.person_id = v.person_id
+        WHERE p.tenant = CAST(:tenant AS varchar) AND p.person_id = ANY(CAST(:persons AS text[]))
+          AND p.person_id = v.person_id
         RETURNING {", ".join(returning)}
         """
     )
@@ -280,7 +281,8 @@ async def write_and_load(
         rows.append(params)
     names = tuple(sorted(facts))
     statement = _write_and_load(names, attributes, with_orders, with_touches)
-    result = await session.execute(statement, {"tenant": tenant, "rows": _json(rows)})
+    persons = [r["person_id"] for r in rows]
+    result = await session.execute(statement, {"tenant": tenant, "persons": persons, "rows": _json(rows)})
     sets = [i for i, name in enumerate(names, 1) if FACTS[name] == "set"]
     numbers = [i for i, name in enumerate(names, 1) if name in _NUMERIC_FACTS]
     out: dict[str, Loaded] = {}
@@ -316,7 +318,8 @@ _WRITE_CHANGES = text(
     WITH gone AS (
       DELETE FROM person_tags pt
       USING unnest(CAST(:del_persons AS text[]), CAST(:del_tags AS text[])) AS d(person_id, tag)
-      WHERE pt.tenant = CAST(:tenant AS varchar) AND pt.person_id = d.person_id AND pt.tag = d.tag
+      WHERE pt.tenant = CAST(:tenant AS varchar) AND pt.person_id = ANY(CAST(:del_persons AS text[]))
+        AND pt.person_id = d.person_id AND pt.tag = d.tag
     ), gained AS (
       INSERT INTO person_tags (tenant, person_id, tag, family, rule_id, rule_version, tagged_at, facts)
       SELECT CAST(:tenant AS varchar), v.person_id, v.tag, v.family, v.rule_id, v.rule_version, :now, v.facts
@@ -327,7 +330,8 @@ _WRITE_CHANGES = text(
       UPDATE person_tags pt SET rule_id = v.rule_id, rule_version = v.rule_version
       FROM unnest(CAST(:rs_persons AS text[]), CAST(:rs_tags AS text[]), CAST(:rs_rule_ids AS text[]),
                   CAST(:rs_versions AS int[])) AS v(person_id, tag, rule_id, rule_version)
-      WHERE pt.tenant = CAST(:tenant AS varchar) AND pt.person_id = v.person_id AND pt.tag = v.tag
+      WHERE pt.tenant = CAST(:tenant AS varchar) AND pt.person_id = ANY(CAST(:rs_persons AS text[]))
+        AND pt.person_id = v.person_id AND pt.tag = v.tag
     ), queued AS (
       INSERT INTO outbox (event_id, topic, key, event_type, tenant, payload, headers)
       SELECT v.event_id, CAST(:topic AS varchar), v.key, CAST(:event_type AS varchar), CAST(:tenant AS varchar),

@@ -67,3 +67,39 @@ async def test_copied_rows_read_back_as_replayed(migrated: Stack) -> None:
     finally:
         for conn in (*writers, reader):
             await conn.close()
+
+
+async def test_infinities_are_copied_as_postgres_infinities(migrated: Stack) -> None:
+    """``datetime.max`` / ``datetime.min`` (and the same instants in UTC) land as ``infinity`` / ``-infinity``."""
+    tenant = f"t{uuid4().hex[:8]}"
+    row = dict.fromkeys(ORDER_COLUMNS)
+    row.update(
+        tenant=tenant,
+        order_id="o1",
+        order_no="T1",
+        person_id="p1",
+        channel="tmall",
+        amount_fen=1,
+        refunded_fen=0,
+        lines="[]",
+        paid_at=datetime.min,
+        completed_at=datetime.max.replace(tzinfo=UTC),
+        plan_id="default",
+        plan_version=1,
+        settle_due_at=datetime.max,
+    )
+    dsn = to_libpq_url(migrated.service_dsn("attribution"))
+    conns = [await asyncpg.connect(dsn, server_settings={"search_path": "attribution"}) for _ in range(4)]
+    try:
+        rows = replay(tenant=tenant, histories=[], plan=DEFAULT_PLAN, now=PAID, last_closed=None)
+        rows.orders.append(tuple(row.values()))
+        await copy_replay(conns, rows)
+        stored = await conns[0].fetchrow(
+            "SELECT paid_at = '-infinity' AS paid, completed_at = 'infinity' AS completed,"
+            " settle_due_at = 'infinity' AS due FROM orders WHERE tenant = $1",
+            tenant,
+        )
+        assert stored is not None and all(stored.values())
+    finally:
+        for conn in conns:
+            await conn.close()

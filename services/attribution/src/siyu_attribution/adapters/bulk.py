@@ -16,6 +16,9 @@ PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _PG_INFINITY = 0x7FFF_FFFF_FFFF_FFFF
 _PG_NEGATIVE_INFINITY = -0x8000_0000_0000_0000
+# The aware extremes asyncpg also sends as the infinities (its encoder maps these two instants, whatever the zone).
+_MAX_MICROSECONDS = (datetime.max.replace(tzinfo=UTC) - PG_EPOCH) // _MICROSECOND
+_MIN_MICROSECONDS = (datetime.min.replace(tzinfo=UTC) - PG_EPOCH) // _MICROSECOND
 _prepared: weakref.WeakSet[Any] = weakref.WeakSet()
 
 ORDER_COLUMNS = (
@@ -82,7 +85,11 @@ def timestamptz_encoder() -> Callable[[datetime], tuple[int]]:
     The same value asyncpg's own encoder sends, for about a quarter of its cost (which compares every value with
     its infinities and converts it to UTC before subtracting its epoch: more than the rest of an entry row's
     encoding). Each connection gets its own encoder, which remembers the last value: an order's entries share
-    their posting time, row after row. Naive datetimes are refused (asyncpg would read them as local time).
+    their posting time, row after row.
+
+    Infinities as asyncpg sends them: ``datetime.max`` and ``datetime.min`` (naive, what the decoder returns for
+    them) and the aware instants 9999-12-31 23:59:59.999999 UTC and 0001-01-01 00:00 UTC are Postgres'
+    ``infinity`` and ``-infinity``. Any other naive datetime is refused (asyncpg would read it as local time).
     """
     last: datetime | None = None
     encoded = (0,)
@@ -91,16 +98,30 @@ def timestamptz_encoder() -> Callable[[datetime], tuple[int]]:
         nonlocal last, encoded
         if value is not last:
             if value.tzinfo is None:
-                raise TypeError(f"naive datetime {value!r} for a timestamptz column")
-            encoded = ((value - PG_EPOCH) // _MICROSECOND,)
+                encoded = (_naive_infinity(value),)
+            else:
+                microseconds = (value - PG_EPOCH) // _MICROSECOND
+                if microseconds == _MAX_MICROSECONDS:
+                    microseconds = _PG_INFINITY
+                elif microseconds == _MIN_MICROSECONDS:
+                    microseconds = _PG_NEGATIVE_INFINITY
+                encoded = (microseconds,)
             last = value
         return encoded
 
     return encode
 
 
+def _naive_infinity(value: datetime) -> int:
+    if value == datetime.max:
+        return _PG_INFINITY
+    if value == datetime.min:
+        return _PG_NEGATIVE_INFINITY
+    raise TypeError(f"naive datetime {value!r} for a timestamptz column (only datetime.max/min, the infinities)")
+
+
 def timestamptz_decode(value: tuple[int]) -> datetime:
-    """The reverse of ``timestamptz_encoder`` (what asyncpg returns, infinities as the ``datetime`` extremes)."""
+    """The reverse of ``timestamptz_encoder`` (what asyncpg returns, infinities as the naive ``datetime`` extremes)."""
     (microseconds,) = value
     if microseconds == _PG_INFINITY:
         return datetime.max

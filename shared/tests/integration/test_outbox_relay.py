@@ -8,13 +8,19 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from siyu_devstack.testing import Scratch, eventually, read_topic
 from siyu_shared.events.catalog import GroupJoined
 from siyu_shared.events.envelope import CloudEvent
 from siyu_shared.events.registry import envelope
-from siyu_shared.messaging.outbox import add_to_outbox
+from siyu_shared.messaging.outbox import (
+    SerializedEvent,
+    add_serialized_to_outbox,
+    add_to_outbox,
+    serialized_insert_sql,
+    serialized_params,
+)
 from siyu_shared.messaging.relay import OutboxRelay, RelayConfig
 from siyu_shared.messaging.tables import outbox_table
 
@@ -71,6 +77,55 @@ async def test_committed_events_arrive_once_and_rolled_back_ones_never(
     p1 = [orjson.loads(v)["id"] for k, v, _ in messages if k == b"p1"]
     assert p1 == [committed[0].id, committed[2].id]
     assert all(h["ce_type"] == b"siyu.group.joined" for _, _, h in messages)
+
+
+def serialized(event: CloudEvent, ref: str | None = None) -> SerializedEvent:
+    return SerializedEvent(event.id, event.type, event.tenant, event.subject, event.to_json(), ref=ref)
+
+
+async def _outbox_rows(scratch: Scratch) -> dict[str, tuple[object, ...]]:
+    columns = ("topic", "key", "event_type", "tenant", "payload", "headers", "published_at")
+    async with scratch.sessions() as session:
+        rows = await session.execute(select(outbox_table.c.event_id, *(outbox_table.c[c] for c in columns)))
+        return {r[0]: tuple(r[1:]) for r in rows}
+
+
+async def test_serialized_events_are_queued_as_add_to_outbox_queues_them(scratch: Scratch) -> None:
+    by_model, by_bytes = [joined("p1"), joined("p2")], [joined("p1"), joined("p3")]
+    async with scratch.sessions() as session, session.begin():
+        await add_to_outbox(session, by_model, topics=scratch.topics)
+        await add_serialized_to_outbox(session, [serialized(e) for e in by_bytes], topics=scratch.topics)
+        # An id already queued is ignored, either way.
+        await add_serialized_to_outbox(
+            session, [serialized(by_model[0]), serialized(by_bytes[0])], topics=scratch.topics
+        )
+    rows = await _outbox_rows(scratch)
+    assert set(rows) == {e.id for e in by_model + by_bytes}
+    topic = scratch.topics.name(GroupJoined.topic)
+    headers = {"ce_type": "siyu.group.joined", "ce_tenant": "glowlab"}
+    for event in by_model + by_bytes:
+        assert rows[event.id] == (topic, event.subject, event.type, "glowlab", event.to_json(), headers, None)
+
+
+async def test_serialized_insert_composes_with_a_statement_that_queues_only_what_it_inserted(scratch: Scratch) -> None:
+    """``only``: in one statement, the events of the rows a CTE actually inserted (an effect already there has
+    none)."""
+    async with scratch.sessions() as session, session.begin():
+        await session.execute(text("INSERT INTO effects (event_id, person_id) VALUES ('e-old', 'p1')"))
+    events = {"e-old": joined("p1"), "e-new": joined("p2")}
+    statement = text(
+        "WITH inserted AS ("
+        "  INSERT INTO effects (event_id, person_id)"
+        "  SELECT e, 'p' FROM unnest(CAST(:effects AS text[])) AS u(e)"
+        "  WHERE NOT EXISTS (SELECT 1 FROM effects x WHERE x.event_id = u.e) RETURNING event_id"
+        f"), queued AS ({serialized_insert_sql(only='v.ref IN (SELECT event_id FROM inserted)')})"
+        " SELECT event_id FROM inserted"
+    )
+    async with scratch.sessions() as session, session.begin():
+        params = serialized_params([serialized(e, ref=k) for k, e in events.items()], topics=scratch.topics)
+        done = await session.execute(statement, {"effects": list(events), **params})
+        assert list(done.scalars()) == ["e-new"]
+    assert set(await _outbox_rows(scratch)) == {events["e-new"].id}
 
 
 async def test_relay_wakes_on_notify_without_waiting_for_the_poll(scratch: Scratch, producer: AIOKafkaProducer) -> None:

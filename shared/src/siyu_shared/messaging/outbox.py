@@ -5,8 +5,11 @@ No event without the state that implies it, no state without its event: both com
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -44,3 +47,64 @@ async def add_to_outbox(
     # One cached statement executed over the rows (SQLAlchemy batches them as insertmanyvalues), instead of a
     # multi-row VALUES statement compiled anew for every batch size.
     await session.execute(_INSERT, rows)
+
+
+@dataclass(frozen=True, slots=True)
+class SerializedEvent:
+    """An event its producer serialized itself: ``payload`` is the envelope's JSON, as ``CloudEvent.to_json``
+    gives it (a producer queueing hundreds at a time may build it straight to bytes, held to the model's bytes by
+    its own tests). ``ref``: the producer's reference to what implied the event (a row id), for ``only`` in
+    ``serialized_insert_sql``."""
+
+    event_id: str
+    event_type: str
+    tenant: str
+    key: str | None
+    payload: bytes
+    ref: str | None = None
+
+
+def serialized_insert_sql(*, only: str | None = None) -> str:
+    """The outbox INSERT of ``serialized_params`` rows: one constant statement over arrays, whatever the batch
+    size (prepared once per connection), writing what ``add_to_outbox`` writes; an id already queued is ignored.
+
+    For a producer that composes it into a statement of its own (e.g. a CTE beside the state change that implies
+    the events: one round trip for both). ``only``: an SQL condition on each row's ``v.ref`` choosing the rows
+    queued, e.g. ``v.ref IN (SELECT id FROM inserted)`` for the events of rows a CTE of the same statement did
+    insert."""
+    where = f"WHERE {only}\n    " if only else ""
+    return f"""
+    INSERT INTO outbox (event_id, topic, key, event_type, tenant, payload, headers)
+    SELECT v.event_id, v.topic, v.key, v.event_type, v.tenant, v.payload,
+           jsonb_build_object('ce_type', v.event_type, 'ce_tenant', v.tenant)
+    FROM unnest(CAST(:outbox_ids AS text[]), CAST(:outbox_topics AS text[]), CAST(:outbox_keys AS text[]),
+                CAST(:outbox_types AS text[]), CAST(:outbox_tenants AS text[]), CAST(:outbox_payloads AS bytea[]),
+                CAST(:outbox_refs AS text[]))
+         AS v(event_id, topic, key, event_type, tenant, payload, ref)
+    {where}ON CONFLICT (event_id) DO NOTHING
+    """
+
+
+def serialized_params(events: Sequence[SerializedEvent], *, topics: TopicNames) -> dict[str, Any]:
+    """The parameters of ``serialized_insert_sql`` (each event's topic from its type, as ``add_to_outbox``)."""
+    topic_of = {kind: topics.name(spec_of(kind).topic) for kind in {e.event_type for e in events}}
+    return {
+        "outbox_ids": [e.event_id for e in events],
+        "outbox_topics": [topic_of[e.event_type] for e in events],
+        "outbox_keys": [e.key for e in events],
+        "outbox_types": [e.event_type for e in events],
+        "outbox_tenants": [e.tenant for e in events],
+        "outbox_payloads": [e.payload for e in events],
+        "outbox_refs": [e.ref for e in events],
+    }
+
+
+_INSERT_SERIALIZED = text(serialized_insert_sql())
+
+
+async def add_serialized_to_outbox(
+    session: AsyncSession, events: Sequence[SerializedEvent], *, topics: TopicNames
+) -> None:
+    """``add_to_outbox`` for events already serialized, in one constant statement."""
+    if events:
+        await session.execute(_INSERT_SERIALIZED, serialized_params(events, topics=topics))

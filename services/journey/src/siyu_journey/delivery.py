@@ -23,6 +23,8 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from siyu_journey.adapters import progress
@@ -211,38 +213,45 @@ async def deliver_now(
     (``service.touch_rows``): those due now through a channel that deduplicates on the touch id are decided and
     sent at once, as a delivery round would, and inserted as decided (sent, skipped, deferred…) with their events:
     one insert instead of an insert and an update. The others (other channels, persons another worker holds) are
-    for the caller to insert pending, for the delivery loop, and so is everything should this fail (in a
-    savepoint: the caller's work still commits; an outage of the database is raised for the caller to retry).
+    for the caller to insert pending, for the delivery loop.
 
     Returns the ids of the touches inserted here, and whether any of ``rows`` is left for the delivery loop.
 
-    A touch id that exists already (it cannot: its enrolment is locked and its occurrence new) is not inserted
-    again: then nothing of this is kept and the caller queues them all, as before; what was sent meanwhile went
-    through channels that deduplicate on the touch id."""
+    No savepoint (two round trips): up to the insert this transaction only reads and takes try-locks, so should
+    deciding or sending fail (a channel down, a bug), nothing of it is written and the caller queues them all
+    pending, as before (unless this transaction is lost, e.g. a failed statement: then that error is raised for
+    the caller to retry, as an outage of the database is). The insert then writes the decided touches and the
+    events of those it did insert, in one statement: a touch id that exists already (it cannot: its enrolment is
+    locked and its occurrence new) keeps its row and gets no event of this decision; what was sent for it went
+    through a channel that deduplicates on the touch id."""
     ready = [t for t in rows if t["due_at"] <= now and sender.for_channel(t["channel"]).idempotent]
     if not ready:
         return set(), bool(rows)
     try:
-        async with session.begin_nested():
-            decided = await decide(
-                session, [SimpleNamespace(**t) for t in ready], now=now, sender=sender, config=config, persons=persons
-            )
-            assert not decided.later  # only channels that deduplicate on the touch id here
-            by_id = {t["touch_id"]: t for t in ready}
-            final = [{**by_id[c["b_id"]], **_values(c)} for c in decided.changes]
-            inserted = await insert_decided(session, final, decided.events, topics=topics)
-            if len(inserted) != len(final):  # rolls the savepoint back: the events with the touches
-                raise TouchExists(sorted(set(by_id) - inserted)[:5])
+        decided = await decide(
+            session, [SimpleNamespace(**t) for t in ready], now=now, sender=sender, config=config, persons=persons
+        )
     except Exception as exc:
-        if is_infrastructure_failure(exc):
+        if is_infrastructure_failure(exc) or not await _usable(session):
             raise
         log.warning("inline_delivery_failed", touches=len(ready), error=repr(exc))
         return set(), True
+    assert not decided.later  # only channels that deduplicate on the touch id here
+    by_id = {t["touch_id"]: t for t in ready}
+    final = [{**by_id[c["b_id"]], **_values(c)} for c in decided.changes]
+    inserted = await insert_decided(session, final, decided.events, topics=topics)
+    if len(inserted) != len(final):
+        log.warning("inline_touch_exists", touches=sorted(set(by_id) - inserted)[:5])
     return inserted, len(inserted) < len(rows)
 
 
-class TouchExists(RuntimeError):
-    """A touch about to be inserted decided was there already."""
+async def _usable(session: AsyncSession) -> bool:
+    """Whether the session's transaction can still run statements (a failed statement aborts it)."""
+    try:
+        await session.execute(text("SELECT 1"))
+    except DBAPIError:
+        return False
+    return True
 
 
 def _values(c: Mapping[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,10 @@
 
 A delivery round queues hundreds of these, so they are built straight to their JSON (``TouchOutcome.payload``)
 rather than through two pydantic models each; ``touch_event`` is the reference envelope, and a unit test holds the
-fast JSON to its bytes. Anything the catalog's models would refuse takes the reference path, so it fails the same.
+fast JSON to its bytes. The catalog's models validate the fast JSON's values strictly (their validators, without
+building them): anything they would coerce or refuse takes the reference path, so it comes out the same or fails
+the same. The outbox rows are written by the shared outbox's statement (``serialized_insert_sql``), composed here
+with the touch writes that imply them.
 """
 
 from __future__ import annotations
@@ -10,17 +13,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, get_args
+from functools import cache, lru_cache
+from typing import Any, Literal
 
 import orjson
+from pydantic import ValidationError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from siyu_journey.adapters import progress
-from siyu_shared.events.catalog.touches import TouchChannel, TouchFailed, TouchSent, TouchSkipped
+from siyu_shared.events.catalog.touches import TouchFailed, TouchSent, TouchSkipped
 from siyu_shared.events.envelope import CloudEvent, deterministic_event_id
-from siyu_shared.events.registry import envelope, spec_of
-from siyu_shared.events.topics import Topic, TopicNames
+from siyu_shared.events.registry import EventSpec, envelope, spec_of
+from siyu_shared.events.topics import TopicNames
+from siyu_shared.messaging.outbox import SerializedEvent, serialized_insert_sql, serialized_params
 
 Outcome = Literal["sent", "failed", "skipped"]
 SOURCE = "/siyu/journey"
@@ -29,7 +35,12 @@ _TYPES: dict[str, str] = {
     "failed": TouchFailed.event_type,
     "skipped": TouchSkipped.event_type,
 }
-_CHANNELS = frozenset(get_args(TouchChannel))
+_VALIDATORS = {
+    "sent": TouchSent.__pydantic_validator__,
+    "failed": TouchFailed.__pydantic_validator__,
+    "skipped": TouchSkipped.__pydantic_validator__,
+}
+_ENVELOPE = CloudEvent.__pydantic_validator__
 
 
 def touch_event(
@@ -65,19 +76,34 @@ def touch_event(
     )
 
 
-def _plain(touch: Any, at: datetime) -> bool:
-    """What the catalog's models accept without a change (else the reference path decides, or raises)."""
-    person = touch.person_id
-    return (
-        touch.channel in _CHANNELS
-        and isinstance(person, str)
-        and 1 <= len(person) <= 64
-        and isinstance(touch.version, int)
-        and at.tzinfo is not None
-        and at.utcoffset() is not None
-        and len(touch.tenant) <= 64
-        and len(touch.tenant) >= 1
-    )
+@cache
+def _spec(outcome: Outcome) -> EventSpec:
+    return spec_of(_TYPES[outcome])
+
+
+@lru_cache(maxsize=1024)
+def _envelope_accepts(tenant: Any, outcome: Outcome) -> bool:
+    """Whether the envelope model accepts a touch event of ``tenant`` as it is. Its other fields are the same for
+    every touch event or valid whenever the data is (a uuid, the data's aware time, the person id), so the
+    envelope's validator runs once per tenant."""
+    spec = _spec(outcome)
+    try:
+        _ENVELOPE.validate_python(
+            {
+                "id": deterministic_event_id("touch", "tenant", "touch", outcome),
+                "source": SOURCE,
+                "type": spec.type_name,
+                "time": datetime.now(UTC),
+                "subject": "person",
+                "tenant": tenant,
+                "dataschema": spec.schema_uri,
+                "data": {},
+            },
+            strict=True,
+        )
+    except ValidationError:
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,11 +124,23 @@ class TouchOutcome:
     def event_id(self) -> str:
         return deterministic_event_id("touch", self.touch.tenant, self.touch.touch_id, self.outcome)
 
-    def payload(self) -> bytes:
-        """The envelope's JSON, byte for byte what ``touch_event(...).to_json()`` gives."""
+    def serialized(self) -> SerializedEvent:
+        """The event for the outbox (its id computed once), referring to its touch."""
+        event_id = self.event_id
+        return SerializedEvent(
+            event_id,
+            self.event_type,
+            self.touch.tenant,
+            self.touch.person_id,
+            self.payload(event_id),
+            self.touch.touch_id,
+        )
+
+    def payload(self, event_id: str | None = None) -> bytes:
+        """The envelope's JSON, byte for byte what ``touch_event(...).to_json()`` gives. The catalog's models
+        validate it (strictly: anything they would coerce, or refuse, takes the reference path, so it comes out
+        coerced or fails the same), without building them."""
         touch, at = self.touch, self.at
-        if not _plain(touch, at):
-            return self.reference().to_json()
         data: dict[str, Any] = {
             "touch_id": touch.touch_id,
             "person_id": touch.person_id,
@@ -118,58 +156,50 @@ class TouchOutcome:
         }
         if self.outcome != "sent":
             data["reason"] = self.reason or self.outcome
-        spec = spec_of(self.event_type)
-        return orjson.dumps(
-            {
-                "specversion": "1.0",
-                "id": self.event_id,
-                "source": SOURCE,
-                "type": spec.type_name,
-                "time": at.astimezone(UTC),
-                "subject": touch.person_id,
-                "tenant": touch.tenant,
-                "datacontenttype": "application/json",
-                "dataschema": spec.schema_uri,
-                "data": data,
-            },
-            option=orjson.OPT_UTC_Z,
-        )
+        spec = _spec(self.outcome)
+        document = {
+            "specversion": "1.0",
+            "id": event_id or self.event_id,
+            "source": SOURCE,
+            "type": spec.type_name,
+            "time": at,
+            "subject": touch.person_id,
+            "tenant": touch.tenant,
+            "datacontenttype": "application/json",
+            "dataschema": spec.schema_uri,
+            "data": data,
+        }
+        try:
+            _VALIDATORS[self.outcome].validate_python(data, strict=True)
+        except ValidationError:
+            return self.reference().to_json()
+        if not _envelope_accepts(touch.tenant, self.outcome):
+            return self.reference().to_json()
+        document["time"] = at.astimezone(UTC)
+        return orjson.dumps(document, option=orjson.OPT_UTC_Z)
 
     def reference(self) -> CloudEvent:
         return touch_event(self.touch, self.outcome, at=self.at, reason=self.reason, staff_id=self.staff_id)
 
 
-_QUEUE_SQL = """
-    INSERT INTO outbox (event_id, topic, key, event_type, tenant, payload, headers)
-    SELECT v.event_id, CAST(:topic AS varchar), v.key, v.event_type, v.tenant, v.payload,
-           jsonb_build_object('ce_type', v.event_type, 'ce_tenant', v.tenant)
-    FROM unnest(CAST(:event_ids AS text[]), CAST(:event_keys AS text[]), CAST(:event_types AS text[]),
-                CAST(:event_tenants AS text[]), CAST(:payloads AS bytea[]))
-         AS v(event_id, key, event_type, tenant, payload)
-    ON CONFLICT (event_id) DO NOTHING
-"""
-_QUEUE = text(_QUEUE_SQL)
-_UPDATE_AND_QUEUE = text(f"WITH updated AS ({progress.UPDATE_TOUCHES_SQL}) {_QUEUE_SQL}")
-_QUEUE_AND_INSERT = text(f"WITH queued AS ({_QUEUE_SQL}) {progress.INSERT_TOUCHES_SQL} RETURNING touch_id")
+_QUEUE = text(serialized_insert_sql())
+_UPDATE_AND_QUEUE = text(f"WITH updated AS ({progress.UPDATE_TOUCHES_SQL}) {serialized_insert_sql()}")
+_INSERT_AND_QUEUE = text(
+    f"WITH inserted AS ({progress.INSERT_TOUCHES_SQL} RETURNING touch_id),"
+    f" queued AS ({serialized_insert_sql(only='v.ref IN (SELECT touch_id FROM inserted)')})"
+    " SELECT touch_id FROM inserted"
+)
 
 
 def _queue_params(events: Sequence[TouchOutcome], topics: TopicNames) -> dict[str, Any]:
-    return {
-        "topic": topics.name(Topic.TOUCHES),
-        "event_ids": [e.event_id for e in events],
-        "event_keys": [e.touch.person_id for e in events],
-        "event_types": [e.event_type for e in events],
-        "event_tenants": [e.touch.tenant for e in events],
-        "payloads": [e.payload() for e in events],
-    }
+    return serialized_params([e.serialized() for e in events], topics=topics)
 
 
 async def emit(session: AsyncSession, events: Sequence[TouchOutcome], *, topics: TopicNames) -> None:
     """Queues events in the outbox, in the caller's transaction: one constant statement over arrays (an id already
     queued is ignored, as with ``add_to_outbox``, so a redone unit of work queues no second copy)."""
-    if not events:
-        return
-    await session.execute(_QUEUE, _queue_params(events, topics))
+    if events:
+        await session.execute(_QUEUE, _queue_params(events, topics))
 
 
 async def record(
@@ -187,11 +217,12 @@ async def record(
 async def insert_decided(
     session: AsyncSession, rows: Sequence[dict[str, Any]], events: Sequence[TouchOutcome], *, topics: TopicNames
 ) -> set[str]:
-    """``progress.insert_decided_touches`` and ``emit`` in one round trip (the events queued in a CTE); the ids of
-    the touches actually inserted (the caller rolls the events back should one be missing)."""
+    """``progress.insert_decided_touches`` and ``emit`` in one round trip; returns the ids of the touches inserted.
+    Only the events of touches actually inserted are queued (in the same statement): a touch id there already
+    keeps its row, and no event of this decision, so nothing needs rolling back."""
     if not events:
         return await progress.insert_decided_touches(session, rows=rows)
     result = await session.execute(
-        _QUEUE_AND_INSERT, progress.touch_insert_params(rows) | _queue_params(events, topics)
+        _INSERT_AND_QUEUE, progress.touch_insert_params(rows) | _queue_params(events, topics)
     )
     return set(result.scalars())

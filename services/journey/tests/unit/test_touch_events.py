@@ -39,6 +39,11 @@ CASES: list[tuple[SimpleNamespace, Outcome, datetime, str | None, str | None]] =
     (_touch(), "failed", AT, None, None),
     (_touch(person_id="p\"\\'你好"), "sent", AT.astimezone(timezone(timedelta(hours=8))), None, None),
     (_touch(channel="not-a-channel"), "sent", AT, None, None),
+    (_touch(person_id="p" * 65), "sent", AT, None, None),
+    (_touch(tenant="t" * 65), "sent", AT, None, None),
+    (_touch(tenant=""), "skipped", AT, "daily_cap", None),
+    (_touch(), "sent", AT.replace(tzinfo=None), None, None),
+    (_touch(version="3"), "sent", AT, None, None),  # coerced by the model: the reference path gives its bytes
 ]
 
 
@@ -54,6 +59,8 @@ def test_fast_json_is_the_reference_envelope(
             fast.payload()
         return
     assert fast.payload() == reference.to_json()
+    assert fast.serialized().payload == reference.to_json()
+    assert fast.serialized().event_id == reference.id
     assert fast.event_id == reference.id == deterministic_event_id("touch", touch.tenant, touch.touch_id, outcome)
     assert fast.event_type == reference.type
 

@@ -19,7 +19,7 @@ two rounds; each round costs a handful of statements, whatever the number of per
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from siyu_segmentation.adapters import bulk
 from siyu_segmentation.adapters.rule_store import RuleSet
 from siyu_segmentation.domain.fold import fold_event
-from siyu_segmentation.handlers import Clock, build_handlers
+from siyu_segmentation.handlers import Clock, build_barrier_handlers, utc_now
 from siyu_segmentation.retag import Tagger
 from siyu_shared.events.catalog import (
     ContactAdded,
@@ -66,16 +66,12 @@ BARRIERS = frozenset({PersonMerged.event_type, PersonErased.event_type})
 _TOUCH_STATUS = {TouchSent.event_type: "sent", TouchFailed.event_type: "failed", TouchSkipped.event_type: "skipped"}
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def build_batch_handling(tagger: Tagger, clock: Clock = utc_now) -> BatchHandling:
     return BatchHandling(types=frozenset(FACT_EVENTS) | BARRIERS, handler=build_batch_handler(tagger, clock))
 
 
 def build_batch_handler(tagger: Tagger, clock: Clock = utc_now) -> BatchHandler:
-    one_by_one = build_handlers(tagger, clock)
+    barriers = build_barrier_handlers(tagger, clock)
 
     async def handle(events: list[Received[Any]], session: AsyncSession) -> None:
         segment: list[Received[Any]] = []
@@ -83,7 +79,7 @@ def build_batch_handler(tagger: Tagger, clock: Clock = utc_now) -> BatchHandler:
             if event.envelope.type in BARRIERS:
                 await _segment(session, tagger, segment, clock)
                 segment = []
-                await one_by_one[event.envelope.type](event, session)
+                await barriers[event.envelope.type](event, session)
             elif event.envelope.type in FACT_EVENTS:
                 segment.append(event)
         await _segment(session, tagger, segment, clock)

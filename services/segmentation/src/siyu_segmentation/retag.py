@@ -1,8 +1,8 @@
 """Re-tagging after facts changed: evaluate the tenant's rules, diff, write, emit on change.
 
-``retag`` does one person (merges); ``retag_many`` does the persons of a batch round: one statement writes their
-facts back and loads them, the compiled rules decide in Python, one statement writes every tag change and outbox
-row.
+``retag_many`` does the persons of a batch round (or the survivor of a merge): one statement writes their facts
+back and loads them, the compiled rules (the only Python evaluator of the rule language) decide, one statement
+writes every tag change and outbox row.
 """
 
 from __future__ import annotations
@@ -15,11 +15,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from siyu_segmentation.adapters import bulk
-from siyu_segmentation.adapters import profiles as profile_repo
 from siyu_segmentation.adapters import tags as tag_repo
 from siyu_segmentation.adapters.rule_store import RuleCache, RuleSet
 from siyu_segmentation.domain.facts import Profile
-from siyu_segmentation.domain.tagging import Decision, TagDiff, decide, deciding_facts, diff
+from siyu_segmentation.domain.tagging import Decision, TagDiff, diff
 from siyu_shared.events.catalog import TagsChanged
 from siyu_shared.events.topics import TopicNames
 
@@ -33,45 +32,6 @@ class Tagger:
         """Call before changing a person's facts: takes the tenant lock shared (a backfill chunk in flight
         finishes first) and returns the tenant's rules, in one round trip."""
         return await self.cache.get(session, tenant, lock_shared=True)
-
-    async def retag(
-        self, session: AsyncSession, *, rule_set: RuleSet, tenant: str, person_id: str, now: datetime, cause: str
-    ) -> TagDiff:
-        if not rule_set.rules and rule_set.version == 0:
-            return diff({}, {})  # a tenant that never had a rule holds no tags
-        profile, current = await profile_repo.load_person(
-            session,
-            tenant=tenant,
-            person_id=person_id,
-            with_orders=rule_set.needs_orders,
-            with_touches=rule_set.needs_touches,
-        )
-        desired = decide(rule_set.rules, rule_set.exclusive, profile, now) if profile is not None else {}
-        change = diff(current, desired)
-        restamped = [d for t, d in desired.items() if t in current and current[t].rule_version != d.rule_version]
-        if not change.changed and not restamped:
-            return change
-        facts = deciding_facts(
-            rule_set.rules,
-            [d.tag for d in (*change.added, *change.removed)],
-            profile or Profile(person_id),
-            now,
-        )
-        await tag_repo.apply_tags(
-            session, tenant=tenant, person_id=person_id, change=change, kept_versions=restamped, facts=facts, now=now
-        )
-        if change.changed:
-            await tag_repo.emit_tags_changed(
-                session,
-                tenant=tenant,
-                person_id=person_id,
-                change=change,
-                facts=facts,
-                now=now,
-                cause=cause,
-                topics=self.topics,
-            )
-        return change
 
     async def retag_many(
         self,

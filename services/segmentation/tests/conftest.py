@@ -1,4 +1,4 @@
-"""Rule cases shared by the unit tests (Python evaluator) and the integration tests (SQL compiler on Postgres).
+"""Rule cases shared by the unit tests (the compiled rules) and the integration tests (SQL compiler on Postgres).
 
 Both run the same table, so the two evaluators cannot drift apart. `rule_case` is parametrized over CASES.
 """
@@ -11,9 +11,17 @@ from typing import Any
 
 import pytest
 
+from siyu_segmentation.domain.compiled import CompiledRules
 from siyu_segmentation.domain.facts import OrderFact, Profile, TouchFact
+from siyu_segmentation.domain.rules import Condition
+from siyu_segmentation.domain.tagging import ActiveRule
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+def holds(condition: Condition, profile: Profile, now: datetime) -> bool:
+    """Whether ``condition`` holds for ``profile`` by the service's Python evaluator (a one-rule compiled set)."""
+    return "t" in CompiledRules([ActiveRule("r", 1, "t", None, 0, condition)], {}).decide(profile, now)
 
 
 def ago(days: float) -> datetime:

@@ -16,7 +16,6 @@ from siyu_devstack.testing import eventually
 from siyu_segmentation import service
 from siyu_segmentation.adapters.rule_sql import compile_condition
 from siyu_segmentation.adapters.tables import order_facts, outbox, person_tags, profiles, touch_facts
-from siyu_segmentation.domain.evaluate import evaluate
 from siyu_segmentation.domain.facts import Profile
 from siyu_segmentation.domain.rules import parse_condition
 from siyu_segmentation.loops import run_backfill_step, run_sweep
@@ -27,7 +26,7 @@ from siyu_shared.events.envelope import CloudEvent
 from siyu_shared.events.registry import parse_data
 from siyu_shared.events.topics import TopicNames
 
-from ..conftest import ALICE, BOB, CASES, NOW
+from ..conftest import ALICE, BOB, CASES, NOW, holds
 from .helpers import harness, pid
 
 pytestmark = pytest.mark.integration
@@ -92,7 +91,7 @@ async def test_sql_compiler_agrees_with_the_python_evaluator_on_every_case(engin
                 ).scalars()
             )
             in_sql = case.profile.person_id in matched
-            in_python = evaluate(condition, case.profile, NOW)
+            in_python = holds(condition, case.profile, NOW)
             if not in_sql == in_python == case.expected:
                 disagreements.append((case.name, in_sql, in_python, case.expected))
             # The negation must agree too (NULLs must not leak out of SQL).

@@ -1,5 +1,6 @@
-"""The compiled rules (batch path) answer exactly as the AST evaluator: the shared cases, the shipped packs on random
-profiles (edge values included), tag decisions and the facts that decided."""
+"""The compiled rules (the service's one Python evaluator) answer as the language's semantics say: the shared cases,
+the shipped packs on random profiles (edge values included) against the plain AST walk of ``tests/reference.py``,
+tag decisions and the facts that decided."""
 
 from __future__ import annotations
 
@@ -12,13 +13,13 @@ from typing import Any
 import pytest
 
 from siyu_segmentation.domain.compiled import CompiledRules
-from siyu_segmentation.domain.evaluate import evaluate
 from siyu_segmentation.domain.facts import OrderFact, Profile, TouchFact
 from siyu_segmentation.domain.rules import parse_condition
-from siyu_segmentation.domain.tagging import ActiveRule, decide, deciding_facts
+from siyu_segmentation.domain.tagging import ActiveRule
 from siyu_segmentation.packs import shipped_packs
 
 from ..conftest import ALICE, BOB, NOW, Case
+from ..reference import decide, deciding_facts, evaluate
 
 EXTRA = [
     {"fact": "avg_order_fen", "gte": 16000},

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from siyu_segmentation.domain.evaluate import evaluate
 from siyu_segmentation.domain.rules import (
     RuleError,
     depends_on_time,
@@ -18,11 +17,11 @@ from siyu_segmentation.domain.rules import (
 )
 from siyu_segmentation.domain.tagging import validate_rule
 
-from ..conftest import NOW, Case
+from ..conftest import NOW, Case, holds
 
 
 def test_each_case_evaluates_as_expected(rule_case: Case) -> None:
-    assert evaluate(parse_condition(rule_case.when), rule_case.profile, NOW) is rule_case.expected
+    assert holds(parse_condition(rule_case.when), rule_case.profile, NOW) is rule_case.expected
 
 
 @pytest.mark.parametrize(
@@ -98,6 +97,6 @@ def test_dormancy_turns_on_exactly_after_day_90() -> None:
     from ..conftest import ALICE
 
     dormant = parse_condition({"fact": "last_order_at", "older_than": "90d"})
-    assert not evaluate(dormant, ALICE, NOW)  # day 90: not yet
-    assert evaluate(dormant, ALICE, NOW + timedelta(seconds=1))  # a moment later: dormant
-    assert evaluate(dormant, ALICE, NOW + timedelta(days=1))  # day 91
+    assert not holds(dormant, ALICE, NOW)  # day 90: not yet
+    assert holds(dormant, ALICE, NOW + timedelta(seconds=1))  # a moment later: dormant
+    assert holds(dormant, ALICE, NOW + timedelta(days=1))  # day 91

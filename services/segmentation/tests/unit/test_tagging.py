@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from siyu_segmentation.domain.compiled import CompiledRules
+from siyu_segmentation.domain.facts import Profile
 from siyu_segmentation.domain.rules import parse_condition
-from siyu_segmentation.domain.tagging import ActiveRule, Decision, decide, deciding_facts, diff, scopes_for
+from siyu_segmentation.domain.tagging import ActiveRule, Decision, diff, scopes_for
 
 from ..conftest import ALICE, BOB, NOW
+
+
+def decide(
+    rules: Sequence[ActiveRule], exclusive: Mapping[str, bool], profile: Profile, now: datetime
+) -> dict[str, Decision]:
+    return CompiledRules(rules, exclusive).decide(profile, now)
+
+
+def deciding_facts(rules: Sequence[ActiveRule], tags: list[str], profile: Profile, now: datetime) -> dict[str, Any]:
+    return CompiledRules(rules, {}).deciding_facts(tags, profile, now)
 
 
 def rule(rule_id: str, tag: str, when: dict[str, object], family: str | None = None, priority: int = 0) -> ActiveRule:

@@ -1,10 +1,11 @@
-"""Rules compiled once per rule-set version into plain Python closures (the batch path's evaluator, no I/O).
+"""Rules compiled once per rule-set version into plain Python closures: the service's one Python evaluator of the
+rule language (batches, merges; no I/O). The set-based twin is ``adapters/rule_sql.py`` (backfills, the sweep).
 
-``evaluate`` walks the AST and re-derives every operand (a ``Fraction`` per comparison) for every person; a
-``CompiledRules`` does that work once, when a tenant's rule set is loaded, and keeps the exact semantics: the fast
-paths below only cover values whose comparison is exact in plain Python (ints, Fractions, datetimes, strings,
-bools), and everything else falls back to the same leaf functions ``evaluate`` uses. ``tests/unit/test_compiled.py``
-holds both evaluators to the same answers on the shared cases and on random profiles.
+A ``CompiledRules`` does the per-rule work once, when a tenant's rule set is loaded: the fast paths below only cover
+values whose comparison is exact in plain Python (ints, Fractions, datetimes, strings, bools), everything else falls
+back to the leaf definitions of ``evaluate.py``. An exclusive family keeps only its true rule of highest priority
+(ties to the smaller rule id). ``tests/unit/test_compiled.py`` holds it to the language's semantics (the shared
+cases, and a plain AST walk of the leaf definitions in ``tests/reference.py`` on random profiles).
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ def _count_touches(touches: Sequence[Any], cutoff: datetime | None, channel: str
 def _order_aggregate(
     orders: Sequence[Any], cutoff: datetime | None, category: str | None, field: str, fn: str
 ) -> int | Fraction | None:
-    """``aggregate_value`` of an orders aggregate whose window starts at ``cutoff`` (computed once per person)."""
+    """An orders aggregate whose window starts at ``cutoff`` (computed once per person): ``count`` and ``sum`` of
+    nothing are 0, ``avg`` / ``min`` / ``max`` of nothing are missing; ``net_fen`` is paid less refunded."""
     kept = [
         o
         for o in orders
@@ -74,7 +76,7 @@ def _order_aggregate(
 
 
 def aggregate_function(agg: Aggregate) -> Callable[[Profile, datetime], int | Fraction | None]:
-    """``aggregate_value(agg, p, now)`` as a closure with the aggregate's fields read once (exactly the same value)."""
+    """The aggregate's value on a person as a closure with its fields read once."""
     within = agg.within
     if agg.source == "touches":
         channel = agg.channel
@@ -181,7 +183,7 @@ def _compile_decide(
     rules: Sequence[ActiveRule], exclusive: Mapping[str, bool]
 ) -> Callable[[Profile, datetime], dict[str, Decision]]:
     """One Python function deciding every rule of the set: each leaf inline, each aggregate computed once, an
-    exclusive family tested by priority until its first true rule (the one ``tagging.decide`` keeps)."""
+    exclusive family tested by priority (ties to the smaller rule id) until its first true rule."""
     source = _Source()
     body: list[str] = []
 
@@ -208,8 +210,9 @@ def _compile_decide(
 
 
 class CompiledRules:
-    """A tenant's rules compiled once (cache it with the rule-set version): ``decide`` and ``deciding_facts`` give
-    exactly what ``tagging.decide`` and ``tagging.deciding_facts`` give, faster."""
+    """A tenant's rules compiled once (cache it with the rule-set version): ``decide`` gives the tags a person
+    should hold now, each with the rule version that puts it there; ``deciding_facts`` the facts the rules of some
+    tags looked at, as JSON-ready values (for `tags.changed`)."""
 
     def __init__(self, rules: Sequence[ActiveRule], exclusive: Mapping[str, bool]) -> None:
         self.decide = _compile_decide(rules, exclusive)

@@ -1,8 +1,9 @@
-"""The Python evaluator: one condition on one person's facts (the per-event path).
+"""What each leaf of the rule language means on one person's facts: fact tests and number comparisons (no I/O).
 
-Its twin is ``adapters/rule_sql.py`` (set-based, the whole tenant); both are run on the same cases in the tests so
-they cannot disagree. Semantics shared by both: a test on a missing fact is false (``exists: false`` aside);
-``count`` and ``sum`` of nothing are 0, ``avg``/``min``/``max`` of nothing are missing.
+The compiled rules (``compiled.py``, the service's only Python evaluator) inline the common cases and call these
+for the rest; ``adapters/rule_sql.py`` is the set-based twin. Both run the same cases in the tests so they cannot
+disagree. Semantics: a test on a missing fact is false (``exists: false`` aside); ``count`` and ``sum`` of nothing
+are 0, ``avg``/``min``/``max`` of nothing are missing.
 """
 
 from __future__ import annotations
@@ -12,48 +13,7 @@ from fractions import Fraction
 from typing import Any
 
 from siyu_segmentation.domain.facts import ATTRIBUTE_PREFIX, Profile
-from siyu_segmentation.domain.rules import Aggregate, AllOf, AnyOf, Condition, FactTest, Not
-
-
-def evaluate(condition: Condition, profile: Profile, now: datetime) -> bool:
-    if isinstance(condition, AllOf):
-        return all(evaluate(item, profile, now) for item in condition.items)
-    if isinstance(condition, AnyOf):
-        return any(evaluate(item, profile, now) for item in condition.items)
-    if isinstance(condition, Not):
-        return not evaluate(condition.item, profile, now)
-    if isinstance(condition, Aggregate):
-        return _compare_number(condition.op, aggregate_value(condition, profile, now), condition.value)
-    return _fact_test(condition, profile, now)
-
-
-def aggregate_value(agg: Aggregate, profile: Profile, now: datetime) -> int | Fraction | None:
-    cutoff = now - agg.within if agg.within is not None else None
-    if agg.source == "touches":
-        return sum(
-            1
-            for t in profile.touches
-            if t.status == "sent"
-            and (cutoff is None or t.occurred_at >= cutoff)
-            and (agg.channel is None or t.channel == agg.channel)
-        )
-    orders = [
-        o
-        for o in profile.orders
-        if not o.voided
-        and (cutoff is None or o.paid_at >= cutoff)
-        and (agg.category is None or agg.category in o.categories)
-    ]
-    if agg.fn == "count":
-        return len(orders)
-    values = [int(getattr(o, agg.field or "amount_fen")) for o in orders]
-    if agg.fn == "sum":
-        return sum(values)
-    if not values:
-        return None
-    if agg.fn == "avg":
-        return Fraction(sum(values), len(values))
-    return min(values) if agg.fn == "min" else max(values)
+from siyu_segmentation.domain.rules import FactTest
 
 
 def fact_value(test: FactTest, profile: Profile) -> Any:

@@ -7,16 +7,14 @@ with the highest priority holds its tag.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from siyu_segmentation.domain.evaluate import aggregate_value, evaluate, fact_value
-from siyu_segmentation.domain.facts import Profile
-from siyu_segmentation.domain.rules import Aggregate, Condition, FactTest, RuleError, parse_condition, walk
+from siyu_segmentation.domain.rules import Aggregate, Condition, RuleError, parse_condition
 
 SLUG = r"^[a-z0-9][a-z0-9_\-.:]{0,63}$"
 
@@ -80,45 +78,10 @@ def validate_rule(raw: Mapping[str, Any]) -> RuleBody:
     return RuleBody.model_validate(raw)
 
 
-def decide(
-    rules: Sequence[ActiveRule], exclusive: Mapping[str, bool], profile: Profile, now: datetime
-) -> dict[str, Decision]:
-    """The tags the person should hold now, each with the rule version that puts it there."""
-    winners: dict[str, ActiveRule] = {}
-    held: dict[str, Decision] = {}
-    for rule in rules:
-        if not evaluate(rule.condition, profile, now):
-            continue
-        if rule.family is not None and exclusive.get(rule.family, False):
-            best = winners.get(rule.family)
-            if best is None or (rule.priority, best.rule_id) > (best.priority, rule.rule_id):
-                winners[rule.family] = rule
-        else:
-            held[rule.tag] = Decision(rule.tag, rule.family, rule.rule_id, rule.version)
-    for rule in winners.values():
-        held[rule.tag] = Decision(rule.tag, rule.family, rule.rule_id, rule.version)
-    return held
-
-
 def diff(current: Mapping[str, Decision], desired: Mapping[str, Decision]) -> TagDiff:
     added = tuple(desired[t] for t in sorted(desired.keys() - current.keys()))
     removed = tuple(current[t] for t in sorted(current.keys() - desired.keys()))
     return TagDiff(added=added, removed=removed, tags=tuple(sorted(desired)))
-
-
-def deciding_facts(rules: Iterable[ActiveRule], tags: Iterable[str], profile: Profile, now: datetime) -> dict[str, Any]:
-    """The facts the rules of the changed tags looked at, as JSON-ready values (for `tags.changed`)."""
-    wanted = set(tags)
-    out: dict[str, Any] = {}
-    for rule in rules:
-        if rule.tag not in wanted:
-            continue
-        for leaf in walk(rule.condition):
-            if isinstance(leaf, FactTest):
-                out[leaf.fact] = jsonable(fact_value(leaf, profile))
-            elif isinstance(leaf, Aggregate):
-                out[aggregate_label(leaf)] = jsonable(aggregate_value(leaf, profile, now))
-    return out
 
 
 def aggregate_label(agg: Aggregate) -> str:

@@ -5,16 +5,18 @@ erasures are barriers, handled one by one (``handlers.py``) in their place. The 
 grouped per tenant and cut into *rounds*: round k holds the k-th event of each person, so a person's events still
 apply in order and each is re-evaluated on its own (one `tags.changed` per real change, caused by the event that
 made it, exactly as one event at a time). A typical batch (persons' events spread over the partition) is one or
-two rounds; each round costs a handful of statements, whatever the number of persons in it:
+two rounds; each round costs a handful of statements, whatever the number of persons in it, and each profile row
+is written once per batch:
 
-1. the segment's profiles are created if missing and locked in person order, read back once (one statement);
-2. each person's event is folded into its row in Python (``domain/fold.py``);
-3. orders, refunds, closes, touches are written set-based (one statement each, only when the round has some);
-4. one statement writes the folded rows back, re-derives the order and touch aggregates of the persons who had
-   such events, and reads every person back with their orders, touches and tags (``bulk.write_and_load``);
-5. the tenant's rules, compiled once per rule-set version into one Python function (``domain/compiled.py``),
-   decide each person's tags; one statement writes the removed, gained and re-stamped tags and the outbox rows
-   of the persons whose tag set changed (``bulk.write_changes``).
+1. the segment's existing profiles are locked in person order and read once (one statement); the missing ones
+   start as new rows in memory;
+2. each round: each person's event is folded into its row in Python (``domain/fold.py``); orders, refunds, closes,
+   touches are written set-based (one statement each, only when the round has some); one statement reads the
+   persons' orders, touches and tags (``bulk.load_round``), the order and touch aggregates of the persons who had
+   such events are re-derived from them in Python (``domain/aggregates.py``); the tenant's rules, compiled once
+   per rule-set version (``domain/compiled.py``), decide each person's tags; one statement writes the removed,
+   gained and re-stamped tags and the outbox rows of the persons whose tag set changed (``bulk.write_changes``);
+3. one statement inserts the new profile rows and updates the changed ones (``bulk.write_profiles``).
 """
 
 from __future__ import annotations
@@ -108,6 +110,7 @@ async def _segment(session: AsyncSession, tagger: Tagger, events: list[Received[
             rounds[k].append(event)
         for round_events in rounds:
             await _round(session, tagger, rule_set, tenant, round_events, locked, clock())
+        await bulk.write_profiles(session, tenant=tenant, people=locked)
 
 
 async def _round(
@@ -120,7 +123,6 @@ async def _round(
     now: datetime,
 ) -> None:
     """At most one event per person: fold, write facts set-based, re-tag the persons."""
-    folded: dict[str, dict[str, Any]] = {}
     orders: list[dict[str, Any]] = []
     refunds: list[dict[str, Any]] = []
     closes: list[str] = []
@@ -136,7 +138,7 @@ async def _round(
         fold_event(profile.row, data, created=profile.created)
         profile.created = False
         if profile.row != before:
-            folded[person] = profile.row
+            profile.dirty = True
         if isinstance(data, OrderPaid):
             orders.append(
                 {
@@ -182,7 +184,7 @@ async def _round(
         tenant=tenant,
         causes=causes,
         now=now,
-        folded=folded,
+        people=locked,
         order_persons=order_persons,
         touch_persons=touch_persons,
     )

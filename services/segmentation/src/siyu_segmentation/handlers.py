@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from siyu_segmentation.adapters import bulk
 from siyu_segmentation.adapters import profiles as repo
 from siyu_segmentation.adapters import tags as tag_repo
 from siyu_segmentation.domain.tagging import diff
@@ -50,18 +51,22 @@ def build_barrier_handlers(tagger: Tagger, clock: Clock = utc_now) -> dict[str, 
                     topics=tagger.topics,
                 )
         await repo.merge_profiles(session, tenant=tenant, survivor_id=data.survivor_id, merged_ids=gone)
-        # The survivor's order and touch aggregates are re-derived from the rows it now owns, then it is re-tagged:
-        # the same statements as any batch round.
+        # The survivor's order and touch aggregates are re-derived from the rows it now owns, then it is re-tagged
+        # and its row written: the same steps as a batch round. A survivor without a profile holds no tags.
         survivor = [data.survivor_id]
+        locked = await bulk.lock_profiles(session, tenant=tenant, person_ids=survivor)
+        people = {p: lp for p, lp in locked.items() if lp.exists}
         await tagger.retag_many(
             session,
             rule_set=rule_set,
             tenant=tenant,
             causes={data.survivor_id: event.envelope.id},
             now=now,
+            people=people,
             order_persons=survivor,
             touch_persons=survivor,
         )
+        await bulk.write_profiles(session, tenant=tenant, people=people)
 
     async def erased(event: Received[PersonErased], session: AsyncSession) -> None:
         await tagger.begin(session, event.tenant)

@@ -1,8 +1,8 @@
 """Re-tagging after facts changed: evaluate the tenant's rules, diff, write, emit on change.
 
-``retag_many`` does the persons of a batch round (or the survivor of a merge): one statement writes their facts
-back and loads them, the compiled rules (the only Python evaluator of the rule language) decide, one statement
-writes every tag change and outbox row.
+``retag_many`` does the persons of a batch round (or the survivor of a merge), on their locked profile rows: one
+statement reads their orders, touches and tags, the compiled rules (the only Python evaluator of the rule language)
+decide, one statement writes every tag change and outbox row.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from siyu_segmentation.adapters import bulk
 from siyu_segmentation.adapters import tags as tag_repo
 from siyu_segmentation.adapters.rule_store import RuleCache, RuleSet
+from siyu_segmentation.domain.aggregates import order_aggregates, touch_aggregates
 from siyu_segmentation.domain.facts import Profile
 from siyu_segmentation.domain.tagging import Decision, TagDiff, diff
 from siyu_shared.events.catalog import TagsChanged
@@ -41,32 +42,33 @@ class Tagger:
         tenant: str,
         causes: Mapping[str, str],
         now: datetime,
-        folded: Mapping[str, Mapping[str, Any]] | None = None,
+        people: Mapping[str, bulk.LockedProfile],
         order_persons: Collection[str] = (),
         touch_persons: Collection[str] = (),
     ) -> dict[str, TagDiff]:
-        """Write a round's facts and re-tag every person of ``causes`` (person → the event that changed their
-        facts): one `tags.changed` per person whose tag set really changed, caused by that event.
+        """Re-tag every person of ``causes`` (person → the event that changed their facts): one `tags.changed`
+        per person whose tag set really changed, caused by that event.
 
-        One statement writes the folded rows back (``folded``: person → row), re-derives the order / touch
-        aggregates of ``order_persons`` / ``touch_persons`` and reads the persons back with their tags; the
-        rules (compiled once per rule-set version) decide in Python; one statement writes every tag change and
-        outbox row."""
+        ``people`` holds the locked profile rows (a person of ``causes`` without one has no facts and holds no
+        tag). One statement reads the persons' orders, touches and tags; the order / touch aggregates of
+        ``order_persons`` / ``touch_persons`` are re-derived from them into their rows (written by
+        ``bulk.write_profiles`` at the end of the batch); the rules (compiled once per rule-set version) decide in
+        Python; one statement writes every tag change and outbox row."""
         if not causes:
             return {}
         compiled = rule_set.compiled
-        people = await bulk.write_and_load(
+        order_set, touch_set = set(order_persons), set(touch_persons)
+        loaded = await bulk.load_round(
             session,
             tenant=tenant,
             person_ids=list(causes),
-            folded=folded or {},
-            order_persons=set(order_persons),
-            touch_persons=set(touch_persons),
-            facts=compiled.facts,
-            attributes=compiled.reads_attributes,
-            with_orders=rule_set.needs_orders,
-            with_touches=rule_set.needs_touches,
+            orders=rule_set.needs_orders or bool(order_set),
+            touches=rule_set.needs_touches or bool(touch_set),
         )
+        for person_id in order_set:
+            _update(people.get(person_id), order_aggregates(loaded[person_id].orders))
+        for person_id in touch_set:
+            _update(people.get(person_id), touch_aggregates(loaded[person_id].touches))
         if not rule_set.rules and rule_set.version == 0:
             return {}  # a tenant that never had a rule holds no tags
         removed: list[tuple[str, Decision]] = []
@@ -75,10 +77,14 @@ class Tagger:
         events: list[tuple[str, str, bytes]] = []
         changes: dict[str, TagDiff] = {}
         for person_id in sorted(causes):
-            person = people.get(person_id)
-            current = person.held if person is not None else {}
-            profile = person.profile if person is not None else Profile(person_id)
-            desired = compiled.decide(profile, now) if person is not None else {}
+            person = loaded[person_id]
+            current = person.held
+            locked = people.get(person_id)
+            if locked is not None:
+                profile = bulk.profile_of(person_id, locked.row, person, compiled.facts)
+                desired = compiled.decide(profile, now)
+            else:
+                profile, desired = Profile(person_id), {}
             change = diff(current, desired)
             changes[person_id] = change
             for t, d in desired.items():
@@ -106,3 +112,13 @@ class Tagger:
             events=events,
         )
         return changes
+
+
+def _update(person: bulk.LockedProfile | None, values: Mapping[str, Any]) -> None:
+    """Set re-derived aggregates on a locked row, marking it to be written when they changed."""
+    if person is None:
+        return
+    row = person.row
+    if any(row[k] != v for k, v in values.items()):
+        row.update(values)
+        person.dirty = True

@@ -11,7 +11,7 @@ from uuid import uuid4
 
 import orjson
 import pytest
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, event, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from siyu_devstack.stack import Stack
@@ -42,6 +42,7 @@ from siyu_shared.events.catalog import (
 )
 from siyu_shared.events.registry import EventData, envelope
 from siyu_shared.events.topics import TopicNames
+from siyu_shared.kafka.errors import is_infrastructure_failure
 from siyu_shared.kafka.runner import Received
 
 pytestmark = pytest.mark.integration
@@ -236,21 +237,69 @@ async def test_batches_of_any_size_give_the_same_facts_tags_and_events(engine: A
         assert await state(engine, *await run(engine, batched=True, chunk=chunk)) == one_by_one
 
 
-async def test_locking_creates_the_missing_profiles_and_does_not_rewrite_the_others(engine: AsyncEngine) -> None:
-    tenant = f"t{uuid4().hex[:8]}"
+async def test_locking_writes_nothing_and_each_profile_is_written_once_per_batch(engine: AsyncEngine) -> None:
+    tenant = await tenant_with_rules(engine)
     sessions = session_factory(engine)
+    xmin = select(profiles.c.person_id, text("xmin::text")).where(profiles.c.tenant == tenant)
     async with sessions() as session, session.begin():
         first = await bulk.lock_profiles(session, tenant=tenant, person_ids=["b", "a", "b"])
-    assert {p: (lp.created, lp.row["lead_count"], lp.row["channels"]) for p, lp in first.items()} == {
-        "a": (True, 0, []),
-        "b": (True, 0, []),
-    }
-    xmin = select(profiles.c.person_id, text("xmin::text")).where(profiles.c.tenant == tenant)
+        assert {p: (lp.exists, lp.row["lead_count"], lp.row["channels"]) for p, lp in first.items()} == {
+            "a": (False, 0, []),
+            "b": (False, 0, []),
+        }
+        assert not (await session.execute(xmin)).all()  # new rows wait for write_profiles
+        await bulk.write_profiles(session, tenant=tenant, people=first)
     async with sessions() as session, session.begin():
         before = {r[0]: r[1] for r in await session.execute(xmin)}
         again = await bulk.lock_profiles(session, tenant=tenant, person_ids=["c", "a", "b"])
-        assert {p: lp.created for p, lp in again.items()} == {"a": False, "b": False, "c": True}
+        assert {p: lp.exists for p, lp in again.items()} == {"a": True, "b": True, "c": False}
         after = {r[0]: r[1] for r in await session.execute(xmin)}
-        assert after["a"] == before["a"] and after["b"] == before["b"]  # locked, not a new row version
+        assert after == before  # locked, not a new row version
+
+    # Three events for "a" (three rounds) and one for a new person: one statement writes the profiles.
+    src = SourceRef(channel="xiaohongshu")
+    story = [
+        LeadCaptured(lead_id="l1", person_id="a", kind="form", occurred_at=NOW, source=src),
+        LeadCaptured(lead_id="l2", person_id="n", kind="form", occurred_at=NOW, source=src),
+        GroupJoined(person_id="a", chat_id="g1", join_scene=1, occurred_at=NOW),
+        OrderPaid(order_id="o1", order_no="o1", channel="tmall", person_id="a", amount_fen=100, paid_at=NOW),
+    ]
+    events = [Received(envelope(d, tenant=tenant, subject=d.person_id, source="/test"), d) for d in story]
+    writes: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "UPDATE profiles" in statement or "INSERT INTO profiles" in statement:
+            writes.append(statement)
+
+    handler = build_batch_handler(Tagger(cache=RuleCache(), topics=TopicNames("t")), clock=lambda: NOW)
+    event.listen(engine.sync_engine, "before_cursor_execute", count)
+    try:
+        async with sessions() as session, session.begin():
+            await handler(events, session)
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", count)
+    assert len(writes) == 1
+    async with engine.connect() as conn:
+        rows = {r.person_id: r for r in await conn.execute(select(profiles).where(profiles.c.tenant == tenant))}
+    assert (rows["a"].lead_count, rows["a"].groups, rows["a"].order_count, rows["a"].paid_fen) == (1, ["g1"], 1, 100)
+    assert rows["n"].lead_count == 1
     async with engine.begin() as conn:
+        for table in (profiles, order_facts, person_tags, outbox):
+            await conn.execute(delete(table).where(table.c.tenant == tenant))
+
+
+async def test_a_profile_created_meanwhile_retries_the_batch(engine: AsyncEngine) -> None:
+    """A profile this batch would create appears from another transaction: the batch fails as a serialization
+    failure does (the runner retries it) instead of overwriting the other's row."""
+    tenant = f"t{uuid4().hex[:8]}"
+    sessions = session_factory(engine)
+    async with sessions() as session, session.begin():
+        people = await bulk.lock_profiles(session, tenant=tenant, person_ids=["a"])
+        async with engine.begin() as other:
+            await other.execute(insert(profiles).values(tenant=tenant, person_id="a", lead_count=7))
+        with pytest.raises(bulk.ProfileCreatedConcurrently) as raised:
+            await bulk.write_profiles(session, tenant=tenant, people=people)
+        assert is_infrastructure_failure(raised.value)
+    async with engine.begin() as conn:
+        assert await conn.scalar(select(profiles.c.lead_count).where(profiles.c.tenant == tenant)) == 7
         await conn.execute(delete(profiles).where(profiles.c.tenant == tenant))

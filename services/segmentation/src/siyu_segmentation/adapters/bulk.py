@@ -9,6 +9,7 @@ import functools
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
@@ -18,54 +19,56 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from siyu_segmentation.adapters.tables import order_facts, profiles
+from siyu_segmentation.domain.aggregates import ORDER_COLUMNS, TOUCH_COLUMNS
 from siyu_segmentation.domain.facts import FACTS, OrderFact, Profile, TouchFact
 from siyu_segmentation.domain.fold import FOLDED_COLUMNS
 from siyu_segmentation.domain.tagging import Decision
 
-_COLUMNS = ", ".join(FOLDED_COLUMNS)
+PROFILE_COLUMNS: tuple[str, ...] = (*FOLDED_COLUMNS, *ORDER_COLUMNS, *TOUCH_COLUMNS)
+"""The profile columns events write (RFM scores are the sweep's)."""
+_READ_COLUMNS: tuple[str, ...] = (*PROFILE_COLUMNS, "rfm_r", "rfm_f", "rfm_m")
 _LOCK_PROFILES = text(
     f"""
-    WITH created AS (
-      INSERT INTO profiles (tenant, person_id)
-      SELECT CAST(:tenant AS varchar), x.person_id FROM unnest(CAST(:persons AS text[])) AS x(person_id)
-      ORDER BY x.person_id
-      ON CONFLICT (tenant, person_id) DO NOTHING
-      RETURNING person_id, {_COLUMNS}, true AS _created
-    ), existing AS (
-      SELECT person_id, {_COLUMNS}, false AS _created FROM profiles
-      WHERE tenant = CAST(:tenant AS varchar) AND person_id = ANY(CAST(:persons AS text[]))
-      ORDER BY person_id
-      FOR UPDATE
-    )
-    SELECT * FROM created UNION ALL SELECT * FROM existing
+    SELECT person_id, {", ".join(_READ_COLUMNS)} FROM profiles
+    WHERE tenant = CAST(:tenant AS varchar) AND person_id = ANY(CAST(:persons AS text[]))
+    ORDER BY person_id
+    FOR UPDATE
     """
 ).columns(attributes=JSONB)
 
 
+def new_row() -> dict[str, Any]:
+    """A profile that has seen nothing yet (the table's defaults)."""
+    row: dict[str, Any] = dict.fromkeys(_READ_COLUMNS)
+    for name in _READ_COLUMNS:
+        if FACTS.get(name) == "set":
+            row[name] = []
+    row |= {"lead_count": 0, "incentive": False, "has_phone": False, "wecom_status": "none", "attributes": {}}
+    row |= {"order_count": 0, "paid_fen": 0, "refunded_fen": 0, "net_fen": 0, "touches_received": 0}
+    return row
+
+
 @dataclass(slots=True)
 class LockedProfile:
-    row: dict[str, Any]  # the folded columns, as column → value
-    created: bool  # the profile did not exist before this batch
+    row: dict[str, Any]  # the profile's columns (``_READ_COLUMNS``), as column → value, changed in place
+    exists: bool  # the row is in the table (else ``write_profiles`` inserts it)
+    created: bool  # no event has been folded into it yet and it did not exist before this batch
+    dirty: bool = False  # the row differs from the table's
 
 
 async def lock_profiles(session: AsyncSession, *, tenant: str, person_ids: Sequence[str]) -> dict[str, LockedProfile]:
-    """Create the missing profiles and lock them all (in person order, so concurrent batches cannot deadlock);
-    returns each one's folded columns and whether it was just created.
-
-    One statement: the missing rows are inserted, the others locked ``FOR UPDATE`` (not rewritten: the round's
-    write-back is then the only new version of a profile that existed). A row another transaction inserted or
-    deleted after the statement's snapshot is in neither half; it is asked for again."""
+    """Lock the persons' profiles (in person order, so concurrent batches cannot deadlock) and read them once;
+    a person without one gets a new row in memory, inserted by ``write_profiles`` at the end of the batch. A row is
+    written once per batch however many events it takes."""
     wanted = sorted(set(person_ids))
+    rows = await session.execute(_LOCK_PROFILES, {"tenant": tenant, "persons": wanted})
     out: dict[str, LockedProfile] = {}
-    for _ in range(5):
-        if not wanted:
-            return out
-        rows = await session.execute(_LOCK_PROFILES, {"tenant": tenant, "persons": wanted})
-        # Rows as tuples: person_id, the folded columns in order, _created.
-        for r in rows:
-            out[r[0]] = LockedProfile(dict(zip(FOLDED_COLUMNS, r[1:-1], strict=True)), bool(r[-1]))
-        wanted = [p for p in wanted if p not in out]
-    raise RuntimeError(f"profiles of {tenant} kept changing under the lock: {wanted[:5]}")
+    for r in rows:
+        out[r[0]] = LockedProfile(dict(zip(_READ_COLUMNS, r[1:], strict=True)), exists=True, created=False)
+    for p in wanted:
+        if p not in out:
+            out[p] = LockedProfile(new_row(), exists=False, created=True)
+    return out
 
 
 _ROW_TYPES = {
@@ -85,14 +88,31 @@ _ROW_TYPES = {
     "wecom_staff": "text[]",
     "groups": "text[]",
     "attributes": "jsonb",
+    "order_count": "int",
+    "paid_fen": "bigint",
+    "refunded_fen": "bigint",
+    "net_fen": "bigint",
+    "first_order_at": "timestamptz",
+    "last_order_at": "timestamptz",
+    "avg_order_fen": "numeric",
+    "mean_interval_days": "numeric",
+    "categories": "text[]",
+    "touches_received": "int",
+    "last_touch_at": "timestamptz",
 }
-assert set(_ROW_TYPES) == set(FOLDED_COLUMNS)
+assert set(_ROW_TYPES) == set(PROFILE_COLUMNS)
 
 
 def _json(rows: Any) -> str:
     """Rows as one JSON parameter (times in RFC 3339), read back with jsonb_to_recordset: one constant statement,
     prepared once, whatever the number of rows."""
-    return orjson.dumps(rows).decode()
+    return orjson.dumps(rows, default=_decimal).decode()
+
+
+def _decimal(value: Any) -> str:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"not JSON: {type(value).__name__}")
 
 
 _INSERT_ORDERS = text(
@@ -169,148 +189,123 @@ async def upsert_touches(session: AsyncSession, *, tenant: str, touches: Sequenc
         await session.execute(_UPSERT_TOUCHES, {"tenant": tenant, "rows": _json(list(latest.values()))})
 
 
-_ORDER_AGGREGATES = """
-      order_count = CASE WHEN v.orders THEN s.cnt ELSE p.order_count END,
-      paid_fen = CASE WHEN v.orders THEN s.paid ELSE p.paid_fen END,
-      refunded_fen = CASE WHEN v.orders THEN s.refunded ELSE p.refunded_fen END,
-      net_fen = CASE WHEN v.orders THEN s.paid - s.refunded ELSE p.net_fen END,
-      first_order_at = CASE WHEN v.orders THEN s.first_at ELSE p.first_order_at END,
-      last_order_at = CASE WHEN v.orders THEN s.last_at ELSE p.last_order_at END,
-      avg_order_fen = CASE WHEN v.orders THEN s.avg_fen ELSE p.avg_order_fen END,
-      mean_interval_days = CASE WHEN NOT v.orders THEN p.mean_interval_days WHEN s.cnt > 1
-        THEN CAST(extract(epoch FROM s.last_at - s.first_at) AS numeric) / 86400 / (s.cnt - 1) END,
-      categories = CASE WHEN v.orders THEN s.cats ELSE p.categories END,"""
-
-_ORDER_LATERAL = """
-    LEFT JOIN LATERAL (
-      SELECT count(*) FILTER (WHERE NOT o.voided) AS cnt,
-             coalesce(sum(o.amount_fen), 0) AS paid, coalesce(sum(o.refunded_fen), 0) AS refunded,
-             min(o.paid_at) FILTER (WHERE NOT o.voided) AS first_at,
-             max(o.paid_at) FILTER (WHERE NOT o.voided) AS last_at,
-             avg(o.amount_fen) FILTER (WHERE NOT o.voided) AS avg_fen,
-             CASE WHEN v.orders THEN ARRAY(
-               SELECT DISTINCT c FROM order_facts o2, unnest(o2.categories) c
-               WHERE o2.tenant = CAST(:tenant AS varchar) AND o2.person_id = v.person_id AND NOT o2.voided
-               ORDER BY 1) END AS cats
-      FROM order_facts o WHERE v.orders AND o.tenant = CAST(:tenant AS varchar) AND o.person_id = v.person_id
-    ) s ON true"""
-
-_TOUCH_LATERAL = """
-    LEFT JOIN LATERAL (
-      SELECT count(*) AS cnt, max(t.occurred_at) AS last_at FROM touch_facts t
-      WHERE v.touches AND t.tenant = CAST(:tenant AS varchar) AND t.person_id = v.person_id AND t.status = 'sent'
-    ) ts ON true"""
-
-
 @functools.cache
-def _write_and_load(facts: tuple[str, ...], attributes: bool, with_orders: bool, with_touches: bool) -> Any:
-    """The statement of ``write_and_load`` for what the rules read (one text per rule set, prepared once)."""
-    returning = ["p.person_id", *(f"p.{f}" for f in facts)]
-    if attributes:
-        returning.append("p.attributes")
-    if with_orders:
-        returning.append(
+def _load_round(orders: bool, touches: bool) -> Any:
+    """The statement of ``load_round`` (one text per combination, prepared once)."""
+    columns = ["x.person_id"]
+    if orders:
+        columns.append(
             "ARRAY(SELECT ROW(f.order_id, f.paid_at, f.amount_fen, f.refunded_fen, f.voided, f.categories)"
-            " FROM order_facts f WHERE f.tenant = p.tenant AND f.person_id = p.person_id) AS _orders"
+            " FROM order_facts f WHERE f.tenant = CAST(:tenant AS varchar) AND f.person_id = x.person_id)"
         )
-    if with_touches:
-        returning.append(
+    if touches:
+        columns.append(
             "ARRAY(SELECT ROW(f.touch_id, f.occurred_at, f.channel, f.status)"
-            " FROM touch_facts f WHERE f.tenant = p.tenant AND f.person_id = p.person_id) AS _touches"
+            " FROM touch_facts f WHERE f.tenant = CAST(:tenant AS varchar) AND f.person_id = x.person_id)"
         )
-    returning.append(
+    columns.append(
         "ARRAY(SELECT ROW(t.tag, t.family, t.rule_id, t.rule_version)"
-        " FROM person_tags t WHERE t.tenant = p.tenant AND t.person_id = p.person_id) AS _tags"
+        " FROM person_tags t WHERE t.tenant = CAST(:tenant AS varchar) AND t.person_id = x.person_id)"
     )
-    folded = ", ".join(f"{c} = CASE WHEN v.folded THEN v.{c} ELSE p.{c} END" for c in FOLDED_COLUMNS)
-    statement = text(
-        f"""
-        UPDATE profiles p SET {folded}, {_ORDER_AGGREGATES}
-          touches_received = CASE WHEN v.touches THEN ts.cnt ELSE p.touches_received END,
-          last_touch_at = CASE WHEN v.touches THEN ts.last_at ELSE p.last_touch_at END,
-          updated_at = now()
-        FROM jsonb_to_recordset(CAST(:rows AS jsonb))
-          AS v(person_id text, folded bool, orders bool, touches bool,
-               {", ".join(f"{c} {t}" for c, t in _ROW_TYPES.items())})
-        {_ORDER_LATERAL}
-        {_TOUCH_LATERAL}
-        WHERE p.tenant = CAST(:tenant AS varchar) AND p.person_id = ANY(CAST(:persons AS text[]))
-          AND p.person_id = v.person_id
-        RETURNING {", ".join(returning)}
-        """
-    )
-    return statement.columns(attributes=JSONB) if attributes else statement
+    return text(f"SELECT {', '.join(columns)} FROM unnest(CAST(:persons AS text[])) AS x(person_id)")
 
 
 @dataclass(slots=True)
 class Loaded:
-    """A person as written and read back by ``write_and_load``: the profile the rules see and the tags held."""
+    """A person's fact rows and the tags they hold, as ``load_round`` reads them."""
 
-    profile: Profile
+    orders: tuple[OrderFact, ...]
+    touches: tuple[TouchFact, ...]
     held: dict[str, Decision]
+
+
+async def load_round(
+    session: AsyncSession, *, tenant: str, person_ids: Sequence[str], orders: bool, touches: bool
+) -> dict[str, Loaded]:
+    """One statement for a round's persons: their orders and touches (when asked for) and the tags they hold."""
+    if not person_ids:
+        return {}
+    result = await session.execute(_load_round(orders, touches), {"tenant": tenant, "persons": sorted(person_ids)})
+    out: dict[str, Loaded] = {}
+    for row in result:
+        i = 1
+        order_facts_: tuple[OrderFact, ...] = ()
+        if orders:
+            order_facts_ = tuple(OrderFact(o[0], o[1], o[2], o[3], o[4], tuple(o[5] or ())) for o in row[i] or ())
+            i += 1
+        touch_facts_: tuple[TouchFact, ...] = ()
+        if touches:
+            touch_facts_ = tuple(TouchFact(t[0], t[1], t[2], t[3]) for t in row[i] or ())
+            i += 1
+        held = {t[0]: Decision(t[0], t[1], t[2], t[3]) for t in row[i] or ()}
+        out[row[0]] = Loaded(order_facts_, touch_facts_, held)
+    return out
 
 
 _NUMERIC_FACTS = frozenset(c.name for c in profiles.c if isinstance(c.type, Numeric))
 
 
-async def write_and_load(
-    session: AsyncSession,
-    *,
-    tenant: str,
-    person_ids: Sequence[str],
-    folded: Mapping[str, Mapping[str, Any]],
-    order_persons: Collection[str],
-    touch_persons: Collection[str],
-    facts: Collection[str],
-    attributes: bool,
-    with_orders: bool,
-    with_touches: bool,
-) -> dict[str, Loaded]:
-    """One statement for a round's persons: write back the folded columns (``folded``: person → row), re-derive
-    the order aggregates of ``order_persons`` and the touch aggregates of ``touch_persons`` from their fact rows,
-    and read every person back as the rules see them (the ``facts`` they read, attributes, orders and touches
-    when needed) with the tags they hold. Persons without a profile are absent."""
-    if not person_ids:
-        return {}
-    rows: list[dict[str, Any]] = []
-    for p in sorted(set(person_ids)):
-        params: dict[str, Any] = {"person_id": p, "folded": p in folded, "orders": p in order_persons}
-        params["touches"] = p in touch_persons
-        if p in folded:
-            params.update(folded[p])
-        rows.append(params)
-    names = tuple(sorted(facts))
-    statement = _write_and_load(names, attributes, with_orders, with_touches)
-    persons = [r["person_id"] for r in rows]
-    result = await session.execute(statement, {"tenant": tenant, "persons": persons, "rows": _json(rows)})
-    sets = [i for i, name in enumerate(names, 1) if FACTS[name] == "set"]
-    numbers = [i for i, name in enumerate(names, 1) if name in _NUMERIC_FACTS]
-    out: dict[str, Loaded] = {}
-    for row in result:
-        r: list[Any] = list(row)
-        person_id = r[0]
-        for i in sets:  # as profiles._plain reads them: arrays as sets, numerics as exact fractions
-            r[i] = set(r[i])
-        for i in numbers:
-            if r[i] is not None:
-                r[i] = Fraction(r[i])
-        values = dict(zip(names, r[1 : len(names) + 1], strict=True))
-        i = len(names) + 1
-        attrs: dict[str, Any] = {}
-        if attributes:
-            attrs = dict(r[i] or {})
-            i += 1
-        orders: tuple[OrderFact, ...] = ()
-        if with_orders:
-            orders = tuple(OrderFact(o[0], o[1], o[2], o[3], o[4], tuple(o[5] or ())) for o in r[i] or ())
-            i += 1
-        touches: tuple[TouchFact, ...] = ()
-        if with_touches:
-            touches = tuple(TouchFact(t[0], t[1], t[2], t[3]) for t in r[i] or ())
-            i += 1
-        held = {t[0]: Decision(t[0], t[1], t[2], t[3]) for t in r[i] or ()}
-        out[person_id] = Loaded(Profile(person_id, values, attrs, orders, touches), held)
-    return out
+def profile_of(person_id: str, row: Mapping[str, Any], loaded: Loaded, facts: Collection[str]) -> Profile:
+    """The person as the rules see them: the ``facts`` they read (sets as sets, decimals as exact fractions),
+    form answers, orders and touches."""
+    values: dict[str, Any] = {}
+    for name in facts:
+        value = row[name]
+        if FACTS[name] == "set":
+            value = set(value or ())
+        elif value is not None and name in _NUMERIC_FACTS:
+            value = Fraction(value)
+        values[name] = value
+    return Profile(person_id, values, dict(row.get("attributes") or {}), loaded.orders, loaded.touches)
+
+
+class ProfileCreatedConcurrently(RuntimeError):
+    """A profile this batch creates was created by another transaction in the meantime (a merged person's event
+    handled on another partition): the batch is retried, as after a serialization failure."""
+
+    sqlstate = "40001"
+
+
+_WRITE_PROFILES = text(
+    f"""
+    WITH v AS (
+      SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+        AS v(person_id text, {", ".join(f"{c} {_ROW_TYPES[c]}" for c in PROFILE_COLUMNS)})
+    ), updated AS (
+      UPDATE profiles p SET {", ".join(f"{c} = v.{c}" for c in PROFILE_COLUMNS)}, updated_at = now()
+      FROM v
+      WHERE p.tenant = CAST(:tenant AS varchar) AND p.person_id = ANY(CAST(:existing AS text[]))
+        AND p.person_id = v.person_id
+      RETURNING 1
+    ), inserted AS (
+      INSERT INTO profiles (tenant, person_id, {", ".join(PROFILE_COLUMNS)})
+      SELECT CAST(:tenant AS varchar), v.person_id, {", ".join(f"v.{c}" for c in PROFILE_COLUMNS)} FROM v
+      WHERE v.person_id = ANY(CAST(:new AS text[]))
+      ORDER BY v.person_id
+      ON CONFLICT (tenant, person_id) DO NOTHING
+      RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM inserted)
+    """
+)
+
+
+async def write_profiles(session: AsyncSession, *, tenant: str, people: Mapping[str, LockedProfile]) -> None:
+    """One statement: insert the new profiles and update the changed ones (each row written once per batch)."""
+    new = sorted(p for p, lp in people.items() if not lp.exists)
+    existing = sorted(p for p, lp in people.items() if lp.exists and lp.dirty)
+    if not (new or existing):
+        return
+    rows = [{"person_id": p, **{c: people[p].row[c] for c in PROFILE_COLUMNS}} for p in (*new, *existing)]
+    inserted = await session.scalar(
+        _WRITE_PROFILES, {"tenant": tenant, "rows": _json(rows), "existing": existing, "new": new}
+    )
+    if inserted != len(new):
+        raise ProfileCreatedConcurrently(f"{len(new) - int(inserted or 0)} profiles of {tenant} appeared meanwhile")
+    for p in new:
+        people[p].exists = True
+    for lp in people.values():
+        lp.dirty = False
 
 
 _WRITE_CHANGES = text(

@@ -27,10 +27,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from siyu_segmentation.adapters import bulk
-from siyu_segmentation.adapters.rule_store import RuleSet
 from siyu_segmentation.domain.fold import fold_event
 from siyu_segmentation.handlers import Clock, build_barrier_handlers, utc_now
-from siyu_segmentation.retag import Tagger
+from siyu_segmentation.retag import Retagging, Tagger
 from siyu_shared.events.catalog import (
     ContactAdded,
     ContactRemoved,
@@ -108,15 +107,15 @@ async def _segment(session: AsyncSession, tagger: Tagger, events: list[Received[
             if k == len(rounds):
                 rounds.append([])
             rounds[k].append(event)
+        retagging = tagger.retagging(session, rule_set=rule_set, tenant=tenant, people=locked)
         for round_events in rounds:
-            await _round(session, tagger, rule_set, tenant, round_events, locked, clock())
-        await bulk.write_profiles(session, tenant=tenant, people=locked)
+            await _round(session, retagging, tenant, round_events, locked, clock())
+        await retagging.finish()
 
 
 async def _round(
     session: AsyncSession,
-    tagger: Tagger,
-    rule_set: RuleSet,
+    retagging: Retagging,
     tenant: str,
     events: list[Received[Any]],
     locked: dict[str, bulk.LockedProfile],
@@ -178,13 +177,9 @@ async def _round(
     await bulk.apply_refunds(session, tenant=tenant, refunds=refunds)
     await bulk.void_orders(session, tenant=tenant, order_ids=closes)
     await bulk.upsert_touches(session, tenant=tenant, touches=touches)
-    await tagger.retag_many(
-        session,
-        rule_set=rule_set,
-        tenant=tenant,
+    await retagging.round(
         causes=causes,
         now=now,
-        people=locked,
         order_persons=order_persons,
         touch_persons=touch_persons,
     )

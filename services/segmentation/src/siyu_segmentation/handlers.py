@@ -56,17 +56,10 @@ def build_barrier_handlers(tagger: Tagger, clock: Clock = utc_now) -> dict[str, 
         survivor = [data.survivor_id]
         locked = await bulk.lock_profiles(session, tenant=tenant, person_ids=survivor)
         people = {p: lp for p, lp in locked.items() if lp.exists}
-        await tagger.retag_many(
-            session,
-            rule_set=rule_set,
-            tenant=tenant,
-            causes={data.survivor_id: event.envelope.id},
-            now=now,
-            people=people,
-            order_persons=survivor,
-            touch_persons=survivor,
-        )
-        await bulk.write_profiles(session, tenant=tenant, people=people)
+        retagging = tagger.retagging(session, rule_set=rule_set, tenant=tenant, people=people)
+        causes = {data.survivor_id: event.envelope.id}
+        await retagging.round(causes=causes, now=now, order_persons=survivor, touch_persons=survivor)
+        await retagging.finish()
 
     async def erased(event: Received[PersonErased], session: AsyncSession) -> None:
         await tagger.begin(session, event.tenant)

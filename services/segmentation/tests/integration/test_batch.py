@@ -152,14 +152,16 @@ async def tenant_with_rules(engine: AsyncEngine) -> str:
     return tenant
 
 
-async def run(engine: AsyncEngine, *, batched: bool, chunk: int | None = None) -> tuple[str, dict[str, int]]:
+async def run(
+    engine: AsyncEngine, *, batched: bool, chunk: int | None = None, events_of: Callable[[], list[EventData]] = story
+) -> tuple[str, dict[str, int]]:
     """Handle the story in one batch (or chunks of ``chunk`` events), or one event per transaction (as the runner
     replays a failed batch); returns the tenant and event id → index."""
     tenant = await tenant_with_rules(engine)
     tagger = Tagger(cache=RuleCache(), topics=TopicNames("t"))
     handler = build_batch_handler(tagger, clock=lambda: NOW)
     events: list[Received[Any]] = []
-    for data in story():
+    for data in events_of():
         subject = str(getattr(data, "person_id", None) or getattr(data, "survivor_id", ""))
         events.append(Received(envelope(data, tenant=tenant, subject=subject, source="/test"), data))
     sessions = session_factory(engine)
@@ -235,6 +237,30 @@ async def test_batches_of_any_size_give_the_same_facts_tags_and_events(engine: A
     one_by_one = await state(engine, *await run(engine, batched=False))
     for chunk in (3, 7):
         assert await state(engine, *await run(engine, batched=True, chunk=chunk)) == one_by_one
+
+
+def lost_and_gained_again() -> list[EventData]:
+    """Tags lost and gained again within one batch: the row ends as the last gain wrote it (time, facts)."""
+    src = SourceRef(channel="xiaohongshu")
+    at = NOW - timedelta(days=3)
+    return [
+        LeadCaptured(lead_id="l1", person_id="x", kind="form", occurred_at=at, source=src),
+        OrderPaid(order_id="o1", order_no="o1", channel="tmall", person_id="x", amount_fen=40000, paid_at=at),
+        OrderRefunded(
+            order_id="o1", order_no="o1", refund_id="r1", person_id="x", amount_fen=40000, full=True, refunded_at=at
+        ),
+        OrderPaid(order_id="o2", order_no="o2", channel="tmall", person_id="x", amount_fen=35000, paid_at=at),
+    ]
+
+
+async def test_tags_lost_and_gained_again_in_one_batch_end_as_one_event_at_a_time(engine: AsyncEngine) -> None:
+    one_by_one = await state(engine, *await run(engine, batched=False, events_of=lost_and_gained_again))
+    batched = await state(engine, *await run(engine, batched=True, events_of=lost_and_gained_again))
+    assert batched == one_by_one
+    gained = [(e[1], [t["tag"] for t in e[2]]) for e in batched["tags.changed"]]
+    assert [i for i, tags in gained if "group_eligible" in tags] == [1, 3]
+    facts = {t[1]: orjson.loads(t[4]) for t in batched["tags"]}
+    assert facts["group_eligible"]["sum(orders.net_fen)@8760h"] == 35000  # as the second gain saw it
 
 
 async def test_locking_writes_nothing_and_each_profile_is_written_once_per_batch(engine: AsyncEngine) -> None:

@@ -190,7 +190,7 @@ async def upsert_touches(session: AsyncSession, *, tenant: str, touches: Sequenc
 
 
 @functools.cache
-def _load_round(orders: bool, touches: bool) -> Any:
+def _load_round(orders: bool, touches: bool, tags: bool) -> Any:
     """The statement of ``load_round`` (one text per combination, prepared once)."""
     columns = ["x.person_id"]
     if orders:
@@ -203,10 +203,12 @@ def _load_round(orders: bool, touches: bool) -> Any:
             "ARRAY(SELECT ROW(f.touch_id, f.occurred_at, f.channel, f.status)"
             " FROM touch_facts f WHERE f.tenant = CAST(:tenant AS varchar) AND f.person_id = x.person_id)"
         )
-    columns.append(
-        "ARRAY(SELECT ROW(t.tag, t.family, t.rule_id, t.rule_version)"
-        " FROM person_tags t WHERE t.tenant = CAST(:tenant AS varchar) AND t.person_id = x.person_id)"
-    )
+    if tags:
+        columns.append(
+            "ARRAY(SELECT ROW(t.tag, t.family, t.rule_id, t.rule_version)"
+            " FROM person_tags t WHERE t.tenant = CAST(:tenant AS varchar) AND t.person_id = x.person_id"
+            " ORDER BY t.tag)"  # in primary key order: the plan reads the person's rows, never the tenant's
+        )
     return text(f"SELECT {', '.join(columns)} FROM unnest(CAST(:persons AS text[])) AS x(person_id)")
 
 
@@ -216,16 +218,17 @@ class Loaded:
 
     orders: tuple[OrderFact, ...]
     touches: tuple[TouchFact, ...]
-    held: dict[str, Decision]
+    held: dict[str, Decision] | None  # None when not asked for
 
 
 async def load_round(
-    session: AsyncSession, *, tenant: str, person_ids: Sequence[str], orders: bool, touches: bool
+    session: AsyncSession, *, tenant: str, person_ids: Sequence[str], orders: bool, touches: bool, tags: bool
 ) -> dict[str, Loaded]:
-    """One statement for a round's persons: their orders and touches (when asked for) and the tags they hold."""
+    """One statement for a round's persons: their orders, touches and held tags (each when asked for)."""
     if not person_ids:
         return {}
-    result = await session.execute(_load_round(orders, touches), {"tenant": tenant, "persons": sorted(person_ids)})
+    statement = _load_round(orders, touches, tags)
+    result = await session.execute(statement, {"tenant": tenant, "persons": sorted(person_ids)})
     out: dict[str, Loaded] = {}
     for row in result:
         i = 1
@@ -237,7 +240,7 @@ async def load_round(
         if touches:
             touch_facts_ = tuple(TouchFact(t[0], t[1], t[2], t[3]) for t in row[i] or ())
             i += 1
-        held = {t[0]: Decision(t[0], t[1], t[2], t[3]) for t in row[i] or ()}
+        held = {t[0]: Decision(t[0], t[1], t[2], t[3]) for t in row[i] or ()} if tags else None
         out[row[0]] = Loaded(order_facts_, touch_facts_, held)
     return out
 
@@ -317,10 +320,11 @@ _WRITE_CHANGES = text(
         AND pt.person_id = d.person_id AND pt.tag = d.tag
     ), gained AS (
       INSERT INTO person_tags (tenant, person_id, tag, family, rule_id, rule_version, tagged_at, facts)
-      SELECT CAST(:tenant AS varchar), v.person_id, v.tag, v.family, v.rule_id, v.rule_version, :now, v.facts
+      SELECT CAST(:tenant AS varchar), v.person_id, v.tag, v.family, v.rule_id, v.rule_version, v.tagged_at, v.facts
       FROM jsonb_to_recordset(CAST(:added AS jsonb))
-        AS v(person_id text, tag text, family text, rule_id text, rule_version int, facts jsonb)
-      ON CONFLICT DO NOTHING
+        AS v(person_id text, tag text, family text, rule_id text, rule_version int, tagged_at timestamptz, facts jsonb)
+      ON CONFLICT (tenant, person_id, tag) DO UPDATE SET family = excluded.family, rule_id = excluded.rule_id,
+        rule_version = excluded.rule_version, tagged_at = excluded.tagged_at, facts = excluded.facts
     ), restamped AS (
       UPDATE person_tags pt SET rule_id = v.rule_id, rule_version = v.rule_version
       FROM unnest(CAST(:rs_persons AS text[]), CAST(:rs_tags AS text[]), CAST(:rs_rule_ids AS text[]),
@@ -344,15 +348,15 @@ async def write_changes(
     *,
     tenant: str,
     removed: Sequence[tuple[str, Decision]],
-    added: Sequence[tuple[str, Decision, dict[str, Any]]],
+    added: Sequence[tuple[str, Decision, datetime, dict[str, Any]]],
     restamped: Sequence[tuple[str, Decision]],
-    now: datetime,
     event_type: str,
     topic: str,
     events: Sequence[tuple[str, str, bytes]],
 ) -> None:
-    """``write_tags`` and ``queue_events`` in one statement (data-modifying CTEs on disjoint rows): many persons'
-    removals, gains (each with the facts that decided), re-stamps and their `tags.changed` outbox rows."""
+    """Tag writes and `tags.changed` outbox rows in one statement (data-modifying CTEs on disjoint rows): many
+    persons' removals, gains (each with the time and the facts that decided; a tag already there, lost and gained
+    again in the batch, is overwritten), re-stamps, and the events in order."""
     if not (removed or added or restamped or events):
         return
     added_rows = [
@@ -362,15 +366,15 @@ async def write_changes(
             "family": d.family,
             "rule_id": d.rule_id,
             "rule_version": d.rule_version,
+            "tagged_at": at,
             "facts": facts,
         }
-        for p, d, facts in added
+        for p, d, at, facts in added
     ]
     await session.execute(
         _WRITE_CHANGES,
         {
             "tenant": tenant,
-            "now": now,
             "del_persons": [p for p, _ in removed],
             "del_tags": [d.tag for _, d in removed],
             "added": _json(added_rows),

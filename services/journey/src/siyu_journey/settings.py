@@ -11,6 +11,13 @@ from siyu_shared.settings import ServiceSettings
 class JourneySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="JOURNEY_", extra="ignore", frozen=True)
 
+    database_pool_size: int = Field(
+        default=20,
+        ge=1,
+        description="Connections kept open per process. A worker holds up to two per partition batch in flight (its "
+        "transaction and the sandbox's), two per timer loop, one or two per delivery loop and the relay's: with fewer, "
+        "every burst opens overflow connections that the pool closes again, each preparing its statements anew.",
+    )
     timer_batch: int = Field(default=1000, ge=1, description="Timers fired per transaction.")
     timer_workers: int = Field(
         default=2, ge=1, description="Concurrent timer loops per worker process (claims skip each other's rows)."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,11 +13,13 @@ from siyu_journey.domain.machine import (
     Enrolment,
     PersonView,
     assign_staff,
+    enrolment_id,
     entry_key,
     exit_reason,
     pick_variant,
     resume,
     start,
+    touch_id,
 )
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
@@ -173,3 +176,13 @@ def test_staff_assignment_is_stable() -> None:
 def test_malformed_waits_are_refused(bad: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="wait step"):
         journey([bad])
+
+
+def test_ids_are_the_uuid5_they_always_were() -> None:
+    """Touch and enrolment ids are stored and deduplicated on: the same text as ``uuid.uuid5`` gave, for good."""
+    assert touch_id(enrolment="e-1", step_id="hello", occurrence=2) == str(
+        uuid.uuid5(uuid.NAMESPACE_URL, "siyu:touch/e-1/hello/2")
+    )
+    assert enrolment_id(tenant="t", journey_id="j", version=3, person_id="p", key="once") == str(
+        uuid.uuid5(uuid.NAMESPACE_URL, "siyu:enrolment/t/j/3/p/once")
+    )

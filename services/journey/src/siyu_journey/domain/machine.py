@@ -9,7 +9,6 @@ transition after a crash yields the same touches, never new ones.
 from __future__ import annotations
 
 import hashlib
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -27,6 +26,7 @@ from siyu_journey.domain.definition import (
     Wait,
 )
 from siyu_journey.domain.localtime import next_local_time, parse_hhmm
+from siyu_shared.ids import url_ids
 
 MAX_STEPS_PER_TRANSITION = 256
 Status = Literal["active", "completed", "exited"]
@@ -100,12 +100,12 @@ def entry_key(entry: Entry, *, now: datetime, trigger_event_id: str) -> str:
 
 
 def enrolment_id(*, tenant: str, journey_id: str, version: int, person_id: str, key: str) -> str:
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"siyu:enrolment/{tenant}/{journey_id}/{version}/{person_id}/{key}"))
+    return url_ids(f"siyu:enrolment/{tenant}/{journey_id}/{version}/{person_id}/{key}")
 
 
 def touch_id(*, enrolment: str, step_id: str, occurrence: int) -> str:
     """Deterministic: the enrolment id fixes journey version, person and entry; plus the step and its visit."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"siyu:touch/{enrolment}/{step_id}/{occurrence}"))
+    return url_ids(f"siyu:touch/{enrolment}/{step_id}/{occurrence}")
 
 
 def start(definition: JourneyDefinition, enrolment: Enrolment, person: PersonView, *, now: datetime) -> Transition:

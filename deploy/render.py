@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from importlib import import_module
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,10 @@ KAFKA_IMAGE = "apache/kafka:4.1.1"
 POSTGRES_IMAGE = "postgres:17"
 PARTITIONS = 6
 API_PORT = 8000
+API_MAX_REPLICAS = 10
+# Connections kept outside the services' budgets: Postgres' superuser reserve, CloudNativePG's own (replication,
+# monitoring), migration Jobs and an operator's psql.
+RESERVED_CONNECTIONS = 20
 # Settings whose values are credentials: never in a ConfigMap.
 SECRET_SETTINGS = {"database_url"}
 EGRESS_HTTPS = {"journey"}  # senders call WeCom / SMS gateways
@@ -264,8 +269,7 @@ def manifests(service: str) -> dict[str, str]:
                 "spec": {
                     "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": f"{service}-{role}"},
                     "minReplicas": 2,
-                    # A consumer group scales to the partition count; more workers would idle.
-                    "maxReplicas": 10 if role == "api" else PARTITIONS,
+                    "maxReplicas": max_replicas(role),
                     "metrics": [
                         {
                             "type": "Resource",
@@ -370,9 +374,49 @@ def kafka_topics() -> str:
     return dump(*docs)
 
 
+def max_replicas(role: str) -> int:
+    """The HPA's ceiling: a consumer group scales to the partition count (more workers would idle)."""
+    return API_MAX_REPLICAS if role == "api" else PARTITIONS
+
+
+def pod_connections(service: str, role: str, pool_size: int) -> int:
+    """The most Postgres connections one pod can open with ``pool_size`` (its ``DATABASE_POOL_SIZE``).
+
+    The shared engine's pool plus as many again in overflow (``siyu_shared.db.engine``); a worker adds the outbox
+    relay's LISTEN connection, ingest's worker its deliveries listener, and ingest's api its webhook pool.
+    """
+    count = 2 * pool_size
+    if role == "worker":
+        count += 2 if service == "ingest" else 1
+    elif service == "ingest":
+        count += pool_size
+    return count
+
+
+def pool_size(service: str) -> int:
+    return int(settings_env(service)[0][f"{env_prefix_of(service)}DATABASE_POOL_SIZE"])
+
+
+def connection_budget(service: str, replicas: Callable[[str], int] = max_replicas) -> int:
+    """What every pod of ``service`` can open, at ``replicas(role)`` pods per role (by default the HPA ceilings:
+    the role's connection limit in the cluster)."""
+    return sum(replicas(r) * pod_connections(service, r, pool_size(service)) for r in ("api", "worker"))
+
+
+def max_connections(replicas: Callable[[str], int] = max_replicas) -> int:
+    """Postgres' ``max_connections``: every service's budget and the reserve."""
+    return sum(connection_budget(s, replicas) for s in SERVICES) + RESERVED_CONNECTIONS
+
+
 def postgres_cluster() -> str:
     roles = [
-        {"name": role_of(s), "ensure": "present", "login": True, "passwordSecret": {"name": f"{s}-db-credentials"}}
+        {
+            "name": role_of(s),
+            "ensure": "present",
+            "login": True,
+            "connectionLimit": connection_budget(s),
+            "passwordSecret": {"name": f"{s}-db-credentials"},
+        }
         for s in SERVICES
     ]
     sql = []
@@ -391,6 +435,8 @@ def postgres_cluster() -> str:
             "instances": 3,
             "imageName": "ghcr.io/cloudnative-pg/postgresql:17",
             "storage": {"size": "50Gi"},
+            # Every service at its HPA ceilings fits (each role is capped at its budget), plus the reserve.
+            "postgresql": {"parameters": {"max_connections": str(max_connections())}},
             "managed": {"roles": roles},
             "bootstrap": {
                 "initdb": {
@@ -440,6 +486,8 @@ def compose() -> str:
     services: dict[str, Any] = {
         "postgres": {
             "image": POSTGRES_IMAGE,
+            # One api and one worker of every service, each at its pool's overflow, fit (the default 100 do not).
+            "command": ["postgres", "-c", f"max_connections={max_connections(lambda _: 1)}"],
             "environment": {"POSTGRES_PASSWORD": "dev-only-postgres", "POSTGRES_DB": "siyu"},
             "volumes": [
                 "./deploy/compose/postgres-init.sql:/docker-entrypoint-initdb.d/10-siyu.sql:ro",

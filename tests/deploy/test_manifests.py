@@ -14,6 +14,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from siyu_shared.db.engine import create_engine
 from siyu_shared.events.topics import TopicNames
 from siyu_shared.services import SERVICES, role_of
 
@@ -96,6 +97,44 @@ def test_postgres_cluster_has_a_role_and_schema_per_service(kustomize: str) -> N
     sql = "\n".join(cluster["spec"]["bootstrap"]["initdb"]["postInitApplicationSQL"])
     for service in SERVICES:
         assert f'CREATE SCHEMA IF NOT EXISTS "{service}" AUTHORIZATION {role_of(service)}' in sql
+
+
+def test_postgres_admits_every_pod_at_its_hpa_ceiling(kustomize: str) -> None:
+    docs = build(kustomize, "prod")
+    by_name = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    cluster = by_name[("Cluster", "siyu-postgres")]["spec"]
+    limits = {r["name"]: r["connectionLimit"] for r in cluster["managed"]["roles"]}
+    for service in SERVICES:
+        config = by_name[("ConfigMap", f"{service}-config")]["data"]
+        pool = int(config[f"{service.upper()}_DATABASE_POOL_SIZE"])
+        most = sum(
+            by_name[("HorizontalPodAutoscaler", f"{service}-{role}")]["spec"]["maxReplicas"]
+            * render.pod_connections(service, role, pool)
+            for role in ("api", "worker")
+        )
+        assert most <= limits[role_of(service)], service
+    assert sum(limits.values()) + render.RESERVED_CONNECTIONS <= int(
+        cluster["postgresql"]["parameters"]["max_connections"]
+    )
+
+
+def test_compose_postgres_admits_one_api_and_one_worker_of_everything() -> None:
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    command = services["postgres"]["command"]
+    admitted = int(command[command.index("-c") + 1].removeprefix("max_connections="))
+    most = 0
+    for service in SERVICES:
+        assert f"{service.upper()}_DATABASE_POOL_SIZE" not in services[f"{service}-api"]["environment"]
+        pool = render.pool_size(service)  # the setting's default
+        most += render.pod_connections(service, "api", pool) + render.pod_connections(service, "worker", pool)
+    assert most + render.RESERVED_CONNECTIONS <= admitted
+
+
+def test_a_pod_opens_at_most_twice_its_pool_through_the_engine() -> None:
+    """``render.pod_connections`` counts the shared engine as its pool plus as many again in overflow."""
+    engine = create_engine("postgresql+asyncpg://u:p@localhost:1/db", schema="ingest", pool_size=7)
+    assert engine.pool.size() == 7
+    assert engine.pool._max_overflow == 7  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("service", SERVICES)

@@ -206,8 +206,7 @@ def _load_round(orders: bool, touches: bool, tags: bool) -> Any:
     if tags:
         columns.append(
             "ARRAY(SELECT ROW(t.tag, t.family, t.rule_id, t.rule_version)"
-            " FROM person_tags t WHERE t.tenant = CAST(:tenant AS varchar) AND t.person_id = x.person_id"
-            " ORDER BY t.tag)"  # in primary key order: the plan reads the person's rows, never the tenant's
+            " FROM person_tags t WHERE t.tenant = CAST(:tenant AS varchar) AND t.person_id = x.person_id)"
         )
     return text(f"SELECT {', '.join(columns)} FROM unnest(CAST(:persons AS text[])) AS x(person_id)")
 

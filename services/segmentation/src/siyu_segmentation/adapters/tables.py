@@ -165,7 +165,7 @@ person_tags = Table(
     Column("rule_version", Integer, nullable=False),
     Column("tagged_at", DateTime(timezone=True), nullable=False),
     Column("facts", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
-    Index("person_tags_tag", "tenant", "tag"),
+    Index("person_tags_tag", "tag", "tenant", "person_id"),  # by tag; a person's tags come by the primary key
 )
 
 backfills = Table(

@@ -20,7 +20,7 @@ def claim(cid: str, staff: str, role: str, hours_after: float, seq: int = 0) -> 
     return ClaimFact(cid, "T1", staff, role, PAID + timedelta(hours=hours_after), seq)  # type: ignore[arg-type]
 
 
-def by_payee(decision_credits: object) -> dict[tuple[str, str], tuple[str, Fraction]]:
+def by_payee(decision_credits: object) -> dict[tuple[str, str], tuple[str, Fraction | int]]:
     return {(c.payee_id, c.role): (c.kind, c.weight) for c in decision_credits}  # type: ignore[attr-defined]
 
 

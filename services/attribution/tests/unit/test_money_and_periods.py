@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from siyu_attribution.domain.money import apply_rate, split
-from siyu_attribution.domain.periods import PostingPeriods, next_period, period_of, posting_period
+from siyu_attribution.domain.periods import SHANGHAI, next_period, period_of, posting_period
 
 
 @given(
@@ -55,14 +55,13 @@ def test_periods_are_shanghai_months_and_closed_ones_carry_over() -> None:
             min_value=datetime(2025, 12, 1),
             max_value=datetime(2027, 2, 1),
             timezones=st.sampled_from([UTC, timezone(timedelta(hours=8)), ZoneInfo("America/New_York")]),
-        ),
+        )
+        | st.sampled_from([datetime.min.replace(tzinfo=UTC), datetime(9999, 12, 31, tzinfo=UTC)]),
         max_size=20,
     ),
-    last_closed=st.sampled_from([None, "2025-12", "2026-10", "2026-11", "2027-01"]),
 )
-def test_posting_periods_remembers_bounds_without_changing_any_period(
-    moments: list[datetime], last_closed: str | None
-) -> None:
-    periods = PostingPeriods(last_closed=last_closed)
+def test_the_remembered_period_bounds_change_no_period(moments: list[datetime]) -> None:
+    """``period_of`` remembers the last period's bounds (runs of moments in one month skip the conversion)."""
     for moment in sorted(moments) + moments:
-        assert periods(moment) == posting_period(moment, last_closed=last_closed)
+        local = moment.astimezone(SHANGHAI)
+        assert period_of(moment) == f"{local.year:04d}-{local.month:02d}"

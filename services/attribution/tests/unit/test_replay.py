@@ -6,9 +6,13 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from siyu_attribution.adapters.bulk import ENTRY_COLUMNS, SHARE_COLUMNS
+from siyu_attribution.domain import book, ledger
+from siyu_attribution.domain.commission import targets
 from siyu_attribution.domain.facts import ClaimFact, Evidence, Line, OrderFacts, OverrideFact, SourceFact, TouchFact
+from siyu_attribution.domain.ledger import Entry
 from siyu_attribution.domain.plans import DEFAULT_PLAN, PlanBody, PlanVersion, RoleTerms, Tier
-from siyu_attribution.replay import OrderHistory, ReplayRows, plan_tables, replay, replay_order
+from siyu_attribution.replay import OrderHistory, replay
 
 PAID = datetime(2026, 10, 3, tzinfo=UTC)
 
@@ -48,7 +52,7 @@ def test_replay_posts_balanced_transactions_and_settles_only_past_the_holding_pe
     assert again == rows
 
 
-# -- the fused path posts exactly what the book posts -------------------------------------------------------------
+# -- over generated orders, evidence and plans: the book's rules hold for what the replay writes ------------------
 
 STAFF = ["s1", "s2", "g1", ""]
 MOMENT = st.integers(min_value=-24 * 45, max_value=24 * 45).map(lambda h: PAID + timedelta(hours=h, minutes=h % 7))
@@ -157,16 +161,45 @@ def histories(draw: st.DrawFn, i: int) -> OrderHistory:
     now=MOMENT,
     last_closed=st.sampled_from([None, "2026-09", "2026-10", "2026-11"]),
 )
-def test_the_fused_replay_writes_exactly_the_rows_of_the_book(
+def test_the_replay_writes_the_books_ledger(
     plan: PlanVersion, batch: tuple[OrderHistory, ...], now: datetime, last_closed: str | None
 ) -> None:
-    fused = replay(tenant="t", histories=batch, plan=plan, now=now, last_closed=last_closed)
-    expected = ReplayRows()
-    for history in batch:
-        replay_order("t", history, plan, now, last_closed, expected)
-    assert fused == expected
+    rows = replay(tenant="t", histories=batch, plan=plan, now=now, last_closed=last_closed)
+    assert replay(tenant="t", histories=batch, plan=plan, now=now, last_closed=last_closed) == rows
+    assert len(rows.orders) == len(rows.attributions) == len(batch)
+    entries = [Entry(*row) for row in rows.entries]
+    assert all(total == 0 for total in ledger.transaction_sums(entries).values())
+    assert len({e.entry_id for e in entries}) == len(entries)
+    assert all(last_closed is None or e.period > last_closed for e in entries)
+    for history, order_row, attribution_row in zip(batch, rows.orders, rows.attributions, strict=True):
+        order = history.order
+        mine = [e for e in entries if e.order_id == order.order_id]
+        record = book.reattribute(
+            tenant="t",
+            order=order,
+            evidence=history.evidence,
+            plan=plan,
+            existing=(),
+            current=None,
+            settled=False,
+            cause="paid",
+            at=order.paid_at,
+            last_closed=last_closed,
+        ).attribution
+        assert record is not None and attribution_row[1] == order_row[12] == record.attribution_id
+        shares = [row[4:] for row in rows.shares if row[1] == order.order_id]
+        assert shares == [tuple(s) for s in record.shares]
+        # What the order owes each payee is what the book's targets say; settled orders hold nothing any more.
+        owed = {k: v for k, v in ledger.owed(mine).items() if v}
+        assert owed == {k: v for k, v in targets(order, record.shares).items() if v}
+        if order_row[14] is not None:
+            assert order_row[14] == order_row[13] <= now
+            assert not ledger.held_balances(mine)
+        else:
+            assert not any(e.account.startswith("payable:") for e in mine)
 
 
-def test_the_benchmark_shapes_take_the_fused_path() -> None:
-    tables = plan_tables(DEFAULT_PLAN)
-    assert tables.fused and plan_tables(DEFAULT_PLAN) is tables
+def test_the_books_entries_and_shares_are_the_table_rows() -> None:
+    """Entries are written as the book makes them: their fields are the table's columns, in order."""
+    assert Entry._fields == ENTRY_COLUMNS
+    assert SHARE_COLUMNS[4:] == ("payee_id", "payee_role", "kind", "basis", "base_fen", "gross_fen")

@@ -125,6 +125,7 @@ async def add_attribution(session: AsyncSession, *, tenant: str, record: Attribu
 
 def _entry(row: Any) -> Entry:
     return Entry(
+        tenant=row.tenant,
         entry_id=row.entry_id,
         txn_id=row.txn_id,
         kind=row.kind,

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from typing import Any
 
+from siyu_attribution.domain.ledger import Entry
 from siyu_attribution.replay import ReplayRows
 
 # Postgres timestamps count microseconds from 2000-01-01 UTC; its infinities are the extremes of int64.
@@ -60,23 +61,7 @@ SHARE_COLUMNS = (
     "base_fen",
     "gross_fen",
 )
-ENTRY_COLUMNS = (
-    "tenant",
-    "entry_id",
-    "txn_id",
-    "kind",
-    "account",
-    "amount_fen",
-    "order_id",
-    "payee_id",
-    "payee_role",
-    "rule",
-    "plan_id",
-    "plan_version",
-    "attribution_id",
-    "posted_at",
-    "period",
-)
+ENTRY_COLUMNS: tuple[str, ...] = Entry._fields  # the book's entries are the rows, field for field
 
 
 def timestamptz_encoder() -> Callable[[datetime], tuple[int]]:

@@ -4,65 +4,82 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 from fractions import Fraction
-from typing import Literal
+from operator import attrgetter
+from typing import Literal, NamedTuple
 
 from siyu_attribution.domain.facts import ClaimFact, Evidence, OrderFacts, TouchFact
 from siyu_attribution.domain.plans import ModelName, PlanBody
 from siyu_shared.events.catalog.commissions import PayeeRole
 
 CreditKind = Literal["commission", "activity"]
-_ZERO = Fraction(0)
-_ONE = Fraction(1)  # shared constants: Fractions are immutable, and building them is not free
+# A credit's weight is an exact rational: the integers 0 and 1 for the common cases (comparing and adding them is
+# cheap), Fractions for the shares of a split.
+Weight = Fraction | int
+_ZERO: Weight = 0
+_ONE: Weight = 1
+_new = tuple.__new__  # a NamedTuple's own constructor is a Python-level __new__: several times the tuple's cost
 
 
-@dataclass(frozen=True, slots=True)
-class Credit:
+class Credit(NamedTuple):
     """A payee's part in an order. ``weight`` is its share of the order's amount (0 for activity credit)."""
 
     payee_id: str
     role: PayeeRole
-    weight: Fraction
+    weight: Weight
     kind: CreditKind
     basis: str
     pool: Literal["seller", "source"] = "seller"
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     model: str
     credits: tuple[Credit, ...]
 
 
 def attribute(order: OrderFacts, evidence: Evidence, plan: PlanBody) -> Decision:
     """The credits of an order under ``plan`` given everything known now (re-run when late data arrives)."""
-    since = order.paid_at - plan.lookback
-    window = sorted(
-        (t for t in evidence.touches if since <= t.occurred_at <= order.paid_at),
-        key=lambda t: (t.occurred_at, t.touch_id),
-    )
+    paid_at = order.paid_at
+    since = paid_at - timedelta(days=plan.lookback_days)
+    window = [t for t in evidence.touches if since <= t.occurred_at <= paid_at]
+    if len(window) > 1:
+        window.sort(key=_touch_order)
     credits: list[Credit] = []
     model = plan.model
-    overrides = [o for o in evidence.overrides if o.order_no == order.order_no]
+    overrides = [o for o in evidence.overrides if o.order_no == order.order_no] if evidence.overrides else None
     if overrides:
         latest = max(overrides, key=lambda o: (o.decided_at, o.seq, o.override_id))
         model_used = "override"
-        credits.append(Credit(latest.payee_id, latest.payee_role, _ONE, "commission", f"override:{latest.override_id}"))
+        credits.append(
+            _new(
+                Credit,
+                (latest.payee_id, latest.payee_role, _ONE, "commission", f"override:{latest.override_id}", "seller"),
+            )
+        )
     else:
-        claim = first_valid_claim(order, evidence, plan) if model == "first_claim" else None
+        claim = first_valid_claim(order, evidence, plan) if model == "first_claim" and evidence.claims else None
         if claim is not None:
             model_used = "first_claim"
-            credits.append(Credit(claim.staff_id, "staff_1v1", _ONE, "commission", f"claim:{claim.claim_id}"))
+            credits.append(
+                _new(Credit, (claim.staff_id, "staff_1v1", _ONE, "commission", f"claim:{claim.claim_id}", "seller"))
+            )
         else:
             touch_model = plan.fallback_model if model == "first_claim" else model
             model_used = touch_model if model == touch_model else f"{model}>{touch_model}"
-            paid = [t for t in window if t.kind in plan.touch_kinds and t.kind != "group"]
-            credits += touch_credits(touch_model, paid, order, plan)
+            kinds = plan.touch_kinds
+            paid = [t for t in window if t.kind != "group" and t.kind in kinds]
+            if paid:
+                credits += touch_credits(touch_model, paid, order, plan)
     credits += activity_credits(order, evidence, window)
-    credits += source_credits(order, evidence)
-    return Decision(model=model_used, credits=tuple(credits))
+    if evidence.sources:
+        credits += source_credits(order, evidence)
+    return _new(Decision, (model_used, tuple(credits)))
+
+
+# Orders of evidence (C-level keys: these sort every order's touches and claims).
+_touch_order = attrgetter("occurred_at", "touch_id")
+_claim_order = attrgetter("claimed_at", "seq", "claim_id")
 
 
 def first_valid_claim(order: OrderFacts, evidence: Evidence, plan: PlanBody) -> ClaimFact | None:
@@ -75,7 +92,7 @@ def first_valid_claim(order: OrderFacts, evidence: Evidence, plan: PlanBody) -> 
     ]
     if not valid:
         return None
-    return min(valid, key=lambda c: (c.claimed_at, c.seq, c.claim_id))
+    return valid[0] if len(valid) == 1 else min(valid, key=_claim_order)
 
 
 def activity_credits(order: OrderFacts, evidence: Evidence, window: Sequence[TouchFact]) -> list[Credit]:
@@ -84,10 +101,13 @@ def activity_credits(order: OrderFacts, evidence: Evidence, window: Sequence[Tou
     for touch in window:
         if touch.kind == "group" and touch.staff_id and touch.staff_id not in seen:
             seen[touch.staff_id] = f"touch:{touch.touch_id}"
-    for claim in sorted(evidence.claims, key=lambda c: (c.claimed_at, c.seq, c.claim_id)):
-        if claim.order_no == order.order_no and claim.role == "group_activator" and claim.staff_id not in seen:
-            seen[claim.staff_id] = f"claim:{claim.claim_id}"
-    return [Credit(staff, "group_activator", _ZERO, "activity", basis) for staff, basis in seen.items()]
+    if evidence.claims:
+        for claim in sorted(evidence.claims, key=_claim_order):
+            if claim.order_no == order.order_no and claim.role == "group_activator" and claim.staff_id not in seen:
+                seen[claim.staff_id] = f"claim:{claim.claim_id}"
+    return [
+        _new(Credit, (staff, "group_activator", _ZERO, "activity", basis, "seller")) for staff, basis in seen.items()
+    ]
 
 
 def source_credits(order: OrderFacts, evidence: Evidence) -> list[Credit]:
@@ -100,7 +120,7 @@ def source_credits(order: OrderFacts, evidence: Evidence) -> list[Credit]:
     return [Credit(first.partner_id, first.account_kind, _ONE, "commission", basis, "source")]
 
 
-def touch_weights(model: ModelName, touches: Sequence[TouchFact], order: OrderFacts, plan: PlanBody) -> list[Fraction]:
+def touch_weights(model: ModelName, touches: Sequence[TouchFact], order: OrderFacts, plan: PlanBody) -> list[Weight]:
     """The share of each touch (sorted by time) under a touch-based model; they sum to 1 (or 0 without touches)."""
     n = len(touches)
     if n == 0:
@@ -137,15 +157,17 @@ def touch_payee(touch: TouchFact) -> tuple[str, PayeeRole] | None:
 
 
 def touch_credits(model: ModelName, touches: Sequence[TouchFact], order: OrderFacts, plan: PlanBody) -> list[Credit]:
-    weights: dict[tuple[str, PayeeRole], Fraction] = {}
+    weights: dict[tuple[str, PayeeRole], Weight] = {}
     bases: dict[tuple[str, PayeeRole], str] = {}
     for touch, weight in zip(touches, touch_weights(model, touches, order, plan), strict=True):
+        if not weight:
+            continue
         payee = touch_payee(touch)
-        if payee is None or not weight.numerator:
+        if payee is None:
             continue  # the brand's own automation: that share earns no one a commission
         if payee in weights:
             weights[payee] += weight
         else:
             weights[payee] = weight
             bases[payee] = f"{model}:touch:{touch.touch_id}"
-    return [Credit(p, r, w, "commission", bases[(p, r)]) for (p, r), w in weights.items()]
+    return [_new(Credit, (p, r, w, "commission", bases[(p, r)], "seller")) for (p, r), w in weights.items()]

@@ -9,8 +9,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from siyu_attribution.domain import ledger
 from siyu_attribution.domain.attribution import attribute
@@ -20,9 +20,10 @@ from siyu_attribution.domain.ledger import Entry, Posting
 from siyu_attribution.domain.periods import posting_period
 from siyu_attribution.domain.plans import PlanVersion
 
+_new = tuple.__new__  # a NamedTuple's own constructor is a Python-level __new__: several times the tuple's cost
 
-@dataclass(frozen=True, slots=True)
-class AttributionRecord:
+
+class AttributionRecord(NamedTuple):
     """One decision on an order; a re-attribution appends a new record, the latest is current."""
 
     attribution_id: str
@@ -35,8 +36,7 @@ class AttributionRecord:
     decided_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     attribution: AttributionRecord | None
     entries: list[Entry]
 
@@ -64,17 +64,12 @@ def reattribute(
     money = shares(order, decision, plan.body, month_gmv=month_gmv, month_commission=month_commission)
     if current is not None and current.shares == money and current.model == decision.model:
         return Outcome(None, [])
-    record = AttributionRecord(
-        attribution_id=ledger.stable_id(tenant, order.order_id, "attribution", cause),
-        order_id=order.order_id,
-        model=decision.model,
-        plan_id=plan.plan_id,
-        plan_version=plan.version,
-        shares=money,
-        cause=cause,
-        decided_at=at,
+    order_id = order.order_id
+    attribution_id = ledger.stable_id(tenant, order_id, "attribution", cause)
+    record = _new(
+        AttributionRecord, (attribution_id, order_id, decision.model, plan.plan_id, plan.version, money, cause, at)
     )
-    return Outcome(record, _post(tenant, order, record, existing, settled, cause, at, last_closed))
+    return _new(Outcome, (record, _post(tenant, order, record, existing, settled, cause, at, last_closed)))
 
 
 def rescale(
@@ -116,7 +111,8 @@ def _post(
     last_closed: str | None,
 ) -> list[Entry]:
     posting = _posting(tenant, order, record, cause, at, last_closed)
-    rules = {s.key: f"{record.model}/{s.basis}" for s in record.shares if s.kind == "commission"}
+    model = record.model
+    rules = {(s.payee_id, s.role): f"{model}/{s.basis}" for s in record.shares if s.kind == "commission"}
     return ledger.reconcile(
         posting, existing=existing, wanted=targets(order, record.shares), settled=settled, rules=rules
     )
@@ -125,13 +121,8 @@ def _post(
 def _posting(
     tenant: str, order: OrderFacts, record: AttributionRecord, cause: str, at: datetime, last_closed: str | None
 ) -> Posting:
-    return Posting(
-        tenant=tenant,
-        order_id=order.order_id,
-        cause=cause,
-        plan_id=record.plan_id,
-        plan_version=record.plan_version,
-        attribution_id=record.attribution_id,
-        posted_at=at,
-        period=posting_period(at, last_closed=last_closed),
+    period = posting_period(at, last_closed=last_closed)
+    return _new(
+        Posting,
+        (tenant, order.order_id, cause, record.plan_id, record.plan_version, record.attribution_id, at, period),
     )

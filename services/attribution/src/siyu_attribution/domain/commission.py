@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from fractions import Fraction
+from typing import NamedTuple
 
 from siyu_attribution.domain.attribution import Credit, Decision
-from siyu_attribution.domain.facts import OrderFacts
+from siyu_attribution.domain.facts import Line, OrderFacts
 from siyu_attribution.domain.money import apply_rate, split
-from siyu_attribution.domain.plans import PlanBody
+from siyu_attribution.domain.plans import PlanBody, RoleTerms
 from siyu_shared.events.catalog.commissions import PayeeRole
 
 PayeeKey = tuple[str, PayeeRole]
+_new_share = tuple.__new__  # Share(...) goes through a Python-level __new__: several times the tuple's cost
 
 
-@dataclass(frozen=True, slots=True)
-class Share:
-    """One credit in money: the order amount attributed to the payee and the gross commission it earns."""
+class Share(NamedTuple):
+    """One credit in money: the order amount attributed to the payee and the gross commission it earns (a tuple,
+    in the column order of ``attribution_shares`` after the order, attribution and position)."""
 
     payee_id: str
     role: PayeeRole
@@ -44,42 +45,56 @@ def shares(
     Each line's amount is split over the pool's credits by largest remainder (what no one earns stays with the
     brand), so the attributed parts of a pool always sum exactly to the order amount.
     """
-    month_gmv = month_gmv or {}
-    month_commission = month_commission or {}
+    seller: list[Credit] = []
+    source: list[Credit] = []
+    activity: list[Share] = []
+    for credit in decision.credits:
+        if credit.kind == "activity":
+            activity.append(_new_share(Share, (credit.payee_id, credit.role, credit.kind, credit.basis, 0, 0)))
+        elif credit.pool == "seller":
+            seller.append(credit)
+        else:
+            source.append(credit)
     out: list[Share] = []
-    for pool in ("seller", "source"):
-        credits = [c for c in decision.credits if c.kind == "commission" and c.pool == pool]
+    lines = order.priced_lines
+    for credits in (seller, source):
         if not credits:
             continue
-        bases, grosses = _price(order, credits, plan, month_gmv)
-        for credit, base, gross in zip(credits, bases, grosses, strict=True):
-            terms = plan.terms(credit.role)
-            if terms.cap_per_order_fen is not None:
-                gross = min(gross, terms.cap_per_order_fen)
-            if terms.cap_per_month_fen is not None:
-                gross = max(0, min(gross, terms.cap_per_month_fen - month_commission.get(credit.payee_id, 0)))
-            out.append(Share(credit.payee_id, credit.role, credit.kind, credit.basis, base, gross))
-    out += [Share(c.payee_id, c.role, c.kind, c.basis, 0, 0) for c in decision.credits if c.kind == "activity"]
-    return tuple(out)
+        terms = [plan.terms(c.role) for c in credits]
+        bases, grosses = _price(lines, credits, terms, month_gmv)
+        for credit, role_terms, base, gross in zip(credits, terms, bases, grosses, strict=True):
+            if role_terms.cap_per_order_fen is not None:
+                gross = min(gross, role_terms.cap_per_order_fen)
+            if role_terms.cap_per_month_fen is not None:
+                paid = month_commission.get(credit.payee_id, 0) if month_commission else 0
+                gross = max(0, min(gross, role_terms.cap_per_month_fen - paid))
+            out.append(_new_share(Share, (credit.payee_id, credit.role, credit.kind, credit.basis, base, gross)))
+    return (*out, *activity)
 
 
 def _price(
-    order: OrderFacts, credits: Sequence[Credit], plan: PlanBody, month_gmv: Mapping[str, int]
+    lines: Sequence[Line], credits: Sequence[Credit], terms: Sequence[RoleTerms], month_gmv: Mapping[str, int] | None
 ) -> tuple[list[int], list[int]]:
+    """Per credit: the part of every line it earns (largest remainder over the credits' weights) and its commission
+    at the role's rate for the line's category."""
     weights = [c.weight for c in credits]
-    claimed = weights[0] if len(weights) == 1 else sum(weights, Fraction(0))
-    if claimed.numerator < claimed.denominator:  # less than the whole order: the rest stays with the brand
-        weights.append(1 - claimed)
-    whole = len(weights) == 1  # one credit earning the whole order: no split needed
-    terms = [plan.terms(c.role) for c in credits]
-    gmv = [month_gmv.get(c.payee_id, 0) for c in credits]
+    if len(weights) == 1:
+        whole = weights[0] >= 1  # one credit earning the whole order: no split needed
+        if not whole:
+            weights.append(1 - weights[0])  # less than the whole order: the rest stays with the brand
+    else:
+        whole = False
+        claimed = sum(weights, Fraction(0))
+        if claimed < 1:
+            weights.append(1 - claimed)
+    gmv = [month_gmv.get(c.payee_id, 0) for c in credits] if month_gmv else [0] * len(credits)
     bases = [0] * len(credits)
     grosses = [0] * len(credits)
-    for line in order.priced_lines:
+    for line in lines:
         parts = [line.amount_fen] if whole else split(line.amount_fen, weights)
-        for i in range(len(credits)):
+        for i, terms_i in enumerate(terms):
             bases[i] += parts[i]
-            grosses[i] += apply_rate(parts[i], terms[i].rate_bps(line.category, gmv[i]))
+            grosses[i] += apply_rate(parts[i], terms_i.rate_bps(line.category, gmv[i]))
     return bases, grosses
 
 
@@ -90,13 +105,20 @@ def targets(order: OrderFacts, order_shares: Sequence[Share]) -> dict[PayeeKey, 
     remainder, so the reversals are proportional and a full refund (or a closed order) brings every payee to zero.
     """
     paid = [s for s in order_shares if s.kind == "commission"]
-    gross_total = sum(s.gross_fen for s in paid)
-    total = gross_total * order.commissionable_fen // order.amount_fen if order.amount_fen else 0
     wanted: dict[PayeeKey, int] = {}
-    if gross_total:
-        for share, part in zip(paid, split(total, [s.gross_fen for s in paid]), strict=True):
-            wanted[share.key] = wanted.get(share.key, 0) + part
-    else:
-        for share in paid:
-            wanted[share.key] = 0
+    if len(paid) == 1:  # the common case: one payee owed the scaled total
+        share = paid[0]
+        wanted[(share.payee_id, share.role)] = _scaled(order, share.gross_fen)
+        return wanted
+    grosses = [s.gross_fen for s in paid]
+    gross_total = sum(grosses)
+    parts = split(_scaled(order, gross_total), grosses) if gross_total else [0] * len(paid)
+    for share, part in zip(paid, parts, strict=True):
+        key = (share.payee_id, share.role)
+        wanted[key] = wanted.get(key, 0) + part
     return wanted
+
+
+def _scaled(order: OrderFacts, gross_fen: int) -> int:
+    """The order's gross commission in proportion to what is still commissionable, rounded down."""
+    return gross_fen * order.commissionable_fen // order.amount_fen if order.amount_fen else 0

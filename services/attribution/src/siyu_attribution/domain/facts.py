@@ -34,8 +34,13 @@ class OrderFacts:
     @property
     def priced_lines(self) -> tuple[Line, ...]:
         """The lines commission is computed on: the order's, or one line for the whole amount when they don't add up."""
-        if self.lines and sum(line.amount_fen for line in self.lines) == self.amount_fen:
-            return self.lines
+        lines = self.lines
+        if lines:
+            total = 0
+            for line in lines:
+                total += line.amount_fen
+            if total == self.amount_fen:
+                return lines
         return (Line(line_id="order", amount_fen=self.amount_fen),)
 
     @property

@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from siyu_attribution.domain.commission import PayeeKey
 from siyu_shared.events.catalog.commissions import PayeeRole
@@ -28,6 +28,10 @@ EXPENSE = "expense:commission"
 EntryKind = Literal["accrual", "reversal", "settlement"]
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "siyu:attribution:ledger")
 _IDS = NameIds(_NAMESPACE)
+_new_entry = tuple.__new__
+
+
+_SETTLED = "holding_period_over"
 
 
 def held(payee_id: str) -> str:
@@ -38,8 +42,11 @@ def payable(payee_id: str) -> str:
     return f"payable:{payee_id}"
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
+    """One leg of a transaction. A tuple, in the column order of ``ledger_entries``: a replay writes entries as they
+    come out of the book, and an order makes several of them (a tuple costs a fraction of a frozen dataclass)."""
+
+    tenant: str
     entry_id: str
     txn_id: str
     kind: EntryKind
@@ -56,8 +63,7 @@ class Entry:
     period: str
 
 
-@dataclass(frozen=True, slots=True)
-class Posting:
+class Posting(NamedTuple):
     """Where the entries of one unit of work come from (same for every transaction it posts)."""
 
     tenant: str
@@ -81,61 +87,72 @@ def stable_id(*parts: str) -> str:
 
 def owed(entries: Iterable[Entry]) -> dict[PayeeKey, int]:
     """What the order currently owes each payee (held and payable together)."""
-    out: dict[PayeeKey, int] = defaultdict(int)
+    out: dict[PayeeKey, int] = {}
     for entry in entries:
         if entry.account != EXPENSE:
-            out[(entry.payee_id, entry.payee_role)] -= entry.amount_fen
-    return dict(out)
+            key = (entry.payee_id, entry.payee_role)
+            out[key] = out.get(key, 0) - entry.amount_fen
+    return out
 
 
 def held_balances(entries: Iterable[Entry]) -> dict[PayeeKey, int]:
-    out: dict[PayeeKey, int] = defaultdict(int)
+    out: dict[PayeeKey, int] = {}
     for entry in entries:
         if entry.account.startswith("held:"):
-            out[(entry.payee_id, entry.payee_role)] -= entry.amount_fen
+            key = (entry.payee_id, entry.payee_role)
+            out[key] = out.get(key, 0) - entry.amount_fen
     return {k: v for k, v in out.items() if v}
 
 
 def _transaction(
-    posting: Posting, key: PayeeKey, *, debit: str, credit: str, amount: int, kind: EntryKind, rule: str
-) -> list[Entry]:
+    posting: Posting, key: PayeeKey, debit: str, credit: str, amount: int, kind: EntryKind, rule: str
+) -> tuple[Entry, Entry]:
+    tenant, order_id, cause, plan_id, plan_version, attribution_id, posted_at, period = posting
     payee_id, role = key
-    txn_id = stable_id(posting.tenant, posting.order_id, posting.cause, kind, payee_id, role)
-    p = posting
-    return [
-        Entry(
-            f"{txn_id}:d",
-            txn_id,
-            kind,
-            debit,
-            amount,
-            p.order_id,
-            payee_id,
-            role,
-            rule,
-            p.plan_id,
-            p.plan_version,
-            p.attribution_id,
-            p.posted_at,
-            p.period,
+    txn_id = stable_id(tenant, order_id, cause, kind, payee_id, role)
+    # tuple.__new__ straight: Entry(...) goes through a Python-level __new__, most of an entry's cost.
+    return (
+        _new_entry(
+            Entry,
+            (
+                tenant,
+                f"{txn_id}:d",
+                txn_id,
+                kind,
+                debit,
+                amount,
+                order_id,
+                payee_id,
+                role,
+                rule,
+                plan_id,
+                plan_version,
+                attribution_id,
+                posted_at,
+                period,
+            ),
         ),
-        Entry(
-            f"{txn_id}:c",
-            txn_id,
-            kind,
-            credit,
-            -amount,
-            p.order_id,
-            payee_id,
-            role,
-            rule,
-            p.plan_id,
-            p.plan_version,
-            p.attribution_id,
-            p.posted_at,
-            p.period,
+        _new_entry(
+            Entry,
+            (
+                tenant,
+                f"{txn_id}:c",
+                txn_id,
+                kind,
+                credit,
+                -amount,
+                order_id,
+                payee_id,
+                role,
+                rule,
+                plan_id,
+                plan_version,
+                attribution_id,
+                posted_at,
+                period,
+            ),
         ),
-    ]
+    )
 
 
 def reconcile(
@@ -151,19 +168,20 @@ def reconcile(
     Before settlement the movement goes through ``held``; after it, straight to ``payable`` (an adjustment on the
     payee's next open statement). Payees absent from ``wanted`` are brought to zero.
     """
-    current = owed(existing)
+    current = owed(existing) if existing else None
     out: list[Entry] = []
-    for key in sorted(set(current) | set(wanted)):
-        diff = wanted.get(key, 0) - current.get(key, 0)
+    cause = posting.cause
+    for key in sorted(wanted.keys() | current.keys()) if current else sorted(wanted):
+        diff = wanted.get(key, 0) - current.get(key, 0) if current else wanted[key]
         if diff == 0:
             continue
         account = payable(key[0]) if settled else held(key[0])
         # The cause (paid, claim, refund…) and the attribution rule that sets the payee's share.
-        rule = f"{posting.cause}; {rules[key]}" if key in rules else posting.cause
+        rule = f"{cause}; {rules[key]}" if key in rules else cause
         if diff > 0:
-            out += _transaction(posting, key, debit=EXPENSE, credit=account, amount=diff, kind="accrual", rule=rule)
+            out += _transaction(posting, key, EXPENSE, account, diff, "accrual", rule)
         else:
-            out += _transaction(posting, key, debit=account, credit=EXPENSE, amount=-diff, kind="reversal", rule=rule)
+            out += _transaction(posting, key, account, EXPENSE, -diff, "reversal", rule)
     return out
 
 
@@ -171,10 +189,11 @@ def settle(posting: Posting, *, existing: Iterable[Entry]) -> list[Entry]:
     """Move everything the order holds for its payees to their payable accounts (the holding period is over)."""
     out: list[Entry] = []
     for key, amount in sorted(held_balances(existing).items()):
-        debit, credit = (held(key[0]), payable(key[0])) if amount > 0 else (payable(key[0]), held(key[0]))
-        out += _transaction(
-            posting, key, debit=debit, credit=credit, amount=abs(amount), kind="settlement", rule="holding_period_over"
-        )
+        held_account, payable_account = held(key[0]), payable(key[0])
+        if amount > 0:
+            out += _transaction(posting, key, held_account, payable_account, amount, "settlement", _SETTLED)
+        else:
+            out += _transaction(posting, key, payable_account, held_account, -amount, "settlement", _SETTLED)
     return out
 
 

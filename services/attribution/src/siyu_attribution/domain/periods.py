@@ -6,14 +6,27 @@ from datetime import datetime, timezone, tzinfo
 from zoneinfo import ZoneInfo
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+# The last period named, with its bounds in the zone of the moment that named it (zone, start, end, name): moments
+# come in runs of the same month (an order's postings, a replay's orders), so one comparison instead of a time zone
+# conversion each. Replaced as one tuple, so a reader in another thread sees one period's bounds or another's.
+_last: tuple[tzinfo | None, datetime, datetime, str] = (None, datetime.min, datetime.min, "")
 
 
 def period_of(moment: datetime) -> str:
     """The statement period a moment falls in (the Shanghai calendar month)."""
+    global _last
+    zone, start, end, name = _last
+    if moment.tzinfo is zone and start <= moment < end:
+        return name
     if moment.tzinfo is None:
         raise ValueError("moment must carry a timezone")
     local = moment.astimezone(SHANGHAI)
-    return f"{local.year:04d}-{local.month:02d}"
+    name = f"{local.year:04d}-{local.month:02d}"
+    zone = moment.tzinfo
+    if isinstance(zone, timezone) and 1 < local.year < 9999:  # fixed offset: wall times in it order as instants
+        start, end = period_bounds(name)
+        _last = (zone, start.astimezone(zone), end.astimezone(zone), name)
+    return name
 
 
 def next_period(period: str) -> str:
@@ -38,29 +51,3 @@ def period_bounds(period: str) -> tuple[datetime, datetime]:
     start = datetime(year, month, 1, tzinfo=SHANGHAI)
     ny, nm = (int(part) for part in next_period(period).split("-"))
     return start, datetime(ny, nm, 1, tzinfo=SHANGHAI)
-
-
-class PostingPeriods:
-    """``posting_period`` for many moments after the same close, remembering the bounds of the last period seen.
-
-    A replay posts runs of entries in the same month: one comparison instead of a time zone conversion each. The
-    bounds are kept in the moments' own fixed-offset zone (UTC in practice), so the comparison needs no offsets.
-    """
-
-    __slots__ = ("_end", "_last_closed", "_name", "_start", "_zone")
-
-    def __init__(self, *, last_closed: str | None) -> None:
-        self._last_closed = last_closed
-        self._zone: tzinfo | None = None
-        self._start = self._end = datetime.min
-        self._name = ""
-
-    def __call__(self, moment: datetime) -> str:
-        if moment.tzinfo is self._zone and self._start <= moment < self._end:
-            return self._name
-        name = posting_period(moment, last_closed=self._last_closed)
-        zone = moment.tzinfo
-        if isinstance(zone, timezone):  # fixed offset: comparing wall times in it is comparing instants
-            start, end = period_bounds(period_of(moment))
-            self._zone, self._start, self._end, self._name = zone, start.astimezone(zone), end.astimezone(zone), name
-        return name

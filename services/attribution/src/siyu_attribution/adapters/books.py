@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, literal_column, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -226,7 +226,8 @@ async def month_figures(
         .where(
             attribution_shares.c.tenant == tenant,
             attribution_shares.c.payee_id.in_(payees),
-            attribution_shares.c.kind == "commission",
+            # A literal, not a parameter: even a generic plan can then use the partial index of commission shares.
+            attribution_shares.c.kind == literal_column("'commission'"),
             orders.c.paid_at >= period_start,
             orders.c.paid_at < period_end,
             orders.c.order_id != exclude_order,

@@ -7,7 +7,20 @@ closes) are append-only: the migration installs a trigger that refuses UPDATE, D
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, Identity, Index, Integer, MetaData, String, Table, Text, func
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 
 from siyu_shared.db.platform_tables import add_platform_tables
@@ -167,7 +180,8 @@ attribution_shares = Table(
     Column("basis", String(200), nullable=False),
     Column("base_fen", BigInteger, nullable=False),
     Column("gross_fen", BigInteger, nullable=False),
-    Index("shares_by_payee", "tenant", "payee_id"),
+    # Month-to-date figures per payee read commission shares only (migration 0006).
+    Index("commission_shares_by_payee", "tenant", "payee_id", postgresql_where=text("kind = 'commission'")),
 )
 
 ledger_entries = Table(

@@ -106,19 +106,19 @@ def targets(order: OrderFacts, order_shares: Sequence[Share]) -> dict[PayeeKey, 
     """
     paid = [s for s in order_shares if s.kind == "commission"]
     wanted: dict[PayeeKey, int] = {}
+    if not paid:
+        return wanted
+    amount = order.amount_fen
+    commissionable = order.commissionable_fen
     if len(paid) == 1:  # the common case: one payee owed the scaled total
         share = paid[0]
-        wanted[(share.payee_id, share.role)] = _scaled(order, share.gross_fen)
+        wanted[(share.payee_id, share.role)] = share.gross_fen * commissionable // amount if amount else 0
         return wanted
     grosses = [s.gross_fen for s in paid]
     gross_total = sum(grosses)
-    parts = split(_scaled(order, gross_total), grosses) if gross_total else [0] * len(paid)
+    total = gross_total * commissionable // amount if amount else 0
+    parts = split(total, grosses) if gross_total else [0] * len(paid)
     for share, part in zip(paid, parts, strict=True):
         key = (share.payee_id, share.role)
         wanted[key] = wanted.get(key, 0) + part
     return wanted
-
-
-def _scaled(order: OrderFacts, gross_fen: int) -> int:
-    """The order's gross commission in proportion to what is still commissionable, rounded down."""
-    return gross_fen * order.commissionable_fen // order.amount_fen if order.amount_fen else 0

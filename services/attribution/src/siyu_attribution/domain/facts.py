@@ -52,7 +52,7 @@ class OrderFacts:
         """What commission is still earned on: nothing for an order closed without completing."""
         if self.closed_at is not None and self.completed_at is None:
             return 0
-        return self.remaining_fen
+        return max(0, self.amount_fen - self.refunded_fen)  # remaining_fen
 
 
 @dataclass(frozen=True, slots=True)

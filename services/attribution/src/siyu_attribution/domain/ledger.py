@@ -34,12 +34,16 @@ _new_entry = tuple.__new__
 _SETTLED = "holding_period_over"
 
 
+HELD = "held:"
+PAYABLE = "payable:"
+
+
 def held(payee_id: str) -> str:
-    return f"held:{payee_id}"
+    return HELD + payee_id
 
 
 def payable(payee_id: str) -> str:
-    return f"payable:{payee_id}"
+    return PAYABLE + payee_id
 
 
 class Entry(NamedTuple):
@@ -98,7 +102,7 @@ def owed(entries: Iterable[Entry]) -> dict[PayeeKey, int]:
 def held_balances(entries: Iterable[Entry]) -> dict[PayeeKey, int]:
     out: dict[PayeeKey, int] = {}
     for entry in entries:
-        if entry.account.startswith("held:"):
+        if entry.account.startswith(HELD):
             key = (entry.payee_id, entry.payee_role)
             out[key] = out.get(key, 0) - entry.amount_fen
     return {k: v for k, v in out.items() if v}
@@ -175,7 +179,7 @@ def reconcile(
         diff = wanted.get(key, 0) - current.get(key, 0) if current else wanted[key]
         if diff == 0:
             continue
-        account = payable(key[0]) if settled else held(key[0])
+        account = (PAYABLE if settled else HELD) + key[0]
         # The cause (paid, claim, refund…) and the attribution rule that sets the payee's share.
         rule = f"{cause}; {rules[key]}" if key in rules else cause
         if diff > 0:
@@ -189,7 +193,7 @@ def settle(posting: Posting, *, existing: Iterable[Entry]) -> list[Entry]:
     """Move everything the order holds for its payees to their payable accounts (the holding period is over)."""
     out: list[Entry] = []
     for key, amount in sorted(held_balances(existing).items()):
-        held_account, payable_account = held(key[0]), payable(key[0])
+        held_account, payable_account = HELD + key[0], PAYABLE + key[0]
         if amount > 0:
             out += _transaction(posting, key, held_account, payable_account, amount, "settlement", _SETTLED)
         else:
@@ -218,7 +222,7 @@ def statements(tenant: str, period: str, entries: Iterable[Entry]) -> list[State
     totals: dict[str, int] = defaultdict(int)
     counts: dict[str, int] = defaultdict(int)
     for entry in entries:
-        if entry.period == period and entry.account.startswith("payable:"):
+        if entry.period == period and entry.account.startswith(PAYABLE):
             totals[entry.payee_id] -= entry.amount_fen
             counts[entry.payee_id] += 1
     return [

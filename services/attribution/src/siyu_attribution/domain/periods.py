@@ -39,7 +39,9 @@ def posting_period(moment: datetime, *, last_closed: str | None) -> str:
 
     A closed statement never changes, so anything dated in a closed period carries over to the next open period.
     """
-    own = period_of(moment)
+    zone, start, end, own = _last
+    if not (moment.tzinfo is zone and start <= moment < end):  # period_of's remembered month, checked here first
+        own = period_of(moment)
     if last_closed is not None and own <= last_closed:
         return next_period(last_closed)
     return own

@@ -124,4 +124,6 @@ def replay_order(
     )
     order_id, attribution_id = order.order_id, record.attribution_id
     rows.shares += [(tenant, order_id, attribution_id, i, *share) for i, share in enumerate(record.shares)]
-    rows.entries += entries  # entries are tuples in the table's column order already
+    # Entries are tuples in the table's column order already; kept as plain tuples, which the cycle collector stops
+    # tracking on its first pass (it never untracks a tuple subclass, and would rescan every row until the COPY).
+    rows.entries += map(tuple, entries)

@@ -1,10 +1,10 @@
 """Attribution benchmarks.
 
 1. Replay 1,000,000 orders with their touches (3 per order: a persona journey touch, a 1v1 staff touch and a group
-   touch; 30 % also claimed by a 1v1 staff, 10 % from a KOL source) through the same book the handlers use (the
-   replay's fused path, held to the book's rows by a property test): attribute under the plan, price, post double
-   entries, settle the ones past their holding period, and COPY orders, attributions, shares and ledger entries
-   into the real tables (primary keys, indexes, append-only triggers). One replay process per core, each
+   touch; 30 % also claimed by a 1v1 staff, 10 % from a KOL source) through the same book the handlers use
+   (``book.reattribute`` then ``book.release``, whose entries are the COPY rows): attribute under the plan, price,
+   post double entries, settle the ones past their holding period, and COPY orders, attributions, shares and
+   ledger entries into the real tables (primary keys, indexes, append-only triggers). One replay process per core, each
    pipelined: chunk N+1 is generated and replayed in a thread while chunk N is COPYed (binary, timestamps through
    the adapter's codec) from the event loop. Ceiling: the same rows COPYed (same encoding) into tables of the same
    shape without indexes or triggers, measured in the same run on a sample of the chunks; expressed in orders/s.

@@ -7,6 +7,7 @@ on a durable timer; a send queues a touch; branch, split and goto move elsewhere
 from __future__ import annotations
 
 import re
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -137,15 +138,17 @@ class JourneyDefinition(_Model):
     priority: int = Field(default=0, description="Campaign priority: a higher one overrides lower ones that day.")
     campaign_id: str | None = None
 
+    @cached_property
+    def _positions(self) -> dict[str, int]:
+        """Each step's index by id (a definition is immutable; every transition walks its steps by id)."""
+        return {s.id: i for i, s in reversed(list(enumerate(self.steps)))}
+
     def step(self, step_id: str) -> Step:
-        for step in self.steps:
-            if step.id == step_id:
-                return step
-        raise KeyError(step_id)
+        return self.steps[self._positions[step_id]]
 
     def successor(self, step_id: str) -> str | None:
         """Where control goes after a step that does not choose (wait, send): its ``next``, else the next listed."""
-        index = next(i for i, s in enumerate(self.steps) if s.id == step_id)
+        index = self._positions[step_id]
         step = self.steps[index]
         if step.next is not None:
             return step.next

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from siyu_attribution.domain.plans import DEFAULT_PLAN, PlanBody, PlanVersion, RoleTerms, Tier, in_force
+from siyu_attribution.domain.plans import DEFAULT_PLAN, PlanBody, PlanVersion, RoleTerms, Tier, compiled, in_force
 
 
 def version(n: int, day: int) -> PlanVersion:
@@ -38,3 +38,14 @@ def test_group_activators_earn_no_commission_by_default_and_rates_are_bounded() 
         PlanBody(roles={"staff_1v1": RoleTerms(rates_bps={"*": 10_001})})
     with pytest.raises(ValidationError):
         PlanBody(position_weights=(0, 0, 0))
+
+
+def test_a_body_is_compiled_once_and_a_changed_copy_on_its_own() -> None:
+    body = PlanBody(roles={"staff_1v1": RoleTerms(rates_bps={"*": 300}, cap_per_order_fen=50)})
+    assert compiled(body) is compiled(body)
+    assert compiled(body).rates["staff_1v1"].rate_bps("makeup", 0) == 300
+    assert compiled(body).rates["staff_1v1"].cap_per_order_fen == 50
+    assert compiled(body).unpaid.rate_bps(None, 10**9) == 0
+    changed = body.model_copy(update={"lookback_days": 3})
+    assert compiled(changed).lookback.days == 3
+    assert compiled(body).lookback.days == 30

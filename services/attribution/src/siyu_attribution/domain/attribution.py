@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import timedelta
 from fractions import Fraction
 from operator import attrgetter
 from typing import Literal, NamedTuple
 
 from siyu_attribution.domain.facts import ClaimFact, Evidence, OrderFacts, TouchFact
-from siyu_attribution.domain.plans import ModelName, PlanBody
+from siyu_attribution.domain.plans import ModelName, PlanBody, compiled
 from siyu_shared.events.catalog.commissions import PayeeRole
 
 CreditKind = Literal["commission", "activity"]
@@ -41,7 +40,7 @@ class Decision(NamedTuple):
 def attribute(order: OrderFacts, evidence: Evidence, plan: PlanBody) -> Decision:
     """The credits of an order under ``plan`` given everything known now (re-run when late data arrives)."""
     paid_at = order.paid_at
-    since = paid_at - timedelta(days=plan.lookback_days)
+    since = paid_at - compiled(plan).lookback
     window = [t for t in evidence.touches if since <= t.occurred_at <= paid_at]
     if len(window) > 1:
         window.sort(key=_touch_order)
@@ -84,7 +83,7 @@ _claim_order = attrgetter("claimed_at", "seq", "claim_id")
 
 def first_valid_claim(order: OrderFacts, evidence: Evidence, plan: PlanBody) -> ClaimFact | None:
     """The first claim of the order number by a 1v1 staff inside the claim window; group activators never win it."""
-    deadline = order.paid_at + timedelta(days=plan.claim_window_days)
+    deadline = order.paid_at + compiled(plan).claim_window
     valid = [
         c
         for c in evidence.claims

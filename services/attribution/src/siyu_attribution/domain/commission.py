@@ -9,7 +9,7 @@ from typing import NamedTuple
 from siyu_attribution.domain.attribution import Credit, Decision
 from siyu_attribution.domain.facts import Line, OrderFacts
 from siyu_attribution.domain.money import apply_rate, split
-from siyu_attribution.domain.plans import PlanBody, RoleTerms
+from siyu_attribution.domain.plans import PlanBody, Rates, compiled
 from siyu_shared.events.catalog.commissions import PayeeRole
 
 PayeeKey = tuple[str, PayeeRole]
@@ -45,6 +45,8 @@ def shares(
     Each line's amount is split over the pool's credits by largest remainder (what no one earns stays with the
     brand), so the attributed parts of a pool always sum exactly to the order amount.
     """
+    plan_rates = compiled(plan)
+    rates, unpaid = plan_rates.rates, plan_rates.unpaid
     seller: list[Credit] = []
     source: list[Credit] = []
     activity: list[Share] = []
@@ -60,8 +62,11 @@ def shares(
     for credits in (seller, source):
         if not credits:
             continue
-        terms = [plan.terms(c.role) for c in credits]
-        bases, grosses = _price(lines, credits, terms, month_gmv)
+        terms = [rates.get(c.role, unpaid) for c in credits]
+        if len(credits) == 1 and credits[0].weight >= 1:  # one credit earning the whole order: no split needed
+            bases, grosses = _whole(lines, credits[0], terms[0], month_gmv)
+        else:
+            bases, grosses = _price(lines, credits, terms, month_gmv)
         for credit, role_terms, base, gross in zip(credits, terms, bases, grosses, strict=True):
             if role_terms.cap_per_order_fen is not None:
                 gross = min(gross, role_terms.cap_per_order_fen)
@@ -72,29 +77,37 @@ def shares(
     return (*out, *activity)
 
 
+def _whole(
+    lines: Sequence[Line], credit: Credit, terms: Rates, month_gmv: Mapping[str, int] | None
+) -> tuple[list[int], list[int]]:
+    """``_price`` for one credit earning every line whole (every part is the line's amount)."""
+    table, default = terms.at(month_gmv.get(credit.payee_id, 0) if month_gmv else 0)
+    base = gross = 0
+    for line in lines:
+        amount = line.amount_fen
+        base += amount
+        gross += apply_rate(amount, table.get(line.category, default))
+    return [base], [gross]
+
+
 def _price(
-    lines: Sequence[Line], credits: Sequence[Credit], terms: Sequence[RoleTerms], month_gmv: Mapping[str, int] | None
+    lines: Sequence[Line], credits: Sequence[Credit], terms: Sequence[Rates], month_gmv: Mapping[str, int] | None
 ) -> tuple[list[int], list[int]]:
     """Per credit: the part of every line it earns (largest remainder over the credits' weights) and its commission
     at the role's rate for the line's category."""
     weights = [c.weight for c in credits]
-    if len(weights) == 1:
-        whole = weights[0] >= 1  # one credit earning the whole order: no split needed
-        if not whole:
-            weights.append(1 - weights[0])  # less than the whole order: the rest stays with the brand
-    else:
-        whole = False
-        claimed = sum(weights, Fraction(0))
-        if claimed < 1:
-            weights.append(1 - claimed)
-    gmv = [month_gmv.get(c.payee_id, 0) for c in credits] if month_gmv else [0] * len(credits)
+    claimed = sum(weights, Fraction(0))
+    if claimed < 1:
+        weights.append(1 - claimed)  # less than the whole order: the rest stays with the brand
+    tables = [t.at(month_gmv.get(c.payee_id, 0) if month_gmv else 0) for c, t in zip(credits, terms, strict=True)]
     bases = [0] * len(credits)
     grosses = [0] * len(credits)
     for line in lines:
-        parts = [line.amount_fen] if whole else split(line.amount_fen, weights)
-        for i, terms_i in enumerate(terms):
+        parts = split(line.amount_fen, weights)
+        category = line.category
+        for i, (table, default) in enumerate(tables):
             bases[i] += parts[i]
-            grosses[i] += apply_rate(parts[i], terms_i.rate_bps(line.category, gmv[i]))
+            grosses[i] += apply_rate(parts[i], table.get(category, default))
     return bases, grosses
 
 

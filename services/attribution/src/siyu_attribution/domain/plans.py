@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -41,17 +41,51 @@ class RoleTerms(BaseModel):
     cap_per_month_fen: int | None = Field(default=None, ge=0)
 
     def rate_bps(self, category: str | None, month_gmv_fen: int) -> int:
-        rates = self.rates_bps
-        if not self.tiers:
-            return (
-                rates.get(category, rates.get(ANY_CATEGORY, 0)) if category is not None else rates.get(ANY_CATEGORY, 0)
-            )
-        for tier in sorted(self.tiers, key=lambda t: t.min_gmv_fen):
-            if month_gmv_fen >= tier.min_gmv_fen:
-                rates = {**rates, **tier.rates_bps}
-        if category is not None and category in rates:
-            return rates[category]
-        return rates.get(ANY_CATEGORY, 0)
+        return compile_terms(self).rate_bps(category, month_gmv_fen)
+
+
+class Rates(NamedTuple):
+    """One role's terms compiled once: a rate is ``table.get(category, default)`` for the table of the payee's tier
+    (``at``): a category without a rate of its own, or none, takes the default."""
+
+    table: dict[str | None, int]  # category → basis points before any tier
+    default: int  # the `*` rate (any other category, or none)
+    # Per tier, highest threshold first: (min_gmv_fen, table, default) with the rates of every tier up to it merged
+    # over the role's own, in threshold order.
+    tiers: tuple[tuple[int, dict[str | None, int], int], ...]
+    cap_per_order_fen: int | None
+    cap_per_month_fen: int | None
+
+    def at(self, month_gmv_fen: int) -> tuple[dict[str | None, int], int]:
+        """The rate table (and its default) for a payee with this month-to-date attributed GMV."""
+        for min_gmv, table, default in self.tiers:
+            if month_gmv_fen >= min_gmv:
+                return table, default
+        return self.table, self.default
+
+    def rate_bps(self, category: str | None, month_gmv_fen: int) -> int:
+        table, default = self.at(month_gmv_fen) if self.tiers else (self.table, self.default)
+        return table.get(category, default)  # no category (None) is never a key: the default
+
+
+def compile_terms(terms: RoleTerms) -> Rates:
+    """Tiers replace the role's rates from their threshold on, each over the ones below it (category by category);
+    a category without a rate of its own takes `*`, and no `*` is zero."""
+    own: dict[str | None, int] = {}
+    own.update(terms.rates_bps.items())
+    rates = own
+    merged: list[tuple[int, dict[str | None, int], int]] = []
+    for tier in sorted(terms.tiers, key=lambda t: t.min_gmv_fen):
+        rates = {**rates}
+        rates.update(tier.rates_bps.items())
+        merged.append((tier.min_gmv_fen, rates, rates.get(ANY_CATEGORY, 0)))
+    return Rates(
+        own,
+        own.get(ANY_CATEGORY, 0),
+        tuple(reversed(merged)),
+        terms.cap_per_order_fen,
+        terms.cap_per_month_fen,
+    )
 
 
 _UNPAID = RoleTerms()
@@ -105,6 +139,37 @@ class PlanBody(BaseModel):
 
     def terms(self, role: PayeeRole) -> RoleTerms:
         return self.roles.get(role, _UNPAID)
+
+
+class CompiledPlan(NamedTuple):
+    """What pricing and attribution read of a plan body on every order, built once per body (``compiled``)."""
+
+    rates: dict[str, Rates]  # by role; a role the plan does not name is unpaid (``unpaid``)
+    unpaid: Rates
+    lookback: timedelta
+    claim_window: timedelta
+
+
+_COMPILED: dict[int, tuple[PlanBody, CompiledPlan]] = {}
+_COMPILED_MAX = 256
+
+
+def compiled(body: PlanBody) -> CompiledPlan:
+    """The body's rates, caps and windows as plain structures, remembered per body (bodies are immutable; the
+    entry keeps its body alive, so its id is not reused while remembered)."""
+    hit = _COMPILED.get(id(body))
+    if hit is not None and hit[0] is body:
+        return hit[1]
+    plan = CompiledPlan(
+        {role: compile_terms(terms) for role, terms in body.roles.items()},
+        compile_terms(_UNPAID),
+        timedelta(days=body.lookback_days),
+        timedelta(days=body.claim_window_days),
+    )
+    if len(_COMPILED) >= _COMPILED_MAX:
+        _COMPILED.clear()
+    _COMPILED[id(body)] = (body, plan)
+    return plan
 
 
 class PlanVersion(BaseModel):

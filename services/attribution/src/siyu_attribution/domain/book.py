@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from siyu_attribution.domain import ledger
 from siyu_attribution.domain.attribution import attribute
-from siyu_attribution.domain.commission import Share, shares, targets
+from siyu_attribution.domain.commission import PayeeKey, Share, shares, targets
 from siyu_attribution.domain.facts import Evidence, OrderFacts
 from siyu_attribution.domain.ledger import Entry, Posting
 from siyu_attribution.domain.periods import posting_period
@@ -96,7 +96,19 @@ def release(
     at: datetime,
     last_closed: str | None,
 ) -> list[Entry]:
-    posting = _posting(tenant, order, current, "settlement", at, last_closed)
+    posting = _new(
+        Posting,
+        (
+            tenant,
+            order.order_id,
+            "settlement",
+            current.plan_id,
+            current.plan_version,
+            current.attribution_id,
+            at,
+            posting_period(at, last_closed=last_closed),
+        ),
+    )
     return ledger.settle(posting, existing=existing)
 
 
@@ -110,19 +122,24 @@ def _post(
     at: datetime,
     last_closed: str | None,
 ) -> list[Entry]:
-    posting = _posting(tenant, order, record, cause, at, last_closed)
+    posting = _new(
+        Posting,
+        (
+            tenant,
+            order.order_id,
+            cause,
+            record.plan_id,
+            record.plan_version,
+            record.attribution_id,
+            at,
+            posting_period(at, last_closed=last_closed),
+        ),
+    )
     model = record.model
-    rules = {(s.payee_id, s.role): f"{model}/{s.basis}" for s in record.shares if s.kind == "commission"}
+    rules: dict[PayeeKey, str] = {}
+    for share in record.shares:
+        if share.kind == "commission":
+            rules[(share.payee_id, share.role)] = f"{model}/{share.basis}"
     return ledger.reconcile(
         posting, existing=existing, wanted=targets(order, record.shares), settled=settled, rules=rules
-    )
-
-
-def _posting(
-    tenant: str, order: OrderFacts, record: AttributionRecord, cause: str, at: datetime, last_closed: str | None
-) -> Posting:
-    period = posting_period(at, last_closed=last_closed)
-    return _new(
-        Posting,
-        (tenant, order.order_id, cause, record.plan_id, record.plan_version, record.attribution_id, at, period),
     )

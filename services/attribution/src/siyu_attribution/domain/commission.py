@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from fractions import Fraction
 from typing import NamedTuple
 
@@ -62,12 +62,22 @@ def shares(
     for credits in (seller, source):
         if not credits:
             continue
-        terms = [rates.get(c.role, unpaid) for c in credits]
+        priced: Iterable[tuple[Credit, Rates, int, int]]
         if len(credits) == 1 and credits[0].weight >= 1:  # one credit earning the whole order: no split needed
-            bases, grosses = _whole(lines, credits[0], terms[0], month_gmv)
+            credit = credits[0]
+            role_terms = rates.get(credit.role, unpaid)
+            gmv = month_gmv.get(credit.payee_id, 0) if month_gmv else 0
+            table, default = role_terms.at(gmv) if role_terms.tiers else (role_terms.table, role_terms.default)
+            base = gross = 0
+            for line in lines:  # _price with every part the line's amount
+                amount = line.amount_fen
+                base += amount
+                gross += apply_rate(amount, table.get(line.category, default))
+            priced = ((credit, role_terms, base, gross),)
         else:
-            bases, grosses = _price(lines, credits, terms, month_gmv)
-        for credit, role_terms, base, gross in zip(credits, terms, bases, grosses, strict=True):
+            terms = [rates.get(c.role, unpaid) for c in credits]
+            priced = zip(credits, terms, *_price(lines, credits, terms, month_gmv), strict=True)
+        for credit, role_terms, base, gross in priced:
             if role_terms.cap_per_order_fen is not None:
                 gross = min(gross, role_terms.cap_per_order_fen)
             if role_terms.cap_per_month_fen is not None:
@@ -75,19 +85,6 @@ def shares(
                 gross = max(0, min(gross, role_terms.cap_per_month_fen - paid))
             out.append(_new_share(Share, (credit.payee_id, credit.role, credit.kind, credit.basis, base, gross)))
     return (*out, *activity)
-
-
-def _whole(
-    lines: Sequence[Line], credit: Credit, terms: Rates, month_gmv: Mapping[str, int] | None
-) -> tuple[list[int], list[int]]:
-    """``_price`` for one credit earning every line whole (every part is the line's amount)."""
-    table, default = terms.at(month_gmv.get(credit.payee_id, 0) if month_gmv else 0)
-    base = gross = 0
-    for line in lines:
-        amount = line.amount_fen
-        base += amount
-        gross += apply_rate(amount, table.get(line.category, default))
-    return [base], [gross]
 
 
 def _price(

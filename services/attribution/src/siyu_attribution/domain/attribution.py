@@ -96,17 +96,23 @@ def first_valid_claim(order: OrderFacts, evidence: Evidence, plan: PlanBody) -> 
 
 def activity_credits(order: OrderFacts, evidence: Evidence, window: Sequence[TouchFact]) -> list[Credit]:
     """Group activators who touched the buyer in the lookback window or claimed the order through a group."""
-    seen: dict[str, str] = {}
+    seen: set[str] = set()
+    out: list[Credit] = []
     for touch in window:
-        if touch.kind == "group" and touch.staff_id and touch.staff_id not in seen:
-            seen[touch.staff_id] = f"touch:{touch.touch_id}"
-    if evidence.claims:
-        for claim in sorted(evidence.claims, key=_claim_order):
-            if claim.order_no == order.order_no and claim.role == "group_activator" and claim.staff_id not in seen:
-                seen[claim.staff_id] = f"claim:{claim.claim_id}"
-    return [
-        _new(Credit, (staff, "group_activator", _ZERO, "activity", basis, "seller")) for staff, basis in seen.items()
-    ]
+        staff = touch.staff_id
+        if touch.kind == "group" and staff and staff not in seen:
+            seen.add(staff)
+            out.append(_new(Credit, (staff, "group_activator", _ZERO, "activity", f"touch:{touch.touch_id}", "seller")))
+    claims = evidence.claims
+    if claims:
+        for claim in claims if len(claims) == 1 else sorted(claims, key=_claim_order):
+            staff = claim.staff_id
+            if claim.order_no == order.order_no and claim.role == "group_activator" and staff not in seen:
+                seen.add(staff)
+                out.append(
+                    _new(Credit, (staff, "group_activator", _ZERO, "activity", f"claim:{claim.claim_id}", "seller"))
+                )
+    return out
 
 
 def source_credits(order: OrderFacts, evidence: Evidence) -> list[Credit]:

@@ -114,7 +114,10 @@ def targets(order: OrderFacts, order_shares: Sequence[Share]) -> dict[PayeeKey, 
     The order's total is scaled first (rounded down), then split over the payees by their gross with largest
     remainder, so the reversals are proportional and a full refund (or a closed order) brings every payee to zero.
     """
-    paid = [s for s in order_shares if s.kind == "commission"]
+    paid: list[Share] = []
+    for share in order_shares:
+        if share.kind == "commission":
+            paid.append(share)
     wanted: dict[PayeeKey, int] = {}
     if not paid:
         return wanted

@@ -175,7 +175,8 @@ def reconcile(
     current = owed(existing) if existing else None
     out: list[Entry] = []
     cause = posting.cause
-    for key in sorted(wanted.keys() | current.keys()) if current else sorted(wanted):
+    keys = sorted(wanted.keys() | current.keys()) if current else sorted(wanted) if len(wanted) > 1 else wanted
+    for key in keys:
         diff = wanted.get(key, 0) - current.get(key, 0) if current else wanted[key]
         if diff == 0:
             continue

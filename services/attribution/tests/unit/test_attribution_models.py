@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 
-from siyu_attribution.domain.attribution import attribute, touch_weights
+from siyu_attribution.domain.attribution import attribute, touch_credits, touch_weights
 from siyu_attribution.domain.commission import shares
 from siyu_attribution.domain.facts import ClaimFact, Evidence, Line, OrderFacts, OverrideFact, SourceFact, TouchFact
 from siyu_attribution.domain.plans import PlanBody, RoleTerms, Tier
@@ -127,3 +127,21 @@ def test_kol_source_credit_rates_by_category_tiers_and_caps() -> None:
     assert high[("s", "staff_1v1")] == 800 + 1_400
     capped = {s.key: s.gross_fen for s in shares(order, decision, plan, month_commission={"kol_mia": 0})}
     assert capped[("kol_mia", "kol")] == 2_500
+
+
+def test_single_touch_models_credit_the_touch_their_weights_give_in_full() -> None:
+    automation = touch("a", "journey", 1)  # no staff, no persona: the brand's own
+    staff = [touch(f"t{i}", "staff", 10 - i, staff=f"s{i}") for i in range(3)]
+    plan = PlanBody()
+    for model, touches, expected in [
+        ("last_touch", staff, [("s2", "staff_1v1", 1, "last_touch:touch:t2")]),
+        ("first_claim", staff, [("s2", "staff_1v1", 1, "first_claim:touch:t2")]),
+        ("first_touch", staff, [("s0", "staff_1v1", 1, "first_touch:touch:t0")]),
+        ("last_touch", [*staff, automation], []),
+        ("first_touch", [automation, *staff], []),
+    ]:
+        weights = touch_weights(model, touches, ORDER, plan)  # type: ignore[arg-type]
+        assert sum(weights) == 1 and weights.count(1) == 1
+        got = touch_credits(model, touches, ORDER, plan)  # type: ignore[arg-type]
+        assert [(c.payee_id, c.role, c.weight, c.basis) for c in got] == expected
+        assert all(c.kind == "commission" and c.pool == "seller" for c in got)

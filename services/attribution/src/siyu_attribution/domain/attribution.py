@@ -125,15 +125,25 @@ def source_credits(order: OrderFacts, evidence: Evidence) -> list[Credit]:
     return [Credit(first.partner_id, first.account_kind, _ONE, "commission", basis, "source")]
 
 
+def _sole_touch(model: ModelName, n: int) -> int | None:
+    """Which of ``n`` touches (``n`` > 0, sorted by time) a single-touch model credits in full; None if it spreads."""
+    if model in ("last_touch", "first_claim"):
+        return n - 1
+    if model == "first_touch":
+        return 0
+    return None
+
+
 def touch_weights(model: ModelName, touches: Sequence[TouchFact], order: OrderFacts, plan: PlanBody) -> list[Weight]:
     """The share of each touch (sorted by time) under a touch-based model; they sum to 1 (or 0 without touches)."""
     n = len(touches)
     if n == 0:
         return []
-    if model in ("last_touch", "first_claim"):
-        return [_ZERO] * (n - 1) + [_ONE]
-    if model == "first_touch":
-        return [_ONE] + [_ZERO] * (n - 1)
+    sole = _sole_touch(model, n)
+    if sole is not None:
+        weights = [_ZERO] * n
+        weights[sole] = _ONE
+        return weights
     if model == "linear":
         return [Fraction(1, n)] * n
     if model == "time_decay":
@@ -162,6 +172,13 @@ def touch_payee(touch: TouchFact) -> tuple[str, PayeeRole] | None:
 
 
 def touch_credits(model: ModelName, touches: Sequence[TouchFact], order: OrderFacts, plan: PlanBody) -> list[Credit]:
+    sole = _sole_touch(model, len(touches)) if touches else None
+    if sole is not None:  # touch_weights would be all 0 but this touch's 1
+        touch = touches[sole]
+        payee = touch_payee(touch)
+        if payee is None:
+            return []  # the brand's own automation: no one earns a commission
+        return [_new(Credit, (*payee, _ONE, "commission", f"{model}:touch:{touch.touch_id}", "seller"))]
     weights: dict[tuple[str, PayeeRole], Weight] = {}
     bases: dict[tuple[str, PayeeRole], str] = {}
     for touch, weight in zip(touches, touch_weights(model, touches, order, plan), strict=True):

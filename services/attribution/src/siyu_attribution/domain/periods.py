@@ -8,15 +8,23 @@ from zoneinfo import ZoneInfo
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 # The last period named, with its bounds in the zone of the moment that named it (zone, start, end, name): moments
 # come in runs of the same month (an order's postings, a replay's orders), so one comparison instead of a time zone
-# conversion each. Replaced as one tuple, so a reader in another thread sees one period's bounds or another's.
-_last: tuple[tzinfo | None, datetime, datetime, str] = (None, datetime.min, datetime.min, "")
+# conversion each (~8 µs). And the one before it: an order paid late in a month is released in the next, so a
+# replay's moments alternate between two months. Each replaced as one tuple, so a reader in another thread sees one
+# period's bounds or another's.
+_Bounds = tuple[tzinfo | None, datetime, datetime, str]
+_last: _Bounds = (None, datetime.min, datetime.min, "")
+_previous: _Bounds = _last
 
 
 def period_of(moment: datetime) -> str:
     """The statement period a moment falls in (the Shanghai calendar month)."""
-    global _last
+    global _last, _previous
     zone, start, end, name = _last
     if moment.tzinfo is zone and start <= moment < end:
+        return name
+    zone, start, end, name = previous = _previous
+    if moment.tzinfo is zone and start <= moment < end:
+        _previous, _last = _last, previous
         return name
     if moment.tzinfo is None:
         raise ValueError("moment must carry a timezone")
@@ -25,7 +33,7 @@ def period_of(moment: datetime) -> str:
     zone = moment.tzinfo
     if isinstance(zone, timezone) and 1 < local.year < 9999:  # fixed offset: wall times in it order as instants
         start, end = period_bounds(name)
-        _last = (zone, start.astimezone(zone), end.astimezone(zone), name)
+        _previous, _last = _last, (zone, start.astimezone(zone), end.astimezone(zone), name)
     return name
 
 

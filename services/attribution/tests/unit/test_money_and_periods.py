@@ -61,7 +61,7 @@ def test_periods_are_shanghai_months_and_closed_ones_carry_over() -> None:
     ),
 )
 def test_the_remembered_period_bounds_change_no_period(moments: list[datetime]) -> None:
-    """``period_of`` remembers the last two periods' bounds (runs of moments in one or two months skip the conversion)."""
+    """``period_of`` remembers the last two periods' bounds (runs of moments in one or two months skip it)."""
     for moment in sorted(moments) + moments:
         local = moment.astimezone(SHANGHAI)
         assert period_of(moment) == f"{local.year:04d}-{local.month:02d}"

@@ -115,47 +115,10 @@ def _transaction(
     payee_id, role = key
     txn_id = _IDS(f"{tenant}/{order_id}/{cause}/{kind}/{payee_id}/{role}")  # stable_id of these parts, one call less
     # tuple.__new__ straight: Entry(...) goes through a Python-level __new__, most of an entry's cost.
+    rest = (order_id, payee_id, role, rule, plan_id, plan_version, attribution_id, posted_at, period)
     return (
-        _new_entry(
-            Entry,
-            (
-                tenant,
-                f"{txn_id}:d",
-                txn_id,
-                kind,
-                debit,
-                amount,
-                order_id,
-                payee_id,
-                role,
-                rule,
-                plan_id,
-                plan_version,
-                attribution_id,
-                posted_at,
-                period,
-            ),
-        ),
-        _new_entry(
-            Entry,
-            (
-                tenant,
-                f"{txn_id}:c",
-                txn_id,
-                kind,
-                credit,
-                -amount,
-                order_id,
-                payee_id,
-                role,
-                rule,
-                plan_id,
-                plan_version,
-                attribution_id,
-                posted_at,
-                period,
-            ),
-        ),
+        _new_entry(Entry, (tenant, f"{txn_id}:d", txn_id, kind, debit, amount, *rest)),
+        _new_entry(Entry, (tenant, f"{txn_id}:c", txn_id, kind, credit, -amount, *rest)),
     )
 
 

@@ -11,6 +11,11 @@ class PoisonEvent(Exception):
     """The message can never be handled as it is (not JSON, not a valid envelope, invalid payload)."""
 
 
+class Contention(Exception):
+    """Contention a handler detected itself (another transaction got there first, e.g. created the row this one
+    was about to create): retried like a serialization failure, never the event's fault."""
+
+
 TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})
 """Serialization failure and deadlock: contention between transactions, gone on a retry, never the event's fault."""
 
@@ -19,7 +24,7 @@ def is_infrastructure_failure(exc: BaseException) -> bool:
     """An outage or contention, not a bad event: the batch is retried until it works, never dead-lettered."""
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    if _sqlstate(exc) in TRANSIENT_SQLSTATES:
+    if isinstance(exc, Contention) or _sqlstate(exc) in TRANSIENT_SQLSTATES:
         return True
     return isinstance(
         exc,

@@ -23,6 +23,7 @@ from siyu_segmentation.domain.aggregates import ORDER_COLUMNS, TOUCH_COLUMNS
 from siyu_segmentation.domain.facts import FACTS, OrderFact, Profile, TouchFact
 from siyu_segmentation.domain.fold import FOLDED_COLUMNS
 from siyu_segmentation.domain.tagging import Decision
+from siyu_shared.kafka.errors import Contention
 
 PROFILE_COLUMNS: tuple[str, ...] = (*FOLDED_COLUMNS, *ORDER_COLUMNS, *TOUCH_COLUMNS)
 """The profile columns events write (RFM scores are the sweep's)."""
@@ -269,11 +270,9 @@ def profile_of(person_id: str, row: Mapping[str, Any], loaded: Loaded, facts: Co
     return Profile(person_id, values, dict(row.get("attributes") or {}), loaded.orders, loaded.touches)
 
 
-class ProfileCreatedConcurrently(RuntimeError):
+class ProfileCreatedConcurrently(Contention):
     """A profile this batch creates was created by another transaction in the meantime (a merged person's event
     handled on another partition): the batch is retried, as after a serialization failure."""
-
-    sqlstate = "40001"
 
 
 _WRITE_PROFILES = text(

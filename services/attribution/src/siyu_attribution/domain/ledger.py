@@ -113,7 +113,7 @@ def _transaction(
 ) -> tuple[Entry, Entry]:
     tenant, order_id, cause, plan_id, plan_version, attribution_id, posted_at, period = posting
     payee_id, role = key
-    txn_id = _IDS(f"{tenant}/{order_id}/{cause}/{kind}/{payee_id}/{role}")  # stable_id of these parts, one call less
+    txn_id = stable_id(tenant, order_id, cause, kind, payee_id, role)
     # tuple.__new__ straight: Entry(...) goes through a Python-level __new__, most of an entry's cost.
     rest = (order_id, payee_id, role, rule, plan_id, plan_version, attribution_id, posted_at, period)
     return (

@@ -133,29 +133,6 @@ async def active_enrolments_of(
     return out
 
 
-async def has_active(session: AsyncSession, *, tenant: str, journey_id: str, person_id: str) -> bool:
-    found = await session.scalar(
-        select(enrolments.c.enrolment_id)
-        .where(
-            enrolments.c.tenant == tenant,
-            enrolments.c.journey_id == journey_id,
-            enrolments.c.person_id == person_id,
-            enrolments.c.status == "active",
-        )
-        .limit(1)
-    )
-    return found is not None
-
-
-async def active_enrolments(session: AsyncSession, *, tenant: str, person_id: str) -> list[Enrolment]:
-    result = await session.execute(
-        select(enrolments)
-        .where(enrolments.c.tenant == tenant, enrolments.c.person_id == person_id, enrolments.c.status == "active")
-        .with_for_update()
-    )
-    return [_enrolment(r) for r in result]
-
-
 async def enrolments_by_id(
     session: AsyncSession, *, ids: Sequence[str], skip_locked: bool = False
 ) -> dict[str, tuple[str, Enrolment]]:

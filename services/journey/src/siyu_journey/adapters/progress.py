@@ -1,5 +1,12 @@
 """SQL of enrolments, durable timers and touches. Workers claim timers and touches across tenants (each row
-carries its tenant); every other query is filtered by tenant."""
+carries its tenant); every other query is filtered by tenant.
+
+Lookups of a batch of keys through an index that is not unique on its first column are written as one probe per
+key (``CROSS JOIN LATERAL (... OFFSET 0)``: the subquery cannot be flattened into a join, so it runs once per key,
+through the index). Joined to the keys as a plain join, the plan follows the table's statistics: on a table that
+autovacuum has not analysed yet (a new deployment, a table that just grew) Postgres assumes any key matches much of
+the table and scans all of it for every batch, 100 times slower than the probes (measured: 117 ms against 0.4 ms
+for 1,000 keys over 30,000 touches)."""
 
 from __future__ import annotations
 
@@ -97,18 +104,26 @@ async def insert_enrolments(session: AsyncSession, *, rows: Sequence[tuple[str, 
     return set(result.scalars())
 
 
+ACTIVE_IN = text(
+    """
+    SELECT k.tenant, k.journey AS journey_id, k.person AS person_id
+    FROM unnest(CAST(:ts AS text[]), CAST(:js AS text[]), CAST(:ps AS text[])) AS k(tenant, journey, person)
+    CROSS JOIN LATERAL (
+        SELECT 1 FROM enrolments e
+        WHERE e.tenant = k.tenant AND e.person_id = k.person AND e.journey_id = k.journey AND e.status = 'active'
+        LIMIT 1  -- one probe per key (see the module docstring)
+    ) AS found
+    """
+)
+
+
 async def active_in(session: AsyncSession, *, keys: Iterable[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
     """Which of the (tenant, journey, person) triples have an active enrolment: one query for a batch."""
     wanted = sorted(set(keys))
     if not wanted:
         return set()
     result = await session.execute(
-        text(
-            "SELECT DISTINCT e.tenant, e.journey_id, e.person_id FROM enrolments e "
-            "JOIN unnest(CAST(:ts AS text[]), CAST(:js AS text[]), CAST(:ps AS text[])) AS k(tenant, journey, person) "
-            "ON e.tenant = k.tenant AND e.journey_id = k.journey AND e.person_id = k.person "
-            "WHERE e.status = 'active' AND e.person_id = ANY(CAST(:ps AS text[]))"
-        ),
+        ACTIVE_IN,
         {"ts": [k[0] for k in wanted], "js": [k[1] for k in wanted], "ps": [k[2] for k in wanted]},
     )
     return {(r.tenant, r.journey_id, r.person_id) for r in result}
@@ -355,14 +370,17 @@ async def lock_people_with_policies(
     return locked, policies
 
 
-_RECENT_TOUCHES = text(
+RECENT_TOUCHES = text(
     """
-    SELECT t.tenant, t.person_id, t.channel, t.sent_at, t.priority, t.campaign_id
-    FROM touches t
-    JOIN unnest(CAST(:ts AS text[]), CAST(:ps AS text[])) AS k(tenant, person)
-      ON t.tenant = k.tenant AND t.person_id = k.person
-    WHERE t.person_id = ANY(CAST(:ps AS text[]))  -- by the person index, whatever the statistics say
-      AND t.status IN ('sent', 'sending') AND t.sent_at >= :since
+    SELECT k.tenant, k.person AS person_id, t.channel, t.sent_at, t.priority, t.campaign_id
+    FROM unnest(CAST(:ts AS text[]), CAST(:ps AS text[])) AS k(tenant, person)
+    CROSS JOIN LATERAL (
+        SELECT t.channel, t.sent_at, t.priority, t.campaign_id
+        FROM touches t
+        WHERE t.tenant = k.tenant AND t.person_id = k.person
+          AND t.status IN ('sent', 'sending') AND t.sent_at >= :since
+        OFFSET 0  -- one person index probe per key, whatever the statistics say (see module docstring)
+    ) AS t
     """
 )
 
@@ -377,7 +395,7 @@ async def recent_touches(
     if not wanted:
         return out
     result = await session.execute(
-        _RECENT_TOUCHES, {"ts": [t for t, _ in wanted], "ps": [p for _, p in wanted], "since": since}
+        RECENT_TOUCHES, {"ts": [t for t, _ in wanted], "ps": [p for _, p in wanted], "since": since}
     )
     for r in result:
         out[(r.tenant, r.person_id)].append(PastTouch(r.channel, r.sent_at, r.priority, r.campaign_id))

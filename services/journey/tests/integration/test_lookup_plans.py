@@ -1,0 +1,67 @@
+"""Batch lookups by key probe the index even on tables Postgres has no statistics for (a new deployment, a table
+that just grew): planned as a join, such a lookup scanned the whole touches table for every batch of timers.
+
+The tables here are temporary copies (``LIKE ... INCLUDING INDEXES``), which autovacuum never analyses, filled with
+enough rows that a scan is much dearer than the probes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import TextClause, text
+
+from siyu_devstack.stack import Stack
+from siyu_journey.adapters.progress import ACTIVE_IN, RECENT_TOUCHES
+from siyu_journey.adapters.repository import PEOPLE_ROWS
+from siyu_shared.db.engine import create_engine
+
+pytestmark = pytest.mark.integration
+
+ROWS = 20_000
+KEYS = 500
+
+_FILL = {
+    "touches": """
+        INSERT INTO touches (touch_id, tenant, enrolment_id, person_id, journey_id, version, step_id, occurrence,
+                             channel, template, status, due_at, sent_at, created_at)
+        SELECT 't' || i, 'acme', 'e' || i, 'p' || i, 'j', 1, 's', 1, 'wecom_1v1', 'hi', 'sent', now(), now(), now()
+        FROM generate_series(1, :n) AS i
+    """,
+    "people": "INSERT INTO people (tenant, person_id) SELECT 'acme', 'p' || i FROM generate_series(1, :n) AS i",
+    "enrolments": """
+        INSERT INTO enrolments (enrolment_id, tenant, journey_id, version, person_id, entry_key, status, step_id,
+                                entered_at, updated_at)
+        SELECT 'e' || i, 'acme', 'j', 1, 'p' || i, 'once', 'active', 's', now(), now()
+        FROM generate_series(1, :n) AS i
+    """,
+}
+
+
+def _keys() -> dict[str, Any]:
+    persons = [f"p{i * 37}" for i in range(1, KEYS + 1)]
+    return {"ts": ["acme"] * KEYS, "js": ["j"] * KEYS, "ps": persons, "since": datetime(2026, 1, 1, tzinfo=UTC)}
+
+
+@pytest.mark.parametrize(
+    ("table", "statement"), [("touches", RECENT_TOUCHES), ("people", PEOPLE_ROWS), ("enrolments", ACTIVE_IN)]
+)
+async def test_batch_lookup_probes_the_index_without_statistics(
+    journey_migrated: Stack, table: str, statement: TextClause
+) -> None:
+    # The superuser: the service roles may not create temporary tables.
+    engine = create_engine(journey_migrated.admin_dsn, schema="journey", pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            # A temporary table of the same name comes first on the search path, with the same indexes.
+            await conn.execute(text(f"CREATE TEMP TABLE {table} (LIKE journey.{table} INCLUDING ALL)"))
+            await conn.execute(text(_FILL[table]), {"n": ROWS})
+            plan = "\n".join((await conn.execute(text(f"EXPLAIN {statement.text}"), _keys())).scalars())
+            found = (await conn.execute(statement, _keys())).all()
+            await conn.rollback()
+    finally:
+        await engine.dispose()
+    assert f"Seq Scan on {table}" not in plan, plan
+    assert f"Index Scan using {table}_" in plan, plan  # the copy's indexes are named after the table
+    assert len(found) == KEYS  # every key has one row in each table

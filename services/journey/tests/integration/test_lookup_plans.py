@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import TextClause, text
 
 from siyu_devstack.stack import Stack
-from siyu_journey.adapters.progress import ACTIVE_IN, RECENT_TOUCHES
+from siyu_journey.adapters.progress import ACTIVE_IN, RECENT_TOUCHES, TAKE_DUE
 from siyu_journey.adapters.repository import PEOPLE_ROWS
 from siyu_shared.db.engine import create_engine
 
@@ -65,3 +65,30 @@ async def test_batch_lookup_probes_the_index_without_statistics(
     assert f"Seq Scan on {table}" not in plan, plan
     assert f"Index Scan using {table}_" in plan, plan  # the copy's indexes are named after the table
     assert len(found) == KEYS  # every key has one row in each table
+
+
+async def test_claiming_a_backlog_looks_up_only_the_claimed_timers_enrolments(journey_migrated: Stack) -> None:
+    """A backlog all due at once (after an outage), without statistics: a round picks its 1,000 timers, then probes
+    their enrolments; it never joins every due timer to its enrolment to keep the first 1,000."""
+    engine = create_engine(journey_migrated.admin_dsn, schema="journey", pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            for table in ("timers", "enrolments"):
+                await conn.execute(text(f"CREATE TEMP TABLE {table} (LIKE journey.{table} INCLUDING ALL)"))
+            await conn.execute(text(_FILL["enrolments"]), {"n": ROWS})
+            await conn.execute(
+                text(
+                    "INSERT INTO timers (timer_id, tenant, enrolment_id, step_id, due_at) "
+                    "SELECT i, 'acme', 'e' || i, 's', now() - interval '1 hour' FROM generate_series(1, :n) AS i"
+                ),
+                {"n": ROWS},
+            )
+            params = {"now": datetime.now(UTC), "limit": 1000}
+            plan = "\n".join((await conn.execute(text(f"EXPLAIN {TAKE_DUE.text}"), params)).scalars())
+            claimed = (await conn.execute(TAKE_DUE, params)).all()
+            await conn.rollback()
+    finally:
+        await engine.dispose()
+    assert "Join" not in plan.replace("Nested Loop", "") and "Seq Scan on enrolments" not in plan, plan
+    assert "Index Scan using enrolments_pkey" in plan, plan
+    assert len(claimed) == 1000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -138,6 +139,59 @@ async def test_a_backlog_is_worked_off_in_due_order(harness: Harness) -> None:
                     if p not in fired and await progress.person_touches(session, tenant=harness.tenant, person_id=p)
                 ]
         assert fired == ["early", "middle", "late"]
+    finally:
+        await engine.dispose()
+
+
+async def test_a_timer_whose_enrolment_is_held_is_skipped_not_waited_for(harness: Harness) -> None:
+    """A handler holding an enrolment (exiting it, say) neither blocks the timer worker nor loses the timer: the
+    worker fires the others and that one on a later round."""
+    engine = create_engine(harness.stack.service_dsn("journey"), schema="journey", pool_size=3)
+    sessions = session_factory(engine)
+    definition = parse_definition({**AFTER_AN_HOUR, "id": "held"})
+    base = datetime(1999, 1, 1, tzinfo=UTC)
+    try:
+        async with unit_of_work(sessions) as session:
+            await repo.add_version(session, tenant=harness.tenant, definition=definition, now=base)
+            for minutes, p in [(10, "held"), (20, "free")]:
+                enrolment = Enrolment(f"{harness.tenant}-{p}", "held", 1, p, base)
+                transition = start(definition, enrolment, repo.person_view(p, None), now=base)
+                await progress.insert_enrolment(
+                    session, tenant=harness.tenant, enrolment=transition.enrolment, entry_key=p
+                )
+                await progress.set_timers(
+                    session,
+                    rows=[
+                        {
+                            "tenant": harness.tenant,
+                            "enrolment_id": enrolment.enrolment_id,
+                            "step_id": "hour",
+                            "due_at": base + timedelta(minutes=minutes),
+                        }
+                    ],
+                )
+
+        async def touched(p: str) -> bool:
+            async with unit_of_work(sessions) as session:
+                return bool(await progress.person_touches(session, tenant=harness.tenant, person_id=p))
+
+        async def waiting() -> int:
+            async with unit_of_work(sessions) as session:
+                return int(await session.scalar(select(func.count()).where(timers.c.tenant == harness.tenant)) or 0)
+
+        later = base + timedelta(days=1)
+        async with unit_of_work(sessions) as holder:
+            held = await progress.enrolments_by_id(holder, ids=[f"{harness.tenant}-held"])
+            assert held
+            async with unit_of_work(sessions) as session:
+                fired = await asyncio.wait_for(service.fire_due_timers(session, now=later, limit=2), 10)
+            assert fired == 1
+            assert await touched("free") and not await touched("held")
+            assert await waiting() == 1  # the held one's timer is still there
+        async with unit_of_work(sessions) as session:
+            assert await service.fire_due_timers(session, now=later, limit=2) == 1
+        assert await touched("held")
+        assert await waiting() == 0
     finally:
         await engine.dispose()
 

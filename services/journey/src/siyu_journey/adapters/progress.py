@@ -249,29 +249,39 @@ async def delete_timers(session: AsyncSession, *, enrolment_ids: Sequence[str]) 
         await session.execute(delete(timers).where(timers.c.enrolment_id == any_text(enrolment_ids)))
 
 
-_TAKE_DUE = text(
+TAKE_DUE = text(
     """
-    WITH claimed AS (
-        SELECT t.timer_id, t.step_id AS timer_step, e.*
-        FROM timers t JOIN enrolments e ON e.enrolment_id = t.enrolment_id
+    WITH due AS MATERIALIZED (
+        SELECT t.timer_id, t.enrolment_id, t.step_id
+        FROM timers t
         WHERE t.due_at <= :now
         ORDER BY t.due_at
         LIMIT :limit
-        FOR UPDATE OF t, e SKIP LOCKED
+        FOR UPDATE SKIP LOCKED
+    ), claimed AS MATERIALIZED (
+        SELECT d.timer_id, d.step_id AS timer_step, e.*
+        FROM due d
+        CROSS JOIN LATERAL (
+            SELECT * FROM enrolments e WHERE e.enrolment_id = d.enrolment_id FOR UPDATE SKIP LOCKED
+        ) AS e
     ), taken AS (
         DELETE FROM timers WHERE timer_id = ANY(ARRAY(SELECT timer_id FROM claimed))  -- by key, never a scan
     )
     SELECT * FROM claimed
     """
 )
+"""The due timers first, in due order through their index (``LIMIT`` counts the rows locked), then each one's
+enrolment by its key. Written as one join of timers and enrolments, the order and the limit came after the join: with
+a backlog due, Postgres joined and sorted every due timer (98,000 of them) to claim 1,000, 179 ms a round against 7."""
 
 
 async def take_due_timers(session: AsyncSession, *, now: datetime, limit: int) -> list[tuple[str, str, Enrolment]]:
     """Claims up to ``limit`` due timers in due order with their enrolments, both locked, and deletes the timers,
     in one statement: (tenant, timer's step, enrolment). A timer another worker holds, or whose enrolment is held
-    (a handler exiting it right now), is skipped, not waited for, and stays for a later round; so this never
-    waits while holding rows and cannot deadlock with a handler."""
-    result = await session.execute(_TAKE_DUE, {"now": now, "limit": limit})
+    (a handler exiting it right now), is skipped, not waited for, and stays for a later round (such a timer is
+    locked but not deleted, and free again when this transaction ends); so this never waits while holding rows
+    and cannot deadlock with a handler."""
+    result = await session.execute(TAKE_DUE, {"now": now, "limit": limit})
     return [(r.tenant, r.timer_step, _enrolment(r)) for r in result]
 
 

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
@@ -351,7 +352,7 @@ async def claim_pending_touches(session: AsyncSession, *, now: datetime, limit: 
 
 _LOCK_PEOPLE_WITH_POLICIES = text(
     """
-    SELECT k.tenant, k.person, p.policy
+    SELECT k.tenant, k.person, CAST(p.policy AS text) AS policy  -- the same JSON on every row: decoded once a tenant
     FROM unnest(CAST(:ts AS text[]), CAST(:ps AS text[])) AS k(tenant, person)
     LEFT JOIN policies p ON p.tenant = k.tenant
     WHERE pg_try_advisory_xact_lock(hashtext('journey-person:' || k.tenant || '/' || k.person))
@@ -376,7 +377,8 @@ async def lock_people_with_policies(
     policies: dict[str, Any] = {}
     for r in result:
         locked.add((r.tenant, r.person))
-        policies[r.tenant] = r.policy
+        if r.tenant not in policies:
+            policies[r.tenant] = None if r.policy is None else orjson.loads(r.policy)
     return locked, policies
 
 

@@ -133,6 +133,10 @@ async def insert_orders(session: AsyncSession, *, tenant: str, orders: Sequence[
         await session.execute(_INSERT_ORDERS, {"tenant": tenant, "rows": _json(orders)})
 
 
+# Refunds reach their orders one probe per order id (the primary key, LATERAL ... OFFSET 0 so it is not flattened
+# into a join): planned as a join on a table without statistics for the tenant, both the EXISTS and the UPDATE
+# hashed every order of the tenant for each batch. The UPDATE names its orders through an array of order ids,
+# an index condition of the primary key with the tenant.
 _APPLY_REFUNDS = text(
     """
     WITH v AS (
@@ -140,8 +144,10 @@ _APPLY_REFUNDS = text(
         AS v(order_id text, refund_id text, amount_fen bigint, "full" bool)
     ), fresh AS (
       INSERT INTO order_refunds (tenant, refund_id, order_id)
-      SELECT CAST(:tenant AS varchar), v.refund_id, v.order_id FROM v
-      WHERE EXISTS (SELECT 1 FROM order_facts o WHERE o.tenant = CAST(:tenant AS varchar) AND o.order_id = v.order_id)
+      SELECT CAST(:tenant AS varchar), v.refund_id, v.order_id
+      FROM v CROSS JOIN LATERAL (
+        SELECT FROM order_facts o WHERE o.tenant = CAST(:tenant AS varchar) AND o.order_id = v.order_id OFFSET 0
+      ) AS known
       ON CONFLICT DO NOTHING
       RETURNING refund_id
     ), per_order AS (
@@ -152,7 +158,8 @@ _APPLY_REFUNDS = text(
     SET refunded_fen = least(o.amount_fen, o.refunded_fen + a.amount),
         voided = o.voided OR a.is_full OR least(o.amount_fen, o.refunded_fen + a.amount) >= o.amount_fen
     FROM per_order a
-    WHERE o.tenant = CAST(:tenant AS varchar) AND o.order_id = a.order_id
+    WHERE o.tenant = CAST(:tenant AS varchar) AND o.order_id = ANY(ARRAY(SELECT order_id FROM per_order))
+      AND o.order_id = a.order_id
     """
 )
 

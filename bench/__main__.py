@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.harness import BenchContext, Figure
+from bench.harness import BenchContext, Figure, settle
 from siyu_devstack.stack import Stack
 from siyu_devstack.testing import migrate_all
 
@@ -73,6 +73,8 @@ async def run_suites(names: list[str], stack: Stack) -> list[Figure]:
         except ModuleNotFoundError:
             print(f"# {name}: no benchmark yet", file=sys.stderr)
             continue
+        if figures:  # after a suite: its checkpoint and autovacuum are not the next one's
+            print(f"# settled in {await settle(stack):.1f}s (CHECKPOINT, autovacuum idle)", file=sys.stderr)
         started = time.monotonic()
         print(f"# {name}: running…", file=sys.stderr)
         figures += await module.run(ctx)

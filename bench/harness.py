@@ -6,10 +6,14 @@ consume loop, a raw INSERT…), so the ratio says how much of the machine the co
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
+
+import asyncpg
 
 from siyu_devstack.stack import Stack
 from siyu_devstack.topics import create_topics
@@ -59,6 +63,30 @@ class BenchContext:
         prefix = f"{self.stack.topic_prefix}b{secrets.token_hex(3)}."
         await create_topics(self.stack.bootstrap_servers, TopicNames(prefix).all(), partitions=self.stack.partitions)
         return prefix
+
+
+SETTLE_MAX_S = 120.0
+"""The longest ``settle`` waits for autovacuum before it lets the next suite start anyway."""
+
+
+async def settle(stack: Stack) -> float:
+    """Lets the database settle after a suite: a CHECKPOINT (so no checkpoint the last suite's writes called for
+    flushes and syncs the data files under the next suite), then a wait until no autovacuum worker is busy with the
+    last suite's tables (at most ``SETTLE_MAX_S``). Returns the seconds it took. Each suite then pays for its own
+    writes' background work, not for its predecessor's: a 1,000,000-row backfill left behind half-second stalls
+    in the next suite's latencies."""
+    started = time.monotonic()
+    conn = await asyncpg.connect(stack.admin_dsn)
+    try:
+        await conn.execute("CHECKPOINT")
+        while time.monotonic() - started < SETTLE_MAX_S:
+            busy = await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'")
+            if not busy:
+                break
+            await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
+    return time.monotonic() - started
 
 
 Suite = Callable[[BenchContext], Awaitable[list[Figure]]]

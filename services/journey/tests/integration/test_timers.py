@@ -17,9 +17,9 @@ from siyu_journey.adapters import repository as repo
 from siyu_journey.adapters.senders import ChannelRouter, Outcome, Outgoing
 from siyu_journey.adapters.senders.sandbox import SandboxSender
 from siyu_journey.adapters.tables import timers
-from siyu_journey.domain.definition import parse_definition
+from siyu_journey.domain.definition import JourneyDefinition, parse_definition
 from siyu_journey.domain.machine import Enrolment, start
-from siyu_shared.db.engine import create_engine, session_factory, unit_of_work
+from siyu_shared.db.engine import SessionFactory, create_engine, session_factory, unit_of_work
 from siyu_shared.service import Runtime
 
 from .conftest import Harness, person
@@ -103,6 +103,30 @@ async def test_two_workers_fire_every_timer_exactly_once(harness: Harness) -> No
         assert sorted(e["person_id"] for e in sent) == sorted(people)
 
 
+async def _parked(
+    sessions: SessionFactory, tenant: str, definition: JourneyDefinition, base: datetime, due: list[tuple[int, str]]
+) -> None:
+    """The journey published at ``base`` and, per (minutes, person), an enrolment parked on its first wait with a
+    timer due that many minutes after ``base``."""
+    async with unit_of_work(sessions) as session:
+        await repo.add_version(session, tenant=tenant, definition=definition, now=base)
+        for minutes, p in due:
+            enrolment = Enrolment(f"{tenant}-{p}", definition.id, 1, p, base)
+            transition = start(definition, enrolment, repo.person_view(p, None), now=base)
+            await progress.insert_enrolment(session, tenant=tenant, enrolment=transition.enrolment, entry_key=p)
+            await progress.set_timers(
+                session,
+                rows=[
+                    {
+                        "tenant": tenant,
+                        "enrolment_id": enrolment.enrolment_id,
+                        "step_id": "hour",
+                        "due_at": base + timedelta(minutes=minutes),
+                    }
+                ],
+            )
+
+
 async def test_a_backlog_is_worked_off_in_due_order(harness: Harness) -> None:
     """Timers far in the past (as after a long outage or a clock jump) fire earliest-due first."""
     engine = create_engine(harness.stack.service_dsn("journey"), schema="journey", pool_size=2)
@@ -110,25 +134,7 @@ async def test_a_backlog_is_worked_off_in_due_order(harness: Harness) -> None:
     definition = parse_definition({**AFTER_AN_HOUR, "id": "backlog"})
     base = datetime(2001, 1, 1, tzinfo=UTC)
     try:
-        async with unit_of_work(sessions) as session:
-            await repo.add_version(session, tenant=harness.tenant, definition=definition, now=base)
-            for minutes, p in [(30, "late"), (10, "early"), (20, "middle")]:
-                enrolment = Enrolment(f"{harness.tenant}-{p}", "backlog", 1, p, base)
-                transition = start(definition, enrolment, repo.person_view(p, None), now=base)
-                await progress.insert_enrolment(
-                    session, tenant=harness.tenant, enrolment=transition.enrolment, entry_key=p
-                )
-                await progress.set_timers(
-                    session,
-                    rows=[
-                        {
-                            "tenant": harness.tenant,
-                            "enrolment_id": enrolment.enrolment_id,
-                            "step_id": "hour",
-                            "due_at": base + timedelta(minutes=minutes),
-                        }
-                    ],
-                )
+        await _parked(sessions, harness.tenant, definition, base, [(30, "late"), (10, "early"), (20, "middle")])
         fired: list[str] = []
         for _ in range(3):
             async with unit_of_work(sessions) as session:
@@ -151,25 +157,7 @@ async def test_a_timer_whose_enrolment_is_held_is_skipped_not_waited_for(harness
     definition = parse_definition({**AFTER_AN_HOUR, "id": "held"})
     base = datetime(1999, 1, 1, tzinfo=UTC)
     try:
-        async with unit_of_work(sessions) as session:
-            await repo.add_version(session, tenant=harness.tenant, definition=definition, now=base)
-            for minutes, p in [(10, "held"), (20, "free")]:
-                enrolment = Enrolment(f"{harness.tenant}-{p}", "held", 1, p, base)
-                transition = start(definition, enrolment, repo.person_view(p, None), now=base)
-                await progress.insert_enrolment(
-                    session, tenant=harness.tenant, enrolment=transition.enrolment, entry_key=p
-                )
-                await progress.set_timers(
-                    session,
-                    rows=[
-                        {
-                            "tenant": harness.tenant,
-                            "enrolment_id": enrolment.enrolment_id,
-                            "step_id": "hour",
-                            "due_at": base + timedelta(minutes=minutes),
-                        }
-                    ],
-                )
+        await _parked(sessions, harness.tenant, definition, base, [(10, "held"), (20, "free")])
 
         async def touched(p: str) -> bool:
             async with unit_of_work(sessions) as session:

@@ -26,7 +26,12 @@ from siyu_shared.events.catalog.touches import TouchFailed, TouchSent, TouchSkip
 from siyu_shared.events.envelope import CloudEvent, deterministic_event_id
 from siyu_shared.events.registry import EventSpec, envelope, spec_of
 from siyu_shared.events.topics import TopicNames
-from siyu_shared.messaging.outbox import SerializedEvent, serialized_insert_sql, serialized_params
+from siyu_shared.messaging.outbox import (
+    SerializedEvent,
+    add_serialized_to_outbox,
+    serialized_insert_sql,
+    serialized_params,
+)
 
 Outcome = Literal["sent", "failed", "skipped"]
 SOURCE = "/siyu/journey"
@@ -182,7 +187,6 @@ class TouchOutcome:
         return touch_event(self.touch, self.outcome, at=self.at, reason=self.reason, staff_id=self.staff_id)
 
 
-_QUEUE = text(serialized_insert_sql())
 _UPDATE_AND_QUEUE = text(f"WITH updated AS ({progress.UPDATE_TOUCHES_SQL}) {serialized_insert_sql()}")
 _INSERT_AND_QUEUE = text(
     f"WITH inserted AS ({progress.INSERT_TOUCHES_SQL} RETURNING touch_id),"
@@ -196,10 +200,9 @@ def _queue_params(events: Sequence[TouchOutcome], topics: TopicNames) -> dict[st
 
 
 async def emit(session: AsyncSession, events: Sequence[TouchOutcome], *, topics: TopicNames) -> None:
-    """Queues events in the outbox, in the caller's transaction: one constant statement over arrays (an id already
-    queued is ignored, as with ``add_to_outbox``, so a redone unit of work queues no second copy)."""
-    if events:
-        await session.execute(_QUEUE, _queue_params(events, topics))
+    """Queues events in the outbox, in the caller's transaction (``add_serialized_to_outbox``: an id already queued
+    is ignored, so a redone unit of work queues no second copy)."""
+    await add_serialized_to_outbox(session, [e.serialized() for e in events], topics=topics)
 
 
 async def record(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import import_module
@@ -12,12 +12,12 @@ from typing import Any, TypeVar
 import httpx
 from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
-from sqlalchemy import BigInteger, Column, MetaData, String, Table
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import BigInteger, Column, MetaData, String, Table, TextClause, TextualSelect, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from siyu_devstack.stack import Stack
 from siyu_shared.app import create_app
-from siyu_shared.db.engine import SessionFactory
+from siyu_shared.db.engine import SessionFactory, create_engine
 from siyu_shared.db.migrate import upgrade
 from siyu_shared.db.platform_tables import add_platform_tables
 from siyu_shared.events.topics import TopicNames
@@ -119,3 +119,31 @@ async def running_service(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=f"http://{service}.test") as client:
             yield app, client
+
+
+@asynccontextmanager
+async def unanalysed_copies(
+    stack: Stack, schema: str, fills: Mapping[str, str | None]
+) -> AsyncIterator[AsyncConnection]:
+    """A connection (the superuser's: service roles may not create temporary tables) on which each table of
+    ``fills`` is a temporary copy of ``schema``'s (``LIKE … INCLUDING ALL``, so the same indexes), filled by its SQL
+    (``None``: left empty). Temporary tables come first on the search path and are never analysed by autovacuum:
+    statements on them are planned as on a new or fast-growing table, without statistics. Rolled back at the end."""
+    engine = create_engine(stack.admin_dsn, schema=schema, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            for table, fill in fills.items():
+                await conn.execute(text(f"CREATE TEMP TABLE {table} (LIKE {schema}.{table} INCLUDING ALL)"))
+                if fill:
+                    await conn.execute(text(fill))
+            try:
+                yield conn
+            finally:
+                await conn.rollback()
+    finally:
+        await engine.dispose()
+
+
+async def explain(conn: AsyncConnection, statement: TextClause | TextualSelect, params: Mapping[str, Any]) -> str:
+    """The plan Postgres chooses for a textual ``statement`` with ``params`` (``EXPLAIN``, not run)."""
+    return "\n".join((await conn.execute(text(f"EXPLAIN {statement}"), dict(params))).scalars())

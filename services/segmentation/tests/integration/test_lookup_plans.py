@@ -2,21 +2,19 @@
 no statistics for (a new deployment, a tenant new since the last ANALYZE): planned as a join, a lookup by key reads
 every row of the tenant for each batch.
 
-The tables here are temporary copies (``LIKE ... INCLUDING ALL``), which autovacuum never analyses, filled with
-enough rows of the batch's tenant that reading them all is much dearer than the probes."""
+The tables are never-analysed temporary copies (``unanalysed_copies``) filled with enough rows of the batch's tenant
+that reading them all is much dearer than the probes."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
-from sqlalchemy import Executable, text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import text
 
 from siyu_devstack.stack import Stack
+from siyu_devstack.testing import explain, unanalysed_copies
 from siyu_segmentation.adapters import bulk
-from siyu_shared.db.engine import create_engine
 
 pytestmark = pytest.mark.integration
 
@@ -24,36 +22,25 @@ ROWS = 20_000
 KEYS = 300
 PERSONS = sorted(f"p{i * 37}" for i in range(1, KEYS + 1))
 
-_FILL = {
-    "profiles": "INSERT INTO profiles (tenant, person_id) SELECT 'acme', 'p' || i FROM generate_series(1, :n) AS i",
-    "person_tags": """
+_FILL: dict[str, str | None] = {
+    "profiles": "INSERT INTO profiles (tenant, person_id) "
+    f"SELECT 'acme', 'p' || i FROM generate_series(1, {ROWS}) AS i",
+    "person_tags": f"""
         INSERT INTO person_tags (tenant, person_id, tag, rule_id, rule_version, tagged_at)
-        SELECT 'acme', 'p' || (i / 3), 't' || (i % 3), 'r', 1, now() FROM generate_series(1, :n) AS i
+        SELECT 'acme', 'p' || (i / 3), 't' || (i % 3), 'r', 1, now() FROM generate_series(1, {ROWS}) AS i
     """,
-    "order_facts": """
+    "order_facts": f"""
         INSERT INTO order_facts (tenant, order_id, person_id, paid_at, amount_fen)
-        SELECT 'acme', 'o' || i, 'p' || i, now(), 10000 FROM generate_series(1, :n) AS i
+        SELECT 'acme', 'o' || i, 'p' || i, now(), 10000 FROM generate_series(1, {ROWS}) AS i
     """,
     "order_refunds": "INSERT INTO order_refunds (tenant, refund_id, order_id) "
-    "SELECT 'acme', 'r' || i, 'o' || i FROM generate_series(1, :n) AS i",
-    "touch_facts": """
+    f"SELECT 'acme', 'r' || i, 'o' || i FROM generate_series(1, {ROWS}) AS i",
+    "touch_facts": f"""
         INSERT INTO touch_facts (tenant, touch_id, person_id, occurred_at, channel, status)
-        SELECT 'acme', 't' || i, 'p' || i, now(), 'wecom_1v1', 'sent' FROM generate_series(1, :n) AS i
+        SELECT 'acme', 't' || i, 'p' || i, now(), 'wecom_1v1', 'sent' FROM generate_series(1, {ROWS}) AS i
     """,
     "outbox": None,
 }
-
-
-async def _copies(conn: AsyncConnection) -> None:
-    """Temporary tables of the same names come first on the search path, with the same indexes."""
-    for table, fill in _FILL.items():
-        await conn.execute(text(f"CREATE TEMP TABLE {table} (LIKE segmentation.{table} INCLUDING ALL)"))
-        if fill:
-            await conn.execute(text(fill), {"n": ROWS})
-
-
-async def _plan(conn: AsyncConnection, statement: Executable, params: dict[str, Any]) -> str:
-    return "\n".join((await conn.execute(text(f"EXPLAIN {statement}"), params)).scalars())
 
 
 def _reads_by_key(plan: str, table: str, key: str) -> None:
@@ -65,25 +52,18 @@ def _reads_by_key(plan: str, table: str, key: str) -> None:
 
 
 async def test_refunds_probe_their_orders_by_key_without_statistics(migrated: Stack) -> None:
-    # The superuser: the service roles may not create temporary tables.
-    engine = create_engine(migrated.admin_dsn, schema="segmentation", pool_size=1)
     refunds = [
         {"order_id": f"o{i * 37}", "refund_id": f"x{i}", "amount_fen": 2500, "full": False} for i in range(1, KEYS + 1)
     ]
     refunds.append({"order_id": "o-unknown", "refund_id": "x-unknown", "amount_fen": 100, "full": False})
     params = {"tenant": "acme", "rows": bulk._json(refunds)}
-    try:
-        async with engine.connect() as conn:
-            await _copies(conn)
-            plan = await _plan(conn, bulk._APPLY_REFUNDS, params)
-            await conn.execute(bulk._APPLY_REFUNDS, params)
-            refunded = (
-                await conn.execute(text("SELECT count(*), sum(refunded_fen) FROM order_facts WHERE refunded_fen > 0"))
-            ).one()
-            recorded = await conn.scalar(text("SELECT count(*) FROM order_refunds WHERE refund_id LIKE 'x%'"))
-            await conn.rollback()
-    finally:
-        await engine.dispose()
+    async with unanalysed_copies(migrated, "segmentation", _FILL) as conn:
+        plan = await explain(conn, bulk._APPLY_REFUNDS, params)
+        await conn.execute(bulk._APPLY_REFUNDS, params)
+        refunded = (
+            await conn.execute(text("SELECT count(*), sum(refunded_fen) FROM order_facts WHERE refunded_fen > 0"))
+        ).one()
+        recorded = await conn.scalar(text("SELECT count(*) FROM order_refunds WHERE refund_id LIKE 'x%'"))
     _reads_by_key(plan, "order_facts", "order_id")
     assert tuple(refunded) == (KEYS, KEYS * 2500)
     assert recorded == KEYS  # the unknown order's refund is not recorded
@@ -92,7 +72,6 @@ async def test_refunds_probe_their_orders_by_key_without_statistics(migrated: St
 async def test_batch_reads_and_writes_probe_by_person_without_statistics(migrated: Stack) -> None:
     """The locked read of the profiles, the round's facts and tags, and the tag writes: by person, never the
     tenant's rows whole."""
-    engine = create_engine(migrated.admin_dsn, schema="segmentation", pool_size=1)
     now = datetime.now(UTC)
     added = [
         {"person_id": p, "tag": "t2", "rule_id": "r", "rule_version": 1, "tagged_at": now, "facts": {}} for p in PERSONS
@@ -113,15 +92,10 @@ async def test_batch_reads_and_writes_probe_by_person_without_statistics(migrate
         "keys": PERSONS,
         "payloads": [b"{}"] * KEYS,
     }
-    try:
-        async with engine.connect() as conn:
-            await _copies(conn)
-            lock = await _plan(conn, bulk._LOCK_PROFILES, {"tenant": "acme", "persons": PERSONS})
-            load = await _plan(conn, bulk._load_round(True, True, True), {"tenant": "acme", "persons": PERSONS})
-            write = await _plan(conn, bulk._WRITE_CHANGES, changes)
-            await conn.rollback()
-    finally:
-        await engine.dispose()
+    async with unanalysed_copies(migrated, "segmentation", _FILL) as conn:
+        lock = await explain(conn, bulk._LOCK_PROFILES, {"tenant": "acme", "persons": PERSONS})
+        load = await explain(conn, bulk._load_round(True, True, True), {"tenant": "acme", "persons": PERSONS})
+        write = await explain(conn, bulk._WRITE_CHANGES, changes)
     _reads_by_key(lock, "profiles", "person_id")
     for table in ("order_facts", "touch_facts", "person_tags"):
         assert f"Seq Scan on {table}" not in load, load

@@ -173,12 +173,15 @@ async def entries(
 
 
 async def append_entries(session: AsyncSession, *, tenant: str, new: Sequence[Entry]) -> None:
-    """Append entries (an entry id already there is ignored) with one cached statement executed over the rows."""
+    """Append ``tenant``'s entries (an entry id already there is ignored) with one cached statement executed over
+    the rows."""
     if not new:
         return
+    if any(e.tenant != tenant for e in new):
+        raise ValueError(f"entries of another tenant than {tenant} in its books")
     rows = [
         {
-            "tenant": tenant,
+            "tenant": e.tenant,
             "entry_id": e.entry_id,
             "txn_id": e.txn_id,
             "kind": e.kind,

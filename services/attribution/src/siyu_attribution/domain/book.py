@@ -96,20 +96,17 @@ def release(
     at: datetime,
     last_closed: str | None,
 ) -> list[Entry]:
-    posting = _new(
-        Posting,
-        (
-            tenant,
-            order.order_id,
-            "settlement",
-            current.plan_id,
-            current.plan_version,
-            current.attribution_id,
-            at,
-            posting_period(at, last_closed=last_closed),
-        ),
-    )
-    return ledger.settle(posting, existing=existing)
+    return ledger.settle(_posting(tenant, order, current, "settlement", at, last_closed), existing=existing)
+
+
+def _posting(
+    tenant: str, order: OrderFacts, record: AttributionRecord, cause: str, at: datetime, last_closed: str | None
+) -> Posting:
+    """What the entries of one posting share: the order, the attribution and plan behind it, when and in which
+    period."""
+    period = posting_period(at, last_closed=last_closed)
+    args = (tenant, order.order_id, cause, record.plan_id, record.plan_version, record.attribution_id, at, period)
+    return _new(Posting, args)
 
 
 def _post(
@@ -122,19 +119,7 @@ def _post(
     at: datetime,
     last_closed: str | None,
 ) -> list[Entry]:
-    posting = _new(
-        Posting,
-        (
-            tenant,
-            order.order_id,
-            cause,
-            record.plan_id,
-            record.plan_version,
-            record.attribution_id,
-            at,
-            posting_period(at, last_closed=last_closed),
-        ),
-    )
+    posting = _posting(tenant, order, record, cause, at, last_closed)
     model = record.model
     rules: dict[PayeeKey, str] = {}
     for share in record.shares:

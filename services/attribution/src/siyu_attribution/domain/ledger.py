@@ -143,7 +143,7 @@ def reconcile(
         diff = wanted.get(key, 0) - current.get(key, 0) if current else wanted[key]
         if diff == 0:
             continue
-        account = (PAYABLE if settled else HELD) + key[0]
+        account = payable(key[0]) if settled else held(key[0])
         # The cause (paid, claim, refund…) and the attribution rule that sets the payee's share.
         rule = f"{cause}; {rules[key]}" if key in rules else cause
         if diff > 0:
@@ -155,19 +155,12 @@ def reconcile(
 
 def settle(posting: Posting, *, existing: Iterable[Entry]) -> list[Entry]:
     """Move everything the order holds for its payees to their payable accounts (the holding period is over)."""
-    balances: dict[PayeeKey, int] = {}
-    for entry in existing:  # held_balances, in the same pass
-        if entry.account.startswith(HELD):
-            key = (entry.payee_id, entry.payee_role)
-            balances[key] = balances.get(key, 0) - entry.amount_fen
     out: list[Entry] = []
-    for key in sorted(balances) if len(balances) > 1 else balances:
-        amount = balances[key]
-        held_account, payable_account = HELD + key[0], PAYABLE + key[0]
+    for key, amount in sorted(held_balances(existing).items()):
         if amount > 0:
-            out += _transaction(posting, key, held_account, payable_account, amount, "settlement", _SETTLED)
-        elif amount < 0:
-            out += _transaction(posting, key, payable_account, held_account, -amount, "settlement", _SETTLED)
+            out += _transaction(posting, key, held(key[0]), payable(key[0]), amount, "settlement", _SETTLED)
+        else:
+            out += _transaction(posting, key, payable(key[0]), held(key[0]), -amount, "settlement", _SETTLED)
     return out
 
 

@@ -190,8 +190,9 @@ async def _incremental(ctx: BenchContext) -> list[Figure]:
                 raise RuntimeError("the packs' backfills did not finish within two minutes")
             last_ids = await _produce(ctx.stack.bootstrap_servers, messages)
             # Progress = the workers' inbox rows (committed with their effects). Polled cheaply (is any row there,
-            # are the last events of every partition there: a partition is handled in order), counted in full
-            # when the first batch is in and at the end, where every one of the n events must be.
+            # are the last events of every partition there: a partition is handled in order), counted in full at
+            # the first poll, once production has ended (the timing starts there), and at the end, where every one
+            # of the n events must be.
             inboxed = select(func.count()).where(inbox.c.consumer == group)
             first_seen: tuple[float, int, float, float] | None = None
             while True:

@@ -70,8 +70,8 @@ async def test_refunds_probe_their_orders_by_key_without_statistics(migrated: St
 
 
 async def test_batch_reads_and_writes_probe_by_person_without_statistics(migrated: Stack) -> None:
-    """The locked read of the profiles, the round's facts and tags, and the tag writes: by person, never the
-    tenant's rows whole."""
+    """The locked read of the profiles, the round's facts and tags, the tag writes and the profile writes: by person,
+    never the tenant's rows whole."""
     now = datetime.now(UTC)
     added = [
         {"person_id": p, "tag": "t2", "rule_id": "r", "rule_version": 1, "tagged_at": now, "facts": {}} for p in PERSONS
@@ -96,8 +96,11 @@ async def test_batch_reads_and_writes_probe_by_person_without_statistics(migrate
         lock = await explain(conn, bulk._LOCK_PROFILES, {"tenant": "acme", "persons": PERSONS})
         load = await explain(conn, bulk._load_round(True, True, True), {"tenant": "acme", "persons": PERSONS})
         write = await explain(conn, bulk._WRITE_CHANGES, changes)
+        rows = {"tenant": "acme", "rows": bulk._json([{"person_id": p} for p in PERSONS]), "new": []}
+        profiles = await explain(conn, bulk._WRITE_PROFILES, rows | {"existing": PERSONS})
     _reads_by_key(lock, "profiles", "person_id")
     for table in ("order_facts", "touch_facts", "person_tags"):
         assert f"Seq Scan on {table}" not in load, load
     _reads_by_key(load, "order_facts", "person_id")
     _reads_by_key(write, "person_tags", "person_id")
+    _reads_by_key(profiles, "profiles", "person_id")

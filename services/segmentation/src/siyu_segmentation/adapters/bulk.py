@@ -1,4 +1,5 @@
-"""Set-based statements of the batch handler: many persons' facts and tags per statement, never one per person.
+"""Set-based statements of the batch and merge handlers: many persons' facts and tags per statement, never one per
+person.
 
 Each function is one round trip whatever the number of persons (an empty input costs none).
 """

@@ -80,7 +80,7 @@ async def load_profile(session: AsyncSession, *, tenant: str, person_id: str) ->
 
 async def merge_profiles(session: AsyncSession, *, tenant: str, survivor_id: str, merged_ids: Sequence[str]) -> None:
     """Fold the merged persons' facts into the survivor, hand it their orders and touches and delete them (their tags
-    are dropped by the caller, the survivor's order and touch aggregates re-derived by ``bulk.write_and_load``)."""
+    are dropped by the caller, who then re-derives the survivor's order and touch aggregates as a batch round does)."""
     merged = [m for m in merged_ids if m != survivor_id]
     if not merged:
         return

@@ -1,4 +1,5 @@
-"""The SQL compiler: the same rule AST as ``domain/evaluate.py``, as a boolean over a ``profiles`` row.
+"""The SQL compiler: the rule AST that ``domain/compiled.py`` compiles to Python (leaf meanings in
+``domain/evaluate.py``), as a boolean over a ``profiles`` row.
 
 Used for everything set-based: backfills, the recency sweep, dry runs and member queries. Every leaf is wrapped
 in ``coalesce(…, false)`` so SQL's NULL logic cannot leak: a test on a missing fact is false and ``not`` of it is

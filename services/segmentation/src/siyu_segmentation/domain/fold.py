@@ -1,10 +1,10 @@
 """One event's effect on a person's lead / contact / group facts, on a profile row held in memory (no I/O).
 
 The batch handler locks the round's profile rows, applies each person's event here, and writes the rows back with
-one statement. Order and touch aggregates are not folded here: they are re-derived in SQL from their fact rows.
-Semantics are those of the per-event upserts they replace: the earliest sighting gives the first channel, first /
-last seen widen, sets are sorted and distinct, the latest form answers win, and removing the last WeCom staff of a
-friend makes the relationship ``removed``.
+one statement. Order and touch aggregates are not folded here: they are derived from the person's fact rows
+(``domain/aggregates.py``). The earliest sighting gives the first channel, first / last seen widen, sets are sorted
+and distinct, the latest form answers win, and removing the last WeCom staff of a friend makes the relationship
+``removed``.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def fold_event(row: Row, data: Any, *, created: bool) -> None:
             row["first_channel"] = data.channel
         _seen(row, data.paid_at)
         _add(row, "channels", [data.channel])
-    # Refunds, closes and touches only create the profile (their aggregates are re-derived in SQL).
+    # Refunds, closes and touches only create the profile (their aggregates come from ``domain/aggregates.py``).
 
 
 def _least(a: datetime | None, b: datetime | None) -> datetime | None:

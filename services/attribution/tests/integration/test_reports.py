@@ -110,6 +110,17 @@ async def test_reports_and_kol_source_credit(migrated: Stack, topic_prefix: str,
         funnel = (await http.get("/v1/reports/funnel", params={"period": "2026-10"}, headers=reader)).json()[0]
         assert (funnel["leads"], funnel["reached"], funnel["first_order"], funnel["repeat_order"]) == (1, 1, 1, 0)
 
+        # kol_fan's order: the KOL's source credit and the staff's touch; the other eleven: nobody.
+        outcomes = (await http.get("/v1/reports/attribution", params={"period": "2026-10"}, headers=reader)).json()
+        assert [(r["credited_to"], r["orders"], r["gmv_fen"]) for r in outcomes] == [
+            ("none", 11, 80_000),
+            ("kol+staff_1v1", 1, 20_000),
+        ]
+        assert [r["order_share"] for r in outcomes] == [
+            pytest.approx(11 / 12, abs=1e-4),
+            pytest.approx(1 / 12, abs=1e-4),
+        ]
+
         as_csv = await http.get("/v1/reports/channels", params={"period": "2026-10", "format": "csv"}, headers=reader)
         assert as_csv.headers["content-type"].startswith("text/csv")
         table = list(csv.DictReader(io.StringIO(as_csv.text)))

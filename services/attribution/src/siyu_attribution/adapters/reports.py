@@ -128,6 +128,36 @@ async def funnel(session: AsyncSession, *, tenant: str, start: datetime, end: da
     return rows[0]
 
 
+async def attribution(session: AsyncSession, *, tenant: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """How the period's orders were attributed, one row per outcome: the roles credited with commission joined by
+    ``+`` (``kol+staff_1v1``), ``activity_only`` (only activity credit, e.g. a group activator), or ``none``."""
+    return await _rows(
+        session,
+        f"""
+        WITH sales AS ({_SALES}),
+        credit AS (
+            SELECT o.order_id, o.amount_fen - o.refunded_fen AS net_fen,
+                   string_agg(DISTINCT s.payee_role, '+' ORDER BY s.payee_role)
+                       FILTER (WHERE s.kind = 'commission') AS roles,
+                   coalesce(bool_or(s.kind = 'activity'), false) AS activity
+            FROM sales o LEFT JOIN attribution_shares s
+              ON s.tenant = o.tenant AND s.order_id = o.order_id AND s.attribution_id = o.attribution_id
+            GROUP BY o.order_id, net_fen
+        )
+        SELECT coalesce(roles, CASE WHEN activity THEN 'activity_only' ELSE 'none' END) AS credited_to,
+               count(*) AS orders,
+               sum(net_fen) AS gmv_fen,
+               round(count(*)::numeric / sum(count(*)) OVER (), 4) AS order_share
+        FROM credit
+        GROUP BY 1
+        ORDER BY orders DESC, credited_to
+        """,
+        tenant=tenant,
+        start=start,
+        end=end,
+    )
+
+
 async def payees(
     session: AsyncSession, *, tenant: str, start: datetime, end: datetime, period: str
 ) -> list[dict[str, Any]]:

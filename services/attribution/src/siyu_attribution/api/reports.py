@@ -21,6 +21,18 @@ Format = Annotated[Literal["json", "csv"], Query()]
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 
 
+def _example(*rows: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI for a report: a JSON array of rows like these, or the same rows as CSV with ``?format=csv``."""
+    return {
+        200: {
+            "content": {
+                "application/json": {"schema": {"type": "array", "items": {"type": "object"}}, "example": list(rows)},
+                "text/csv": {"schema": {"type": "string"}},
+            }
+        }
+    }
+
+
 def _respond(rows: Sequence[dict[str, Any]], fmt: str, name: str) -> Response:
     if fmt == "csv":
         out = io.StringIO()
@@ -43,7 +55,20 @@ def _plain(value: Any) -> Any:
     return value
 
 
-@router.get("/channels")
+@router.get(
+    "/channels",
+    responses=_example(
+        {
+            "channel": "tmall",
+            "source_kind": "kol",
+            "orders": 17,
+            "users": 15,
+            "gmv_fen": 469300,
+            "gmv_share": 0.2283,
+            "user_share": 0.2,
+        }
+    ),
+)
 async def channel_report(
     principal: Reader, session: DbSession, period: PeriodQuery, format: Format = "json"
 ) -> Response:
@@ -53,7 +78,12 @@ async def channel_report(
     return _respond(rows, format, f"channels-{period}")
 
 
-@router.get("/repurchase")
+@router.get(
+    "/repurchase",
+    responses=_example(
+        {"period": "2026-10", "buyers": 50, "repeat_buyers": 19, "repurchase_rate": 0.38, "repurchase_cycle_days": 21.5}
+    ),
+)
 async def repurchase_report(
     principal: Reader, session: DbSession, period: PeriodQuery, format: Format = "json"
 ) -> Response:
@@ -63,7 +93,20 @@ async def repurchase_report(
     return _respond([{"period": period, **row}], format, f"repurchase-{period}")
 
 
-@router.get("/super-users")
+@router.get(
+    "/super-users",
+    responses=_example(
+        {
+            "period": "2026-10",
+            "min_orders": 10,
+            "super_users": 3,
+            "avg_order_value_fen": 15900,
+            "avg_orders": 11.33,
+            "gmv_fen": 540600,
+            "gmv_share": 0.12,
+        }
+    ),
+)
 async def super_user_report(
     principal: Reader,
     session: DbSession,
@@ -77,7 +120,10 @@ async def super_user_report(
     return _respond([{"period": period, "min_orders": min_orders, **row}], format, f"super-users-{period}")
 
 
-@router.get("/funnel")
+@router.get(
+    "/funnel",
+    responses=_example({"period": "2026-10", "leads": 120, "reached": 80, "first_order": 50, "repeat_order": 19}),
+)
 async def funnel_report(
     principal: Reader, session: DbSession, period: PeriodQuery, format: Format = "json"
 ) -> Response:
@@ -90,7 +136,39 @@ async def funnel_report(
     return _respond([{"period": period, **row}], format, f"funnel-{period}")
 
 
-@router.get("/payees")
+@router.get(
+    "/attribution",
+    responses=_example(
+        {"credited_to": "staff_1v1", "orders": 40, "gmv_fen": 1120000, "order_share": 0.5063},
+        {"credited_to": "none", "orders": 15, "gmv_fen": 301500, "order_share": 0.1899},
+        {"credited_to": "kol+staff_1v1", "orders": 9, "gmv_fen": 255100, "order_share": 0.1139},
+        {"credited_to": "activity_only", "orders": 3, "gmv_fen": 89700, "order_share": 0.038},
+    ),
+)
+async def attribution_report(
+    principal: Reader, session: DbSession, period: PeriodQuery, format: Format = "json"
+) -> Response:
+    """How the period's orders were attributed: per outcome (the roles credited with commission, `activity_only`
+    or `none`) the orders, their GMV net of refunds, and their share of the period's orders."""
+    start, end = period_bounds(period)
+    rows = await reports.attribution(session, tenant=principal.tenant, start=start, end=end)
+    return _respond(rows, format, f"attribution-{period}")
+
+
+@router.get(
+    "/payees",
+    responses=_example(
+        {
+            "payee_id": "xwz_01",
+            "payee_role": "staff_1v1",
+            "orders": 16,
+            "activity_credits": 0,
+            "attributed_sales_fen": 419400,
+            "commission_fen": 20970,
+            "payable_fen": 0,
+        }
+    ),
+)
 async def payee_report(principal: Reader, session: DbSession, period: PeriodQuery, format: Format = "json") -> Response:
     """Per staff, activator and KOL/KOC: attributed sales of the period's orders, commission and payable moved."""
     start, end = period_bounds(period)

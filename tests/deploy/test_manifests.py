@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import base64
+import functools
 import os
 import shutil
 import subprocess
 import sys
+from importlib import import_module
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import kubernetes_validate
 import pytest
 import yaml
+from pydantic import SecretStr
 
+from siyu_shared.app import create_app
 from siyu_shared.db.engine import create_engine
 from siyu_shared.events.topics import TopicNames
 from siyu_shared.services import SERVICES, role_of
@@ -45,6 +50,11 @@ def kustomize() -> str:
 
 
 def build(kustomize: str, overlay: str) -> list[dict[str, Any]]:
+    return list(_build(kustomize, overlay))
+
+
+@functools.cache
+def _build(kustomize: str, overlay: str) -> tuple[dict[str, Any], ...]:
     out = subprocess.run(
         [kustomize, "build", str(ROOT / "deploy" / "k8s" / "overlays" / overlay)],
         check=True,
@@ -52,7 +62,7 @@ def build(kustomize: str, overlay: str) -> list[dict[str, Any]]:
         text=True,
         timeout=120,
     ).stdout
-    return [doc for doc in yaml.safe_load_all(out) if doc]
+    return tuple(doc for doc in yaml.safe_load_all(out) if doc)
 
 
 def test_generated_files_are_up_to_date() -> None:
@@ -175,3 +185,82 @@ def test_compose_runs_everything_with_migrations_first() -> None:
                 if field.is_required():  # set with the service's prefix or through the unprefixed fallback
                     assert {f"{service.upper()}_{name.upper()}", name.upper()} & env, (service, role, name)
             assert entry["environment"]["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+
+
+# Settings a deployment sets on purpose; every other setting in a ConfigMap must parse back to its default.
+DEPLOYMENT_VALUES = {"environment", "kafka_bootstrap_servers", "database_url"}
+
+
+def process_env(docs: list[dict[str, Any]], container: dict[str, Any], service: str) -> dict[str, str]:
+    """The environment the kubelet gives ``container``: its ConfigMaps and Secrets from the build, and for a Secret
+    the operator supplies (not in the build) a dummy value for every key it must hold; optional keys stay unset."""
+    by_name = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    _, required, _ = render._settings_env(service)
+    supplied = {
+        env: f"postgresql://{role_of(service)}:dummy@siyu-postgres-rw:5432/siyu"
+        if env.endswith("DATABASE_URL")
+        else "dummy-secret-from-the-secret-manager"
+        for env in required
+    }
+
+    def secret(name: str) -> dict[str, str]:
+        found = by_name.get(("Secret", name))
+        if found is None:
+            return supplied
+        return {k: base64.b64decode(v).decode() for k, v in found.get("data", {}).items()}
+
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source:
+            env.update(by_name[("ConfigMap", source["configMapRef"]["name"])]["data"])
+        if "secretRef" in source:
+            env.update(secret(source["secretRef"]["name"]))
+    for entry in container.get("env", []):
+        if "value" in entry:
+            env[entry["name"]] = entry["value"]
+        elif "secretKeyRef" in entry.get("valueFrom", {}):
+            ref = entry["valueFrom"]["secretKeyRef"]
+            value = secret(ref["name"]).get(ref["key"])
+            if value is None:
+                assert ref.get("optional"), (container["name"], entry["name"])
+            else:
+                env[entry["name"]] = value
+        elif "configMapKeyRef" in entry.get("valueFrom", {}):
+            ref = entry["valueFrom"]["configMapKeyRef"]
+            env[entry["name"]] = by_name[("ConfigMap", ref["name"])]["data"][ref["key"]]
+    return env
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_workload_starts_from_its_built_environment(kustomize: str, overlay: str, service: str) -> None:
+    """What each container's command builds at start, from exactly the environment its manifests give it: the
+    Settings, the service (``build_spec``: ingest reads its channels file there) and, for ``serve``, the app.
+    A value that parses but breaks start-up fails here, not in a crash-looping pod."""
+    docs = build(kustomize, overlay)
+    settings_class = render.settings_class(service)
+    bootstrap = import_module(f"siyu_{service}.bootstrap")
+    workloads = [
+        d
+        for d in docs
+        if d["kind"] in {"Deployment", "Job"} and d["metadata"]["labels"]["app.kubernetes.io/name"] == service
+    ]
+    assert {d["metadata"]["labels"]["app.kubernetes.io/component"] for d in workloads} == {"api", "worker", "migrate"}
+    for workload in workloads:
+        pod = workload["spec"]["template"]["spec"]
+        for container in pod.get("initContainers", []) + pod["containers"]:
+            env = process_env(docs, container, service)
+            where = (overlay, workload["metadata"]["name"], container["name"])
+            with mock.patch.dict(os.environ, env, clear=True):
+                spec = bootstrap.build_spec()
+                args = container["args"]
+                if args[0] == "serve":
+                    create_app(spec, role=args[args.index("--role") + 1])
+                else:
+                    assert args[0] == "migrate", where
+                # The ConfigMap carries the defaults: each parses back to its default (None stays unset, not "").
+                settings = settings_class()
+                for name, field in settings_class.model_fields.items():
+                    if name not in DEPLOYMENT_VALUES and not isinstance(getattr(settings, name), SecretStr):
+                        default = field.get_default(call_default_factory=True)
+                        assert getattr(settings, name) == default, (*where, name)

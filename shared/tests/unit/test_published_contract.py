@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
+import pytest
 import yaml
 
+from siyu_shared.events import asyncapi
 from siyu_shared.events.export import main as export_main
 from siyu_shared.events.registry import all_specs
 from siyu_shared.events.topics import Topic
@@ -33,3 +35,10 @@ def test_asyncapi_lists_every_event_type_on_its_topic_with_a_resolvable_schema()
         schema = orjson.loads(schema_file.read_bytes())
         assert schema["properties"]["type"] == {"const": spec.type_name}
         assert set(spec.model.model_fields) <= set(schema["properties"]["data"]["properties"])
+
+
+def test_channels_document_the_partition_count_topics_are_created_with(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(asyncapi, "DEFAULT_PARTITIONS", 12)
+    doc = asyncapi.asyncapi_document()
+    partitions = {c["bindings"]["kafka"]["partitions"] for c in doc["channels"].values() if "bindings" in c}
+    assert partitions == {12}

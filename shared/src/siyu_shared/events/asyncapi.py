@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from siyu_shared.events.registry import all_specs
-from siyu_shared.events.topics import TOPIC_DESCRIPTIONS, Topic, TopicNames
+from siyu_shared.events.topics import DEFAULT_PARTITIONS, TOPIC_DESCRIPTIONS, Topic, TopicNames
 
 ASYNCAPI_VERSION = "3.0.0"
 
@@ -36,7 +36,7 @@ def asyncapi_document(*, schema_dir: str = "events", version: str = "1.0.0") -> 
             "address": names.name(topic),
             "description": TOPIC_DESCRIPTIONS[topic],
             "messages": of_topic,
-            "bindings": {"kafka": {"partitions": 6}},
+            "bindings": {"kafka": {"partitions": DEFAULT_PARTITIONS}},
         }
         channels[f"{key}_dlq"] = {
             "address": names.dlq(topic),

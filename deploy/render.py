@@ -440,9 +440,13 @@ def postgres_cluster() -> str:
         }
         for s in SERVICES
     ]
+    # initdb runs this SQL before the operator reconciles ``managed.roles`` (that happens once the instance is up),
+    # so the roles do not exist yet: create them here without login; the managed roles then adopt them (login,
+    # password from the Secret, connection limit).
     sql = []
     for s in SERVICES:
         sql += [
+            f"CREATE ROLE {role_of(s)} NOLOGIN",
             f'CREATE SCHEMA IF NOT EXISTS "{s}" AUTHORIZATION {role_of(s)}',
             f'REVOKE ALL ON SCHEMA "{s}" FROM PUBLIC',
             f'ALTER ROLE {role_of(s)} SET search_path = "{s}"',

@@ -686,6 +686,9 @@ def dev_overlay() -> str:
                     "name": f"{s}-db-credentials",
                     "type": "kubernetes.io/basic-auth",
                     "literals": [f"username={role_of(s)}", f"password=dev-only-{s}"],
+                    # Kustomize does not rewrite a hashed name in the Cluster's managed.roles[].passwordSecret;
+                    # the fixed name matches prod, and the reload label has the operator apply a new password.
+                    "options": {"disableNameSuffixHash": True, "labels": {"cnpg.io/reload": "true"}},
                 },
             )
         ],

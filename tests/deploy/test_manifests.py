@@ -264,3 +264,41 @@ def test_every_workload_starts_from_its_built_environment(kustomize: str, overla
                     if name not in DEPLOYMENT_VALUES and not isinstance(getattr(settings, name), SecretStr):
                         default = field.get_default(call_default_factory=True)
                         assert getattr(settings, name) == default, (*where, name)
+
+
+def secret_references(node: Any) -> set[str]:
+    """Names of the Secrets a manifest refers to, wherever it does: ``secretRef``/``secretKeyRef`` (env),
+    ``secretName`` (volumes, Strimzi), ``passwordSecret``/``superuserSecret``/``secret`` (CloudNativePG)…"""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "secretName" and isinstance(value, str):
+                found.add(value)
+            elif "secret" in key.lower() and isinstance(value, dict) and isinstance(value.get("name"), str):
+                found.add(value["name"])
+            found |= secret_references(value)
+    elif isinstance(node, list):
+        for item in node:
+            found |= secret_references(item)
+    return found
+
+
+def operator_supplied_secrets() -> set[str]:
+    """The Secrets deploy/README.md says the operator creates for the prod overlay (its list under that heading)."""
+    text = (ROOT / "deploy" / "README.md").read_text()
+    section = text.split("## Secrets the operator supplies", 1)[1].split("\n## ", 1)[0]
+    return {line.split("`")[1] for line in section.splitlines() if line.startswith("- `")}
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_every_secret_referenced_exists_or_is_supplied_by_the_operator(kustomize: str, overlay: str) -> None:
+    """The dev overlay generates all of its Secrets (kustomize rewrites a generated name only where it knows the
+    field: not in a CloudNativePG Cluster); prod's come from the operator, as the README lists them."""
+    docs = build(kustomize, overlay)
+    existing = {d["metadata"]["name"] for d in docs if d["kind"] == "Secret"}
+    referenced = set().union(*(secret_references(d) for d in docs if d["kind"] != "Secret"))
+    assert referenced
+    supplied = operator_supplied_secrets() if overlay == "prod" else set()
+    assert referenced <= existing | supplied, sorted(referenced - existing - supplied)
+    if overlay == "prod":
+        assert supplied <= referenced, sorted(supplied - referenced)  # the README lists no stale name

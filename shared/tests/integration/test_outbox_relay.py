@@ -76,7 +76,16 @@ async def test_committed_events_arrive_once_and_rolled_back_ones_never(
     # Keyed by person, ordered as committed within the key.
     p1 = [orjson.loads(v)["id"] for k, v, _ in messages if k == b"p1"]
     assert p1 == [committed[0].id, committed[2].id]
-    assert all(h["ce_type"] == b"siyu.group.joined" for _, _, h in messages)
+    # CloudEvents Kafka binding, structured mode, with the headers the AsyncAPI document declares.
+    by_id = {e.id: e for e in committed}
+    for _, value, headers in messages:
+        event = by_id[orjson.loads(value)["id"]]
+        assert headers == {
+            "content-type": b"application/cloudevents+json",
+            "ce_id": event.id.encode(),
+            "ce_type": b"siyu.group.joined",
+            "ce_tenant": b"glowlab",
+        }
 
 
 def serialized(event: CloudEvent, ref: str | None = None) -> SerializedEvent:

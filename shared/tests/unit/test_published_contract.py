@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 import yaml
+from jsonschema import Draft7Validator
 
 from siyu_shared.events import asyncapi
 from siyu_shared.events.export import main as export_main
 from siyu_shared.events.registry import all_specs
 from siyu_shared.events.topics import Topic
+from siyu_shared.kafka.headers import event_headers
 
 SCHEMAS = Path(__file__).resolve().parents[3] / "schemas"
+
+
+def published_asyncapi() -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load((SCHEMAS / "asyncapi.yaml").read_text())
+    return doc
 
 
 def test_published_files_are_generated_from_the_current_models() -> None:
@@ -42,3 +50,16 @@ def test_channels_document_the_partition_count_topics_are_created_with(monkeypat
     doc = asyncapi.asyncapi_document()
     partitions = {c["bindings"]["kafka"]["partitions"] for c in doc["channels"].values() if "bindings" in c}
     assert partitions == {12}
+
+
+def test_every_message_documents_the_headers_the_relay_sends() -> None:
+    messages = published_asyncapi()["components"]["messages"]
+    for spec in all_specs():
+        sent = event_headers(event_id="e-1", event_type=spec.type_name, tenant="glowlab")
+        schema = messages[spec.type_name]["headers"]
+        validator = Draft7Validator(schema)
+        as_documented = {name: value.decode() for name, value in sent}
+        assert not list(validator.iter_errors(as_documented)), spec.type_name
+        assert set(schema["required"]) == set(as_documented), "every header sent is documented and required"
+        assert as_documented["content-type"] == messages[spec.type_name]["contentType"]
+        assert not validator.is_valid({**as_documented, "ce_type": "siyu.other.type"})

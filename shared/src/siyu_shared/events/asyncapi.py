@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from siyu_shared.events.registry import all_specs
+from siyu_shared.events.registry import EventSpec, all_specs
 from siyu_shared.events.topics import DEFAULT_PARTITIONS, TOPIC_DESCRIPTIONS, Topic, TopicNames
+from siyu_shared.kafka.headers import CE_TYPE, CONTENT_TYPE, EVENT_HEADERS, STRUCTURED_JSON
 
 ASYNCAPI_VERSION = "3.0.0"
 
@@ -25,7 +26,8 @@ def asyncapi_document(*, schema_dir: str = "events", version: str = "1.0.0") -> 
             "name": spec.type_name,
             "title": spec.type_name,
             "summary": spec.description,
-            "contentType": "application/cloudevents+json",
+            "contentType": STRUCTURED_JSON,
+            "headers": event_headers_schema(spec),
             "payload": {"$ref": f"{schema_dir}/{spec.type_name}.json"},
             "bindings": {"kafka": {"key": {"type": "string", "description": "The person id (CloudEvents `subject`)."}}},
         }
@@ -58,12 +60,22 @@ def asyncapi_document(*, schema_dir: str = "events", version: str = "1.0.0") -> 
             "title": "Siyu events",
             "version": version,
             "description": (
-                "Every event is a CloudEvents 1.0 structured JSON document with a `tenant` extension; the Kafka key "
-                "is the person id. Consumers must deduplicate on the CloudEvents `id` (delivery is at least once)."
+                "Every event is a CloudEvents 1.0 JSON document with a `tenant` extension, sent in the CloudEvents "
+                f"Kafka binding's structured mode (`{CONTENT_TYPE}: {STRUCTURED_JSON}`, with the id, type and tenant "
+                "repeated in `ce_` headers); the Kafka key is the person id. Consumers must deduplicate on the "
+                "CloudEvents `id` (delivery is at least once)."
             ),
         },
-        "defaultContentType": "application/cloudevents+json",
+        "defaultContentType": STRUCTURED_JSON,
         "channels": channels,
         "operations": operations,
         "components": {"messages": messages},
     }
+
+
+def event_headers_schema(spec: EventSpec) -> dict[str, Any]:
+    """The Kafka headers of an event of this type as the outbox relay sends them (UTF-8 values)."""
+    properties: dict[str, Any] = {name: {"type": "string", "description": d} for name, d in EVENT_HEADERS.items()}
+    properties[CONTENT_TYPE]["const"] = STRUCTURED_JSON
+    properties[CE_TYPE]["const"] = spec.type_name
+    return {"type": "object", "required": list(EVENT_HEADERS), "properties": properties}

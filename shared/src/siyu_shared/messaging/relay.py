@@ -5,6 +5,8 @@
   reach Kafka in the order they were committed.
 - The producer is idempotent with acks=all. A relay that dies after Kafka acknowledged a batch but before the
   mark committed publishes the batch again on the next round; consumers absorb the copy in their inbox.
+- Each message is a CloudEvent in the Kafka binding's structured mode (``content-type`` and ``ce_`` headers:
+  ``kafka/headers.py``).
 - Low latency: an ``AFTER INSERT`` trigger NOTIFYs the schema's channel and the relay LISTENs; a short poll
   interval covers a lost notification or a dropped listening connection.
 """
@@ -23,6 +25,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from siyu_shared.db.platform_tables import outbox_notify_channel
+from siyu_shared.kafka.headers import event_headers
 from siyu_shared.logging import get_logger
 from siyu_shared.messaging.tables import outbox_table
 from siyu_shared.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
@@ -93,11 +96,7 @@ class OutboxRelay:
                     row.topic,
                     value=row.payload,
                     key=row.key.encode() if row.key else None,
-                    headers=[
-                        ("ce_id", row.event_id.encode()),
-                        ("ce_type", row.event_type.encode()),
-                        ("ce_tenant", row.tenant.encode()),
-                    ],
+                    headers=event_headers(event_id=row.event_id, event_type=row.event_type, tenant=row.tenant),
                 )
                 for row in rows
             ]

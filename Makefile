@@ -23,6 +23,7 @@ run: install
 
 ## Lint, then unit and integration tests against a stack the tests start themselves.
 test: lint
+	$(BIN)/python deploy/tools.py
 	$(BIN)/pytest
 
 ## Fast unit tests only (no Postgres, no Kafka).
@@ -32,7 +33,7 @@ unit: install
 lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	$(BIN)/mypy shared/src devstack/src services/ingest/src services/segmentation/src services/journey/src services/attribution/src bench deploy/render.py
+	$(BIN)/mypy shared/src devstack/src services/ingest/src services/segmentation/src services/journey/src services/attribution/src bench deploy/render.py deploy/tools.py
 	$(BIN)/python deploy/render.py --check
 	$(BIN)/siyu-schemas --out schemas/events --asyncapi schemas/asyncapi.yaml --check
 

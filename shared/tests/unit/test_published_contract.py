@@ -12,7 +12,7 @@ from jsonschema import Draft7Validator
 
 from siyu_shared.events import asyncapi
 from siyu_shared.events.export import main as export_main
-from siyu_shared.events.registry import all_specs
+from siyu_shared.events.registry import all_specs, spec_of
 from siyu_shared.events.topics import Topic
 from siyu_shared.kafka.headers import event_headers
 
@@ -63,3 +63,15 @@ def test_every_message_documents_the_headers_the_relay_sends() -> None:
         assert set(schema["required"]) == set(as_documented), "every header sent is documented and required"
         assert as_documented["content-type"] == messages[spec.type_name]["contentType"]
         assert not validator.is_valid({**as_documented, "ce_type": "siyu.other.type"})
+
+
+def test_each_message_documents_the_key_its_type_declares() -> None:
+    doc = published_asyncapi()
+    for spec in all_specs():
+        key = doc["components"]["messages"][spec.type_name]["bindings"]["kafka"]["key"]
+        assert key["description"] == spec.key, spec.type_name
+        schema = orjson.loads((SCHEMAS / "events" / f"{spec.type_name}.json").read_bytes())
+        assert schema["properties"]["subject"]["description"] == spec.key, spec.type_name
+    # Statements are keyed by payee (attribution's accounting.close_period), not by person.
+    assert "payee_id" in spec_of("siyu.statement.closed").key
+    assert spec_of("siyu.statement.closed").key != spec_of("siyu.order.paid").key

@@ -13,6 +13,7 @@ from siyu_shared.events.topics import DEFAULT_PARTITIONS, TOPIC_DESCRIPTIONS, To
 from siyu_shared.kafka.headers import CE_TYPE, CONTENT_TYPE, EVENT_HEADERS, STRUCTURED_JSON
 
 ASYNCAPI_VERSION = "3.0.0"
+KAFKA_BINDING = "0.5.0"
 
 
 def asyncapi_document(*, schema_dir: str = "events", version: str = "1.0.0") -> dict[str, Any]:
@@ -29,7 +30,9 @@ def asyncapi_document(*, schema_dir: str = "events", version: str = "1.0.0") -> 
             "contentType": STRUCTURED_JSON,
             "headers": event_headers_schema(spec),
             "payload": {"$ref": f"{schema_dir}/{spec.type_name}.json"},
-            "bindings": {"kafka": {"key": {"type": "string", "description": "The person id (CloudEvents `subject`)."}}},
+            "bindings": {
+                "kafka": {"key": {"type": "string", "description": spec.key}, "bindingVersion": KAFKA_BINDING}
+            },
         }
     for topic in Topic:
         of_topic = {s.type_name: {"$ref": f"#/components/messages/{s.type_name}"} for s in specs if s.topic is topic}
@@ -38,7 +41,7 @@ def asyncapi_document(*, schema_dir: str = "events", version: str = "1.0.0") -> 
             "address": names.name(topic),
             "description": TOPIC_DESCRIPTIONS[topic],
             "messages": of_topic,
-            "bindings": {"kafka": {"partitions": DEFAULT_PARTITIONS}},
+            "bindings": {"kafka": {"partitions": DEFAULT_PARTITIONS, "bindingVersion": KAFKA_BINDING}},
         }
         channels[f"{key}_dlq"] = {
             "address": names.dlq(topic),
@@ -52,7 +55,7 @@ def asyncapi_document(*, schema_dir: str = "events", version: str = "1.0.0") -> 
         operations[f"consume_{key}"] = {
             "action": "receive",
             "channel": {"$ref": f"#/channels/{key}"},
-            "summary": f"Consume {names.name(topic)} (keyed by person id; one person's events in order).",
+            "summary": f"Consume {names.name(topic)} (one key's events in order).",
         }
     return {
         "asyncapi": ASYNCAPI_VERSION,
@@ -62,7 +65,8 @@ def asyncapi_document(*, schema_dir: str = "events", version: str = "1.0.0") -> 
             "description": (
                 "Every event is a CloudEvents 1.0 JSON document with a `tenant` extension, sent in the CloudEvents "
                 f"Kafka binding's structured mode (`{CONTENT_TYPE}: {STRUCTURED_JSON}`, with the id, type and tenant "
-                "repeated in `ce_` headers); the Kafka key is the person id. Consumers must deduplicate on the "
+                "repeated in `ce_` headers). The Kafka key is the person id, except where a message's key binding says "
+                "otherwise (closed statements are keyed by payee). Consumers must deduplicate on the "
                 "CloudEvents `id` (delivery is at least once)."
             ),
         },

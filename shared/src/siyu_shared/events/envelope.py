@@ -1,8 +1,8 @@
 """CloudEvents 1.0 envelope in structured JSON mode, with Siyu's ``tenant`` extension.
 
-The envelope is what travels on Kafka (value = the JSON document, key = the person id). Its ``id`` is fixed when
-the event is written to the outbox, so it stays the same across publish retries and redeliveries; consumers
-deduplicate on it (the inbox).
+The envelope is what travels on Kafka (value = the JSON document, key = the ``subject``: the person id, or what the
+event type's registry entry declares). Its ``id`` is fixed when the event is written to the outbox, so it stays the
+same across publish retries and redeliveries; consumers deduplicate on it (the inbox).
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ class CloudEvent(BaseModel):
     source: str = Field(min_length=1, examples=["/siyu/ingest"])
     type: str = Field(min_length=1, pattern=r"^siyu\.[a-z_]+\.[a-z_]+$", examples=["siyu.order.paid"])
     time: datetime
-    subject: str | None = Field(default=None, description="The person id the event is about (Kafka key).")
+    subject: str | None = Field(
+        default=None, description="What the event is about, and its Kafka key (see the event type's key)."
+    )
     tenant: str = Field(min_length=1, max_length=64, description="The brand the event belongs to.")
     datacontenttype: Literal["application/json"] = "application/json"
     dataschema: str | None = None
@@ -52,7 +54,7 @@ class CloudEvent(BaseModel):
 
     @property
     def key(self) -> bytes | None:
-        """The Kafka key: the person id, so one person's events stay ordered in one partition."""
+        """The Kafka key: the subject (the person id for most types), so one person's events stay ordered."""
         return self.subject.encode() if self.subject else None
 
 

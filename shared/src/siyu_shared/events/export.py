@@ -29,6 +29,7 @@ def event_schema(spec: EventSpec) -> dict[str, Any]:
     payload = spec.model.model_json_schema(ref_template="#/$defs/{model}")
     defs = {**envelope.pop("$defs", {}), **payload.pop("$defs", {})}
     envelope["properties"]["type"] = {"const": spec.type_name}
+    envelope["properties"]["subject"]["description"] = spec.key
     envelope["properties"]["data"] = payload
     return {
         "$schema": DRAFT,

@@ -13,6 +13,7 @@ from siyu_shared.events.envelope import CloudEvent, new_event_id
 from siyu_shared.events.topics import Topic
 
 SCHEMA_BASE_URI = "https://siyu.dev/schemas/events"
+PERSON_KEY = "The id of the person the event is about (`data.person_id`); also the CloudEvents `subject`."
 
 
 class EventData(BaseModel):
@@ -30,6 +31,8 @@ class EventSpec:
     model: type[EventData]
     topic: Topic
     description: str
+    key: str
+    """What the Kafka key (and the CloudEvents ``subject``) of an event of this type is."""
 
     @property
     def schema_uri(self) -> str:
@@ -45,8 +48,9 @@ _REGISTRY: dict[str, EventSpec] = {}
 E = TypeVar("E", bound=EventData)
 
 
-def event_type(name: str, *, topic: Topic) -> Callable[[type[E]], type[E]]:
-    """Class decorator that registers a payload model under its CloudEvents ``type``."""
+def event_type(name: str, *, topic: Topic, key: str = PERSON_KEY) -> Callable[[type[E]], type[E]]:
+    """Class decorator that registers a payload model under its CloudEvents ``type``; ``key`` describes the Kafka
+    key its producer gives it (the envelope's ``subject``)."""
 
     def register(model: type[E]) -> type[E]:
         if name in _REGISTRY and _REGISTRY[name].model is not model:
@@ -54,7 +58,7 @@ def event_type(name: str, *, topic: Topic) -> Callable[[type[E]], type[E]]:
         model.event_type = name
         model.topic = topic
         description = (model.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
-        _REGISTRY[name] = EventSpec(type_name=name, model=model, topic=topic, description=description)
+        _REGISTRY[name] = EventSpec(type_name=name, model=model, topic=topic, description=description, key=key)
         return model
 
     return register

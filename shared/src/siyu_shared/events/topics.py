@@ -2,6 +2,7 @@
 
 Every topic is keyed by the person id so that everything about one person is ordered within a partition,
 and the same person lands on the same partition number of every topic (all topics share one partition count).
+The one exception, ``siyu.statement.closed``, is keyed by payee; each event type declares its key in the registry.
 Failed events go to ``<topic>.dlq``. A deployment may put a prefix before every name (``KAFKA_TOPIC_PREFIX``),
 which tests use to isolate themselves on a shared broker.
 """

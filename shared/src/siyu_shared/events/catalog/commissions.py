@@ -32,19 +32,28 @@ class _Movement(EventData):
     )
 
 
-@event_type("siyu.commission.accrued", topic=Topic.COMMISSIONS)
+MOVEMENT_KEY = (
+    "The id of the person who placed the order (not in the payload, which names the payee); also the CloudEvents "
+    "`subject`. One order's movements stay in order with the person's other events."
+)
+STATEMENT_KEY = (
+    "The payee id (`data.payee_id`): a statement is about a payee, not a person; also the CloudEvents `subject`."
+)
+
+
+@event_type("siyu.commission.accrued", topic=Topic.COMMISSIONS, key=MOVEMENT_KEY)
 class CommissionAccrued(_Movement):
     """Commission was credited to a payee for an attributed order."""
 
 
-@event_type("siyu.commission.reversed", topic=Topic.COMMISSIONS)
+@event_type("siyu.commission.reversed", topic=Topic.COMMISSIONS, key=MOVEMENT_KEY)
 class CommissionReversed(_Movement):
     """Commission was clawed back (refund, re-attribution); `amount_fen` is the positive amount reversed."""
 
     reason: str
 
 
-@event_type("siyu.statement.closed", topic=Topic.COMMISSIONS)
+@event_type("siyu.statement.closed", topic=Topic.COMMISSIONS, key=STATEMENT_KEY)
 class StatementClosed(EventData):
     """A payee's statement for a period was closed; it never changes afterwards."""
 

@@ -9,7 +9,11 @@ from siyu_shared.events.registry import EventData, event_type
 from siyu_shared.events.topics import Topic
 
 
-@event_type("siyu.person.merged", topic=Topic.PERSONS)
+@event_type(
+    "siyu.person.merged",
+    topic=Topic.PERSONS,
+    key="The survivor's person id (`data.survivor_id`); also the CloudEvents `subject`.",
+)
 class PersonMerged(EventData):
     """Two or more persons were found to be one; every service folds `merged_ids` into `survivor_id`."""
 

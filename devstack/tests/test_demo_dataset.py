@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from siyu_devstack import run
 from siyu_devstack.demo import dataset, summary
 from siyu_devstack.demo.replay import outbox_backlog
 from siyu_ingest.adapters.channels import ADAPTERS
@@ -41,10 +42,14 @@ def test_the_same_seed_and_clock_build_the_same_story() -> None:
     assert _meaning(one) != _meaning(dataset.build(now=NOW, persons=40, seed=8))
 
 
+def _creds() -> dict[str, dict[str, object]]:
+    return {**CREDENTIALS, "xiaohongshu": {**CREDENTIALS["xiaohongshu"], "accounts": dataset.XHS_ACCOUNTS}}
+
+
 def test_every_delivery_passes_its_channels_signature_check_and_parses() -> None:
     story = dataset.build(now=NOW, persons=60)
     start, _ = dataset.story_window(NOW)
-    creds = {**CREDENTIALS, "xiaohongshu": {**CREDENTIALS["xiaohongshu"], "accounts": dataset.XHS_ACCOUNTS}}
+    creds = _creds()
     facts: dict[type, int] = {}
     for phase in story.phases:
         for step in phase.steps:
@@ -66,6 +71,24 @@ def test_story_times_stay_in_the_current_month_in_shanghai() -> None:
     assert start >= datetime(2026, 11, 30, 16, 0, tzinfo=UTC) and end == early
     start, _ = dataset.story_window(NOW)
     assert start == NOW - timedelta(days=3)
+
+
+def test_in_a_months_first_hour_the_story_is_told_in_the_month_before() -> None:
+    just_after_midnight = datetime(2026, 11, 30, 16, 3, tzinfo=UTC)  # Dec 1st 00:03 in Shanghai
+    start, end = dataset.story_window(just_after_midnight)
+    assert end == datetime(2026, 11, 30, 15, 59, tzinfo=UTC) and start == end - timedelta(days=3)
+    story = dataset.build(now=just_after_midnight, persons=20)
+    assert story.period == "2026-11"
+    times = [
+        fact.occurred_at
+        for phase in story.phases
+        for step in phase.steps
+        if isinstance(step, dataset.Delivery) and step.channel != "wecom"
+        for fact in ADAPTERS[step.channel].parse(_as_request(step), _creds()[step.channel])
+        if isinstance(fact, Lead)
+    ]
+    assert times and all(start <= t <= end for t in times)
+    assert dataset.build(now=NOW, persons=5).period == "2026-11"
 
 
 def test_claims_only_name_orders_of_the_story_and_activators_claim_through_groups() -> None:
@@ -110,10 +133,28 @@ def test_the_summary_says_when_touches_wait_instead_of_printing_nothing() -> Non
     quiet = summary.Summary()
     quiet.touches_pending.update({"greeting": 90, "group_invite": 37})
     lines = summary.render(quiet, humans=120, expected_persons=143)
-    assert "  touches:                none gone out yet" in lines
+    assert "  touches:                sent 0, skipped 0 (none gone out yet)" in lines
     (due,) = [line for line in lines if "due later" in line]
     assert "127 queued (greeting 90, group_invite 37)" in due
     day = summary.Summary()
     day.touches.update({"sent": 127})
     lines = summary.render(day, humans=120, expected_persons=143)
-    assert "  touches:                sent 127" in lines and not any("due later" in line for line in lines)
+    assert "  touches:                sent 127, skipped 0" in lines and not any("due later" in line for line in lines)
+
+
+def test_the_summary_says_how_many_orders_were_attributed_and_to_whom() -> None:
+    seen = summary.Summary()
+    seen.attribution = [
+        {"credited_to": "staff_1v1", "orders": 40, "gmv_fen": 1_000_000, "order_share": 0.5},
+        {"credited_to": "none", "orders": 30, "gmv_fen": 600_000, "order_share": 0.375},
+        {"credited_to": "activity_only", "orders": 4, "gmv_fen": 40_000, "order_share": 0.05},
+        {"credited_to": "kol+staff_1v1", "orders": 6, "gmv_fen": 300_000, "order_share": 0.075},
+    ]
+    (line,) = [line for line in summary.render(seen, humans=1, expected_persons=1) if "orders attributed" in line]
+    assert "46 of 80 paid this period (¥13,000.00 of ¥19,400.00 net)" in line
+    assert line.endswith("staff_1v1 40, none 30, activity_only 4, kol+staff_1v1 6")
+
+
+def test_demo_env_values_that_skip_the_demo() -> None:
+    assert run.demo_wanted(None) and run.demo_wanted("1") and run.demo_wanted("yes")
+    assert not any(run.demo_wanted(v) for v in ("0", "false", "No", " off "))

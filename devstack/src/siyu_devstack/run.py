@@ -36,9 +36,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--no-demo",
         dest="demo",
         action="store_false",
-        default=os.environ.get("DEMO", "1") != "0",
-        help="do not replay the demo dataset (also DEMO=0)",
+        default=demo_wanted(os.environ.get("DEMO")),
+        help="do not replay the demo dataset (also DEMO=0, false, no or off)",
     )
+
+
+def demo_wanted(value: str | None) -> bool:
+    """``DEMO`` unset or anything but 0/false/no/off (any case) replays the demo."""
+    return (value or "1").strip().lower() not in {"0", "false", "no", "off"}
 
 
 def handle(args: argparse.Namespace) -> int:

@@ -20,7 +20,6 @@ from siyu_devstack.demo.wecom_sim import SimContact
 from siyu_ingest import samples
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-PERSONA = "小完子"
 STAFF = ("xwz_01", "xwz_02", "xwz_03", "xwz_04")
 """The persona's staff accounts: every friend is assigned to one of them."""
 ACTIVATORS = ("act_lily", "act_mia")
@@ -91,6 +90,8 @@ class Dataset:
     order_amounts_fen: dict[str, int] = field(default_factory=dict)
     refunds_fen: dict[str, int] = field(default_factory=dict)
     """Order number → refunded amount (the whole order, or a third of it)."""
+    period: str = ""
+    """The reporting period (``YYYY-MM``, Shanghai) the whole story falls in."""
 
     @property
     def deliveries(self) -> int:
@@ -120,11 +121,20 @@ def shanghai_text(at: datetime) -> str:
 
 
 def story_window(now: datetime, days: int = 3) -> tuple[datetime, datetime]:
-    """The story's time span: the last ``days`` up to ``now``, kept inside the current month (Shanghai) so one
-    reporting period holds all of it."""
+    """The story's time span: the last ``days`` up to ``now``, kept inside one month (Shanghai) so one reporting
+    period holds all of it. In the first hour of a month the story is told in the month that just ended instead,
+    ending a minute before midnight."""
     local = now.astimezone(SHANGHAI)
     month_start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
+    if now - month_start < timedelta(hours=1):
+        end = month_start - timedelta(minutes=1)
+        return end - timedelta(days=days), end
     return max(now - timedelta(days=days), month_start + timedelta(minutes=1)), now
+
+
+def period_of(at: datetime) -> str:
+    """The reporting period (``YYYY-MM``, Shanghai) an instant falls in."""
+    return at.astimezone(SHANGHAI).strftime("%Y-%m")
 
 
 class _Clock:
@@ -215,7 +225,14 @@ def build(*, now: datetime, persons: int = 120, seed: int = 7) -> Dataset:
         Phase("order-number claims", tuple(claims)),
         Phase("completions, refunds and deleted friends", tuple(after)),
     ]
-    return Dataset(phases=phases, contacts=contacts, humans=humans, order_amounts_fen=amounts, refunds_fen=refunds)
+    return Dataset(
+        phases=phases,
+        contacts=contacts,
+        humans=humans,
+        order_amounts_fen=amounts,
+        refunds_fen=refunds,
+        period=period_of(end),
+    )
 
 
 def _human(rng: random.Random, index: int) -> Human:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -66,6 +65,6 @@ async def play(
             api_key=api_key,
             bootstrap=stack.bootstrap_servers,
             topics=stack.topics,
-            now=datetime.now(UTC),
+            period=data.period,
         )
     return DemoResult(data, report, seen)

@@ -1,20 +1,19 @@
 """What the platform made of the demo, read back the way its users read it: the event streams and the APIs.
 
 Leads per channel, persons after identity merges, touches sent or skipped (from the topics); tag counts per family
-(segmentation API); orders, commissions per payee and the funnel (attribution reports).
+(segmentation API); touches still queued (journey API); orders attributed, commissions per payee and the funnel
+(attribution reports).
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import httpx
 import orjson
 
-from siyu_devstack.demo.dataset import SHANGHAI
 from siyu_devstack.demo.tenant import Endpoints
 from siyu_devstack.testing import read_topics
 from siyu_shared.events.topics import Topic, TopicNames
@@ -41,6 +40,8 @@ class Summary:
     payees: list[dict[str, Any]] = field(default_factory=list)
     funnel: dict[str, Any] = field(default_factory=dict)
     channels: list[dict[str, Any]] = field(default_factory=list)
+    attribution: list[dict[str, Any]] = field(default_factory=list)
+    """Attribution's report of the period: per outcome (roles credited, ``activity_only``, ``none``) orders and GMV."""
 
 
 async def read_streams(bootstrap: str, topics: TopicNames, tenant: str, *, idle_s: float = 1.0) -> list[dict[str, Any]]:
@@ -91,7 +92,7 @@ async def collect(
     api_key: str,
     bootstrap: str,
     topics: TopicNames,
-    now: datetime,
+    period: str,
 ) -> Summary:
     summary = from_events(await read_streams(bootstrap, topics, tenant))
     headers = {"Authorization": f"Bearer {api_key}"}
@@ -108,13 +109,15 @@ async def collect(
         pending = sum(step.get("pending", 0) for step in counts["steps"].values())
         if pending:
             summary.touches_pending[journey_id] = pending
-    period = now.astimezone(SHANGHAI).strftime("%Y-%m")
     params = {"period": period}
     summary.payees = (await http.get(f"{urls.attribution}/v1/reports/payees", params=params, headers=headers)).json()
     funnel = (await http.get(f"{urls.attribution}/v1/reports/funnel", params=params, headers=headers)).json()
     summary.funnel = funnel[0] if funnel else {}
     summary.channels = (
         await http.get(f"{urls.attribution}/v1/reports/channels", params=params, headers=headers)
+    ).json()
+    summary.attribution = (
+        await http.get(f"{urls.attribution}/v1/reports/attribution", params=params, headers=headers)
     ).json()
     return summary
 
@@ -141,8 +144,10 @@ def render(summary: Summary, *, humans: int, expected_persons: int) -> list[str]
     lines.append(f"  tag changes emitted:    {summary.tags_changed}")
     for family, tags in sorted(summary.tag_counts.items()):
         lines.append(f"    {family:<20} " + ", ".join(f"{t} {n}" for t, n in tags.items()))
-    gone_out = ", ".join(f"{k} {n}" for k, n in sorted(summary.touches.items()))
-    lines.append("  touches:                " + (gone_out or "none gone out yet"))
+    outcomes = {"sent": 0, "skipped": 0, **summary.touches}
+    gone_out = ", ".join(f"{k} {n}" for k, n in outcomes.items())
+    quiet = "" if summary.touches.total() else " (none gone out yet)"
+    lines.append(f"  touches:                {gone_out}{quiet}")
     if summary.touches_pending:
         lines.append(
             f"    due later:            {summary.touches_pending.total()} queued ("
@@ -158,6 +163,14 @@ def render(summary: Summary, *, humans: int, expected_persons: int) -> list[str]
         lines.append(
             f"    {row['channel']}/{row['source_kind']:<12} orders {row['orders']}, GMV {_yuan(row['gmv_fen'])} "
             f"(share {row['gmv_share']})"
+        )
+    if summary.attribution:
+        orders = sum(r["orders"] for r in summary.attribution)
+        credited = [r for r in summary.attribution if r["credited_to"] not in ("none", "activity_only")]
+        lines.append(
+            f"  orders attributed:      {sum(r['orders'] for r in credited)} of {orders} paid this period "
+            f"({_yuan(sum(r['gmv_fen'] for r in credited))} of {_yuan(sum(r['gmv_fen'] for r in summary.attribution))}"
+            " net): " + ", ".join(f"{r['credited_to']} {r['orders']}" for r in summary.attribution)
         )
     lines.append("  commissions per payee (orders credited, attributed sales, commission):")
     for row in sorted(summary.payees, key=lambda r: (r.get("payee_role", ""), r.get("payee_id", ""))):

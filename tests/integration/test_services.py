@@ -109,9 +109,3 @@ async def test_a_key_of_tenant_a_never_reaches_tenant_b(ingest_app: FastAPI) -> 
             "/v1/tenants/brand-a/api-keys", json={"scopes": ["root"]}, headers=auth(a_admin.plaintext)
         )
         assert bad.status_code == 422
-
-
-async def test_openapi_documents_every_route(ingest_app: FastAPI) -> None:
-    async with client(ingest_app) as http:
-        spec = (await http.get("/openapi.json")).json()
-    assert {"/healthz", "/readyz", "/metrics", "/v1/tenants/{tenant}/api-keys"} <= set(spec["paths"])

@@ -128,20 +128,3 @@ async def test_credentials_admin_is_tenant_scoped_and_write_only(ingest: Ingest)
 async def _at_least(ingest: Ingest, topic: Topic, n: int) -> list[dict[str, object]] | None:
     events = await ingest.events(topic)
     return events if len(events) >= n else None
-
-
-async def test_openapi_documents_the_ingest_routes_with_examples(ingest: Ingest) -> None:
-    spec = (await ingest.http.get("/openapi.json")).json()
-    paths = spec["paths"]
-    for path in (
-        "/v1/webhooks/{tenant}/{channel}",
-        "/v1/tenants/{tenant}/channels/{channel}",
-        "/v1/tenants/{tenant}/deliveries",
-        "/v1/tenants/{tenant}/deliveries/{delivery_id}/reprocess",
-        "/v1/tenants/{tenant}/imports",
-        "/v1/tenants/{tenant}/persons/{person_id}/erasure",
-    ):
-        assert path in paths, path
-    webhook = paths["/v1/webhooks/{tenant}/{channel}"]["post"]
-    assert "xiaohongshu" in webhook["requestBody"]["content"]["application/json"]["examples"]
-    assert {"400", "401", "404", "413"} <= set(webhook["responses"])

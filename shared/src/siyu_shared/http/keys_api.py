@@ -27,6 +27,21 @@ class ApiKeyCreate(BaseModel):
 
 
 class ApiKeyOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "key_id": "3f9a1c2e7b4d6a05",
+                    "tenant": "glowlab",
+                    "name": "bi-export",
+                    "scopes": ["read"],
+                    "created_at": "2026-11-22T08:00:00Z",
+                    "revoked_at": None,
+                }
+            ]
+        }
+    )
+
     key_id: str
     tenant: str
     name: str
@@ -36,6 +51,19 @@ class ApiKeyOut(BaseModel):
 
 
 class ApiKeyIssued(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "key_id": "3f9a1c2e7b4d6a05",
+                    "tenant": "glowlab",
+                    "scopes": ["read"],
+                    "api_key": "siyu_3f9a1c2e7b4d6a05_example-only-never-a-real-key-0000000000000",
+                }
+            ]
+        }
+    )
+
     key_id: str
     tenant: str
     scopes: list[str]

@@ -232,7 +232,14 @@ def admin_router(ctx: IngestContext) -> APIRouter:
             raise HTTPException(404, detail="no person has this identifier")
         return PersonOut.model_validate(found)
 
-    @router.post("/v1/tenants/{tenant}/persons/{person_id}/erasure", status_code=202)
+    @router.post(
+        "/v1/tenants/{tenant}/persons/{person_id}/erasure",
+        status_code=202,
+        responses={
+            202: {"content": {"application/json": {"example": {"person_id": "5f0c…", "status": "erased"}}}},
+            404: {"description": "No such person"},
+        },
+    )
     async def erase_person(tenant: str, person_id: str, principal: Admin, session: DbSession) -> dict[str, str]:
         """Wipe the person's personal data in ingest and tell every service (`siyu.person.erased`)."""
         survivor = await identity.current(session, tenant=principal.tenant, person_id=person_id)

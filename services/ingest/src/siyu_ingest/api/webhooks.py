@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 import asyncpg
+import orjson
 from fastapi import APIRouter, HTTPException, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -52,6 +53,9 @@ _BODY_EXAMPLES: dict[str, Any] = {
             "examples": {
                 "xiaohongshu": {"value": samples.xiaohongshu_lead(leads_id="L-1001", phone="138****0000")},
                 "douyin": {"value": samples.douyin_follow(open_id="5bfa0218-x", log_id="202306151447300000")},
+                "oceanengine": {
+                    "value": samples.oceanengine_clue(message_id="m-7001", clue_id="7001", telephone="138****0000")
+                },
                 "tmall": {
                     "value": samples.tmall_message(
                         message_id="7112500108330773705",
@@ -68,6 +72,37 @@ _BODY_EXAMPLES: dict[str, Any] = {
         "text/xml": {
             "example": "<xml><ToUserName><![CDATA[ww_corp]]></ToUserName><Encrypt><![CDATA[base64…]]></Encrypt></xml>"
         },
+    },
+}
+
+
+def _acks() -> dict[str, Any]:
+    """The success reply of each channel, as its adapter makes it: JSON for most, `success` as text for WeCom."""
+    json_acks: dict[str, Any] = {}
+    text_acks: dict[str, Any] = {}
+    for name, adapter in sorted(ADAPTERS.items()):
+        ack = adapter.ack()
+        if ack.media_type == "application/json":
+            json_acks[name] = {"value": orjson.loads(ack.body)}
+        else:
+            text_acks[name] = {"value": ack.body.decode()}
+    return {
+        "description": "Stored (or already stored): the acknowledgement the platform expects",
+        "content": {"application/json": {"examples": json_acks}, "text/plain": {"examples": text_acks}},
+    }
+
+
+_VERIFIED: dict[str, Any] = {
+    "description": "The URL is verified: the platform's challenge echoed back",
+    "content": {
+        "application/json": {
+            "examples": {
+                "oceanengine": {
+                    "value": {"challenge": 1234567890, "BaseResp": {"StatusCode": 200, "StatusMessage": "success"}}
+                }
+            }
+        },
+        "text/plain": {"examples": {"wecom": {"value": "5923404417914735617"}}},
     },
 }
 
@@ -147,7 +182,7 @@ def webhook_router(ctx: IngestContext) -> APIRouter:
 
     @router.post(
         WEBHOOK_PATH,
-        responses=_RESPONSES,
+        responses={200: _acks(), **_RESPONSES},
         summary="Receive a channel webhook",
         openapi_extra={"requestBody": _BODY_EXAMPLES},
     )
@@ -163,7 +198,7 @@ def webhook_router(ctx: IngestContext) -> APIRouter:
 
     fast.route = router.routes[-1]
 
-    @router.get(WEBHOOK_PATH, responses=_RESPONSES, summary="Answer a URL verification")
+    @router.get(WEBHOOK_PATH, responses={200: _VERIFIED, **_RESPONSES}, summary="Answer a URL verification")
     async def verify_url(tenant: TenantPath, channel: ChannelPath, request: Request) -> Response:
         """WeCom `echostr` (verified and decrypted) and the Ocean Engine `challenge` echo."""
         adapter, creds = await context_of(request.app.state.runtime.sessions, tenant, channel)

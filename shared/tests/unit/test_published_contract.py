@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 import yaml
-from jsonschema import Draft7Validator
+from jsonschema import Draft7Validator, Draft202012Validator
 
 from siyu_shared.events import asyncapi
 from siyu_shared.events.export import main as export_main
@@ -75,3 +76,45 @@ def test_each_message_documents_the_key_its_type_declares() -> None:
     # Statements are keyed by payee (attribution's accounting.close_period), not by person.
     assert "payee_id" in spec_of("siyu.statement.closed").key
     assert spec_of("siyu.statement.closed").key != spec_of("siyu.order.paid").key
+
+
+def test_asyncapi_document_is_valid_against_the_official_asyncapi_3_schema(asyncapi_3_schema: dict[str, Any]) -> None:
+    doc = published_asyncapi()
+    assert doc["asyncapi"] == "3.0.0", "validated against the 3.0.0 schema: fetch the schema of the new version"
+    errors = [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in Draft7Validator(asyncapi_3_schema).iter_errors(doc)
+    ]
+    assert not errors, "\n".join(errors[:20])
+    # The schema is not vacuous: a misspelt action is refused.
+    broken = copy.deepcopy(doc)
+    next(iter(broken["operations"].values()))["action"] = "consume"
+    assert not Draft7Validator(asyncapi_3_schema).is_valid(broken)
+
+
+def test_local_references_of_the_asyncapi_document_resolve() -> None:
+    doc = published_asyncapi()
+
+    def refs(node: object) -> list[str]:
+        if isinstance(node, dict):
+            return ([node["$ref"]] if isinstance(node.get("$ref"), str) else []) + [
+                r for v in node.values() for r in refs(v)
+            ]
+        if isinstance(node, list):
+            return [r for v in node for r in refs(v)]
+        return []
+
+    for ref in refs(doc):
+        if ref.startswith("#/"):
+            target: Any = doc
+            for part in ref[2:].split("/"):
+                target = target[part]
+        else:
+            assert (SCHEMAS / ref).is_file(), ref
+
+
+def test_every_event_schema_is_a_valid_json_schema_of_its_draft() -> None:
+    for path in sorted((SCHEMAS / "events").glob("*.json")):
+        schema = orjson.loads(path.read_bytes())
+        assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema", path.name
+        Draft202012Validator.check_schema(schema)

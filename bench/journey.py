@@ -233,6 +233,14 @@ async def timers_due_at_once(ctx: BenchContext) -> list[Figure]:
             )
         entered = datetime.now(UTC) - timedelta(minutes=2)
         async with unit_of_work(sessions) as session:
+            # Each person is a WeCom friend of staff-1 (1v1 reaches only friends), as after an add-friend.
+            await session.execute(
+                text(
+                    "INSERT INTO people (tenant, person_id, owner_staff_id, external_userid, updated_at) "
+                    "SELECT CAST(:t AS text), 'p' || i, 'staff-1', 'wm' || i, :t0 FROM generate_series(1, :n) AS i"
+                ),
+                {"t": tenant, "n": n, "t0": entered},
+            )
             await session.execute(
                 text(
                     """

@@ -131,6 +131,7 @@ async def decide(
         status = guardrails.PersonStatus(
             opted_out=bool(person and person.opted_out),
             consents=frozenset(person.consents if person else ()),
+            wecom_contact=bool(person and person.external_userid),
         )
         past = history.setdefault((touch.tenant, touch.person_id), [])
         decision = guardrails.decide(

@@ -92,6 +92,9 @@ class Handlers:
                 now=now,
                 topics=self._topics,
             )
+            await repo.forget_contacts(
+                session, ended=[(e.tenant, e.data.person_id, e.data.staff_id) for e in removed], now=now
+            )
         added = [e for e in run if e.envelope.type == ContactAdded.event_type]
         persons = await repo.ensure_people(
             session,
@@ -147,7 +150,9 @@ class Handlers:
         await self._enter(event, session, data.person_id, Occurrence("contact.added"))
 
     async def contact_removed(self, event: Received[ContactRemoved], session: AsyncSession) -> None:
-        await self._exit(event, session, event.data.person_id, "contact.removed")
+        data = event.data
+        await self._exit(event, session, data.person_id, "contact.removed")
+        await repo.forget_contacts(session, ended=[(event.tenant, data.person_id, data.staff_id)], now=self._clock())
 
     async def group_joined(self, event: Received[GroupJoined], session: AsyncSession) -> None:
         await self._enter(event, session, event.data.person_id, Occurrence("group.joined"))

@@ -339,6 +339,7 @@ async def merge(
                 tenant=tenant,
                 person_id=survivor_id,
                 owner_staff_id=survivor.owner_staff_id or merged.owner_staff_id,
+                external_userid=survivor.external_userid or merged.external_userid,
                 opted_out=survivor.opted_out or merged.opted_out,
                 paid_total_fen=survivor.paid_total_fen + merged.paid_total_fen,
                 last_paid_at=max((d for d in (survivor.last_paid_at, merged.last_paid_at) if d), default=None),

@@ -61,13 +61,13 @@ JOURNEYS = [
     _journey("coupon", 30, [{"id": "hi", "kind": "send", "channel": "coupon", "template": "hi"}]),
 ]
 PEOPLE = [
-    # person, opted out, consents, tags, owner
-    ("p0", False, [], [], None),
-    ("p1", False, ["sms"], ["vip"], "staff-1"),
-    ("p2", True, ["sms"], [], None),
-    ("p3", False, ["sms"], [], "staff-3"),
-    ("p4", False, [], ["vip"], None),
-    ("p5", False, [], [], None),
+    # person, opted out, consents, tags, owner, WeCom external_userid (p5 is no WeCom friend: 1v1 skipped)
+    ("p0", False, [], [], None, "wm_p0"),
+    ("p1", False, ["sms"], ["vip"], "staff-1", "wm_p1"),
+    ("p2", True, ["sms"], [], None, "wm_p2"),
+    ("p3", False, ["sms"], [], "staff-3", "wm_p3"),
+    ("p4", False, [], ["vip"], None, "wm_p4"),
+    ("p5", False, [], [], None, None),
 ]
 
 
@@ -82,7 +82,7 @@ async def _setup(sessions: SessionFactory, tenant: str) -> None:
         await repo.put_policy(
             session, tenant=tenant, value=GuardrailPolicy(daily_cap={"wecom_1v1": 1, "sms": 1}), now=T0
         )
-        for person_id, opted_out, consents, tags, owner in PEOPLE:
+        for person_id, opted_out, consents, tags, owner, external_userid in PEOPLE:
             await repo.ensure_person(session, tenant=tenant, person_id=person_id, now=T0)
             await repo.update_person(
                 session,
@@ -92,6 +92,7 @@ async def _setup(sessions: SessionFactory, tenant: str) -> None:
                 consents=consents,
                 tags=tags,
                 owner_staff_id=owner,
+                external_userid=external_userid,
             )
         for raw in JOURNEYS:
             for i, (person_id, *_) in enumerate(PEOPLE):

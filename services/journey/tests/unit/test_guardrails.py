@@ -9,6 +9,7 @@ from siyu_journey.domain.guardrails import Defer, GuardrailPolicy, PastTouch, Pe
 POLICY = GuardrailPolicy(
     daily_cap={"wecom_1v1": 2}, weekly_cap={"wecom_1v1": 5}, quiet_start="21:30", quiet_end="08:30"
 )
+FRIEND = PersonStatus(wecom_contact=True)
 MONDAY_10 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # Monday 10:00 Shanghai
 
 
@@ -24,7 +25,7 @@ def check(
     return decide(
         channel=channel,
         priority=priority,
-        person=person or PersonStatus(),
+        person=person or FRIEND,
         history=history or [],
         policy=policy,
         now=now,
@@ -36,9 +37,19 @@ def test_plain_touch_is_sent() -> None:
 
 
 def test_opt_out_and_consent_skip() -> None:
-    assert check(person=PersonStatus(opted_out=True)) == Skip("opted_out")
+    assert check(person=PersonStatus(opted_out=True, wecom_contact=True)) == Skip("opted_out")
     assert check(channel="sms") == Skip("no_consent")
     assert check(channel="sms", person=PersonStatus(consents=frozenset({"sms"}))) == Send()
+
+
+def test_only_a_wecom_friend_is_reached_one_to_one_or_on_moments_at_any_hour() -> None:
+    stranger = PersonStatus()
+    night = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)  # 23:00 Shanghai: skipped now, not deferred to the morning
+    for channel in ("wecom_1v1", "wecom_moments"):
+        assert check(channel=channel, person=stranger) == Skip("no_wecom_contact")
+        assert check(channel=channel, person=stranger, now=night) == Skip("no_wecom_contact")
+    assert check(channel="coupon", person=stranger) == Send()
+    assert check(channel="wecom_group", person=stranger) == Send()  # sent to the groups, not to the person
 
 
 def test_quiet_hours_defer_to_the_next_allowed_time() -> None:

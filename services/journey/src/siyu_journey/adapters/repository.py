@@ -214,6 +214,28 @@ async def ensure_people(
     return {(r.tenant, r.person_id): r for r in result}
 
 
+_FORGET_CONTACTS = text(
+    """
+    UPDATE people p SET external_userid = NULL, updated_at = CAST(:now AS timestamptz)
+    FROM unnest(CAST(:ts AS text[]), CAST(:ps AS text[]), CAST(:ss AS text[])) AS k(tenant, person, staff)
+    WHERE p.tenant = k.tenant AND p.person_id = k.person
+      AND (p.owner_staff_id IS NULL OR p.owner_staff_id = k.staff)
+    """
+)
+
+
+async def forget_contacts(session: AsyncSession, *, ended: Iterable[tuple[str, str, str]], now: datetime) -> None:
+    """WeCom friendships that ended, as (tenant, person, staff): the person is no longer reachable one to one
+    (``external_userid`` cleared) when the staff was the person's owner. A friendship with another staff account
+    than the owner leaves the person as they were."""
+    rows = sorted(set(ended))
+    if rows:
+        await session.execute(
+            _FORGET_CONTACTS,
+            {"ts": [t for t, _, _ in rows], "ps": [p for _, p, _ in rows], "ss": [s for _, _, s in rows], "now": now},
+        )
+
+
 async def update_person(session: AsyncSession, *, tenant: str, person_id: str, **values: Any) -> None:
     await session.execute(
         update(people).where(people.c.tenant == tenant, people.c.person_id == person_id).values(**values)

@@ -27,6 +27,8 @@ WECOM_MASS_CHANNELS = frozenset({"wecom_1v1", "wecom_moments", "wecom_group"})
 # A coupon lands silently in the wallet: quiet hours do not apply to it.
 SILENT_CHANNELS = frozenset({"coupon"})
 CONSENT_CHANNELS = frozenset({"sms"})
+# Reach one person only through a WeCom friendship (external contact): a 1v1 message, or moments they can see.
+WECOM_CONTACT_CHANNELS = frozenset({"wecom_1v1", "wecom_moments"})
 
 
 class GuardrailPolicy(BaseModel):
@@ -55,6 +57,8 @@ class PastTouch:
 class PersonStatus:
     opted_out: bool = False
     consents: frozenset[str] = field(default_factory=frozenset)
+    wecom_contact: bool = False
+    """A WeCom friend of the brand now (added, not removed since)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +95,8 @@ def decide(
         return Skip("opted_out")
     if channel in CONSENT_CHANNELS and channel not in person.consents:
         return Skip("no_consent")
+    if channel in WECOM_CONTACT_CHANNELS and not person.wecom_contact:
+        return Skip("no_wecom_contact")
     quiet_start, quiet_end = parse_hhmm(policy.quiet_start), parse_hhmm(policy.quiet_end)
     if channel not in SILENT_CHANNELS and in_window(now, quiet_start, quiet_end):
         return Defer(next_local_time(now, quiet_end), "quiet_hours")

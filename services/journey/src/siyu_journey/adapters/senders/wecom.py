@@ -121,7 +121,6 @@ class WeComSender:
         return list(await asyncio.gather(*(self._send_one(t) for t in touches)))
 
     def _payload(self, touch: Outgoing) -> dict[str, Any]:
-        recipient = touch.recipient or touch.person_id
         text = {"content": touch.body}
         if touch.channel == "wecom_moments":
             return {
@@ -134,13 +133,15 @@ class WeComSender:
         chat_type = "group" if touch.channel == "wecom_group" else "single"
         payload: dict[str, Any] = {"chat_type": chat_type, "sender": touch.staff_id, "text": text}
         if chat_type == "single":
-            payload["external_userid"] = [recipient]
+            payload["external_userid"] = [touch.recipient]
         return payload
 
     async def _send_one(self, touch: Outgoing) -> Outcome:
         api = API_OF_CHANNEL.get(touch.channel)
         if api is None:
             return Failed(f"wecom cannot send channel {touch.channel}")
+        if touch.channel == "wecom_1v1" and not touch.recipient:
+            return Failed("no_recipient: the person has no WeCom external_userid")
         limiter = bucket(self._corp_id, api, rate=self._rate, burst=self._burst)
         refreshed = False
         for attempt in range(1, self._attempts + 1):

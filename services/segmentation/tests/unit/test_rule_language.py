@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from siyu_segmentation.api.routes import RULE_EXAMPLE, MembersQuery
 from siyu_segmentation.domain.rules import (
     RuleError,
     depends_on_time,
@@ -15,7 +16,7 @@ from siyu_segmentation.domain.rules import (
     parse_duration,
     referenced_facts,
 )
-from siyu_segmentation.domain.tagging import validate_rule
+from siyu_segmentation.domain.tagging import RuleBody, validate_rule
 
 from ..conftest import NOW, Case, holds
 
@@ -100,3 +101,10 @@ def test_dormancy_turns_on_exactly_after_day_90() -> None:
     assert not holds(dormant, ALICE, NOW)  # day 90: not yet
     assert holds(dormant, ALICE, NOW + timedelta(seconds=1))  # a moment later: dormant
     assert holds(dormant, ALICE, NOW + timedelta(days=1))  # day 91
+
+
+def test_the_api_examples_are_rules_the_language_accepts() -> None:
+    """OpenAPI types `when` as any object: that its examples parse is checked here (the shape by the OpenAPI test)."""
+    RuleBody.model_validate(RULE_EXAMPLE)
+    for example in MembersQuery.model_json_schema()["examples"]:
+        parse_condition(MembersQuery.model_validate(example).when)

@@ -17,9 +17,65 @@ from siyu_shared.http.deps import Admin, DbSession, Reader, Writer
 
 router = APIRouter(prefix="/v1", tags=["segmentation"])
 RuleId = Annotated[str, Field(pattern=SLUG)]
+PERSON = "0ffcac61-6a5a-57ea-9704-7facedd10830"
+RULE_EXAMPLE: dict[str, Any] = {
+    "tag": "super_vip",
+    "family": "value",
+    "priority": 10,
+    "description": "More than 10 orders in the last year.",
+    "enabled": True,
+    "when": {"count": "orders", "within": "365d", "gt": 10},
+}
+BACKFILL_EXAMPLE: dict[str, Any] = {
+    "id": 12,
+    "tenant": "glowlab",
+    "reason": "rule super-vip v2",
+    "scope": ["super_vip"],
+    "status": "running",
+    "total": 20000,
+    "processed": 5000,
+    "changed": 312,
+    "cursor": PERSON,
+    "cancel_requested": False,
+    "error": None,
+    "started_at": "2026-11-22T08:00:00Z",
+    "finished_at": None,
+}
+
+
+def _example(value: Any, status_code: int = 200) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI for a route whose JSON reply has no model of its own: a reply like ``value``."""
+    return {status_code: {"content": {"application/json": {"example": value}}}}
+
+
+def _json_or_csv(value: Any, csv_text: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI for a listing served as JSON, or as CSV with ``?format=csv``."""
+    return {
+        200: {
+            "content": {
+                "application/json": {"schema": {"type": "object"}, "example": value},
+                "text/csv": {"schema": {"type": "string"}, "example": csv_text},
+            }
+        }
+    }
 
 
 class RuleOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "rule_id": "super-vip",
+                    "version": 2,
+                    "pack": None,
+                    "body": RULE_EXAMPLE,
+                    "time_dependent": True,
+                    "updated_at": "2026-11-22T08:00:00Z",
+                }
+            ]
+        }
+    )
+
     rule_id: str
     version: int
     pack: str | None
@@ -30,11 +86,15 @@ class RuleOut(BaseModel):
 
 class SavedRule(BaseModel):
     rule_id: str = Field(examples=["super-vip"])
-    version: int = Field(examples=[2])
-    backfill_id: int = Field(description="The backfill that re-decides the tag for the whole tenant.")
+    version: int = Field(examples=[2], description="The new version; 0 when the rule was deleted.")
+    backfill_id: int = Field(description="The backfill that re-decides the tag for the whole tenant.", examples=[12])
 
 
 class DryRun(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"gain": 2, "lose": 0, "sample_gain": [PERSON, "a8d1…"], "sample_lose": []}]}
+    )
+
     gain: int
     lose: int
     sample_gain: list[str]
@@ -42,18 +102,29 @@ class DryRun(BaseModel):
 
 
 class FamilyIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"exclusive": True, "description": "Value tier: one per person."}]},
+    )
 
     exclusive: bool = Field(examples=[True])
     description: str = ""
 
 
 class MembersQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"when": {"fact": "last_order_at", "older_than": "90d"}, "after": None, "limit": 100}]
+        },
+    )
 
     when: dict[str, Any] = Field(examples=[{"fact": "last_order_at", "older_than": "90d"}])
     after: str | None = None
     limit: int = Field(default=100, ge=1, le=10000)
+
+
+_RULE_BODY: dict[str, Any] = {"requestBody": {"content": {"application/json": {"example": RULE_EXAMPLE}}}}
 
 
 def _rule_error(exc: RuleError) -> HTTPException:
@@ -77,7 +148,7 @@ async def get_rule(rule_id: str, principal: Reader, session: DbSession) -> RuleO
     return RuleOut(**dict(row))
 
 
-@router.put("/rules/{rule_id}")
+@router.put("/rules/{rule_id}", openapi_extra=_RULE_BODY)
 async def put_rule(rule_id: RuleId, body: RuleBody, principal: Writer, session: DbSession) -> SavedRule:
     """Create or change a rule (a new version); a backfill re-decides its tag for everyone."""
     try:
@@ -95,7 +166,7 @@ async def delete_rule(rule_id: str, principal: Writer, session: DbSession) -> Sa
     return SavedRule(rule_id=rule_id, version=0, backfill_id=job)
 
 
-@router.post("/rules/dry-run")
+@router.post("/rules/dry-run", openapi_extra=_RULE_BODY)
 async def dry_run(body: RuleBody, principal: Reader, session: DbSession) -> DryRun:
     """How many people would gain and lose the tag, with a sample; changes nothing."""
     return DryRun(**await service.dry_run(session, tenant=principal.tenant, body=body, now=_now()))
@@ -110,12 +181,15 @@ async def put_family(
     )
 
 
-@router.get("/packs")
+@router.get("/packs", responses=_example([shipped_packs()["channel"].model_dump(mode="json")]))
 async def list_packs(principal: Reader) -> list[dict[str, Any]]:
     return [p.model_dump(mode="json") for p in shipped_packs().values()]
 
 
-@router.post("/packs/{name}/install")
+@router.post(
+    "/packs/{name}/install",
+    responses=_example({"pack": "dcba", "rules": ["dcba-a", "dcba-b", "dcba-c", "dcba-d"], "backfill_id": 12}),
+)
 async def install_pack(name: str, principal: Admin, session: DbSession) -> dict[str, Any]:
     pack = shipped_packs().get(name)
     if pack is None:
@@ -127,12 +201,12 @@ async def install_pack(name: str, principal: Admin, session: DbSession) -> dict[
     return {"pack": name, "rules": installed, "backfill_id": job}
 
 
-@router.get("/backfills")
+@router.get("/backfills", responses=_example([BACKFILL_EXAMPLE]))
 async def list_backfills(principal: Reader, session: DbSession) -> list[dict[str, Any]]:
     return [dict(r) for r in await jobs.list_backfills(session, tenant=principal.tenant)]
 
 
-@router.get("/backfills/{job_id}")
+@router.get("/backfills/{job_id}", responses=_example(BACKFILL_EXAMPLE))
 async def get_backfill(job_id: int, principal: Reader, session: DbSession) -> dict[str, Any]:
     row = await jobs.get_backfill(session, tenant=principal.tenant, job_id=job_id)
     if row is None:
@@ -140,14 +214,45 @@ async def get_backfill(job_id: int, principal: Reader, session: DbSession) -> di
     return dict(row)
 
 
-@router.post("/backfills/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/backfills/{job_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=_example({"backfill_id": 12, "cancel_requested": True}, status.HTTP_202_ACCEPTED),
+)
 async def cancel_backfill(job_id: int, principal: Writer, session: DbSession) -> dict[str, Any]:
     if not await jobs.request_cancel(session, tenant=principal.tenant, job_id=job_id):
         raise HTTPException(404, detail="no such running backfill")
     return {"backfill_id": job_id, "cancel_requested": True}
 
 
-@router.get("/persons/{person_id}")
+@router.get(
+    "/persons/{person_id}",
+    responses=_example(
+        {
+            "person_id": PERSON,
+            "facts": {
+                "first_channel": "xiaohongshu",
+                "channels": ["tmall", "wecom", "xiaohongshu"],
+                "wecom_status": "friend",
+                "order_count": 2,
+                "net_fen": 59800,
+                "last_order_at": "2026-11-20T12:30:00+00:00",
+            },
+            "attributes": {"skin_type": "dry"},
+            "orders": 2,
+            "tags": [
+                {
+                    "tag": "dcba_a_buying",
+                    "family": "dcba",
+                    "rule_id": "dcba-a",
+                    "rule_version": 1,
+                    "tagged_at": "2026-11-20T12:30:01Z",
+                    "facts": {"order_count": 2},
+                }
+            ],
+        }
+    ),
+)
 async def get_person(person_id: str, principal: Reader, session: DbSession) -> dict[str, Any]:
     """The person's facts and tags, each tag with the rule version, time and facts that put it there."""
     profile = await profiles.load_profile(session, tenant=principal.tenant, person_id=person_id)
@@ -165,7 +270,19 @@ async def get_person(person_id: str, principal: Reader, session: DbSession) -> d
     }
 
 
-@router.get("/tags/{tag}/members", response_model=None)
+@router.get(
+    "/tags/{tag}/members",
+    response_model=None,
+    responses=_json_or_csv(
+        {
+            "members": [
+                {"person_id": PERSON, "rule_id": "super-vip", "rule_version": 2, "tagged_at": "2026-11-22T08:00:05Z"}
+            ],
+            "next_after": PERSON,
+        },
+        f"person_id,rule_id,rule_version,tagged_at\r\n{PERSON},super-vip,2,2026-11-22T08:00:05+00:00\r\n",
+    ),
+)
 async def tag_members(
     tag: str,
     principal: Reader,
@@ -181,7 +298,11 @@ async def tag_members(
     return {"members": rows, "next_after": rows[-1]["person_id"] if len(rows) == limit else None}
 
 
-@router.post("/members/query", response_model=None)
+@router.post(
+    "/members/query",
+    response_model=None,
+    responses=_json_or_csv({"members": [PERSON], "next_after": PERSON}, f"person_id\r\n{PERSON}\r\n"),
+)
 async def query_members(
     query: MembersQuery,
     principal: Reader,
@@ -201,7 +322,18 @@ async def query_members(
     return {"members": ids, "next_after": ids[-1] if len(ids) == query.limit else None}
 
 
-@router.get("/tags/counts")
+@router.get(
+    "/tags/counts",
+    responses=_example(
+        {
+            "now": {"dcba_a_buying": 58, "super_vip": 3},
+            "daily": [
+                {"day": "2026-11-21", "tag": "dcba_a_buying", "members": 55},
+                {"day": "2026-11-21", "tag": "super_vip", "members": 3},
+            ],
+        }
+    ),
+)
 async def counts(principal: Reader, session: DbSession, since: date | None = None) -> dict[str, Any]:
     """Members per tag now, and per day as snapshotted by the sweep (segment sizes over time)."""
     now, daily = await jobs.tag_counts_now_and_daily(session, tenant=principal.tenant, since=since)

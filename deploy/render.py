@@ -31,6 +31,8 @@ KAFKA_IMAGE = "apache/kafka:4.1.1"
 POSTGRES_IMAGE = "postgres:17"
 PARTITIONS = 6
 API_PORT = 8000
+DEV_TAG = "dev"
+PROD_TAG = "0.1.0"
 API_MAX_REPLICAS = 10
 # Connections kept outside the services' budgets: Postgres' superuser reserve, CloudNativePG's own (replication,
 # monitoring), migration Jobs and an operator's psql.
@@ -185,7 +187,7 @@ def container(service: str, role: str, *, args: list[str]) -> dict[str, Any]:
             "limits": {"memory": "512Mi" if role == "api" else "768Mi"},
         },
     }
-    if role != "migrate":
+    if role not in ("migrate", "wait"):
         spec["livenessProbe"] = {
             "httpGet": {"path": "/healthz", "port": probe_port},
             "periodSeconds": 10,
@@ -203,6 +205,9 @@ def container(service: str, role: str, *, args: list[str]) -> dict[str, Any]:
         }
     else:
         del spec["ports"]
+    if role == "wait":
+        spec["name"] = "wait-for-migrations"
+        spec["resources"] = {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}
     return spec
 
 
@@ -237,6 +242,8 @@ def deployment(service: str, role: str) -> dict[str, Any]:
                             service, role, args=["serve", "--role", role, "--host", "0.0.0.0", "--port", str(API_PORT)]
                         )
                     ],
+                    # No pod starts on a schema its code is ahead of: the migration Job of this image runs first.
+                    initContainers=[container(service, "wait", args=["migrate", "--wait", "--timeout", "300"])],
                     # Workers drain on SIGTERM: finish the batch, commit offsets, close.
                     terminationGracePeriodSeconds=45 if role == "worker" else 30,
                 ),
@@ -664,8 +671,9 @@ def dev_overlay() -> str:
         "kind": "Kustomization",
         "namespace": "siyu-dev",
         "resources": ["../../base"],
-        "images": [{"name": f"siyu/{s}", "newTag": "dev"} for s in SERVICES],
+        "images": [{"name": f"siyu/{s}", "newTag": DEV_TAG} for s in SERVICES],
         "patches": [
+            *migration_job_names(DEV_TAG),
             _json_patch("Deployment", "/spec/replicas", 1),
             _json_patch("HorizontalPodAutoscaler", "/spec/minReplicas", 1),
             _json_patch("PodDisruptionBudget", "/spec/minAvailable", 0),
@@ -715,15 +723,16 @@ def prod_overlay() -> str:
         "namespace": "siyu",
         "resources": ["../../base"],
         "images": [
-            {"name": f"siyu/{s}", "newName": f"registry.example.com/siyu/{s}", "newTag": "0.1.0"} for s in SERVICES
+            {"name": f"siyu/{s}", "newName": f"registry.example.com/siyu/{s}", "newTag": PROD_TAG} for s in SERVICES
         ],
         "patches": [
+            *migration_job_names(PROD_TAG),
             {
                 "target": {"kind": "Deployment", "labelSelector": "app.kubernetes.io/component=worker"},
                 "patch": yaml.dump(
                     [{"op": "replace", "path": "/spec/template/spec/containers/0/resources/requests/cpu", "value": "1"}]
                 ),
-            }
+            },
         ],
     }
     header = (
@@ -733,8 +742,15 @@ def prod_overlay() -> str:
     return header + dump(doc)
 
 
-def _json_patch(kind: str, path: str, value: Any) -> dict[str, Any]:
-    return {"target": {"kind": kind}, "patch": yaml.dump([{"op": "replace", "path": path, "value": value}])}
+def _json_patch(kind: str, path: str, value: Any, name: str | None = None) -> dict[str, Any]:
+    target = {"kind": kind} | ({"name": name} if name else {})
+    return {"target": target, "patch": yaml.dump([{"op": "replace", "path": path, "value": value}])}
+
+
+def migration_job_names(tag: str) -> list[dict[str, Any]]:
+    """Each migration Job named for the image tag it runs: a Job's pod template is immutable, so applying a new
+    tag under the old name would fail; a new name is a new Job (the old one goes after ttlSecondsAfterFinished)."""
+    return [_json_patch("Job", "/metadata/name", f"{s}-migrate-{tag}", name=f"{s}-migrate") for s in SERVICES]
 
 
 def render() -> dict[Path, str]:

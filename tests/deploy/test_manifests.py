@@ -26,6 +26,7 @@ from siyu_shared.services import SERVICES, role_of
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S_VERSION = "1.33"
+TAGS = {"dev": "dev", "prod": "0.1.0"}  # the image tag each overlay deploys
 OPERATOR_GROUPS = {"postgresql.cnpg.io", "kafka.strimzi.io"}  # custom resources, validated against their CRDs
 sys.path.insert(0, str(ROOT / "deploy"))
 import render  # noqa: E402
@@ -124,7 +125,7 @@ def test_overlays_build_and_validate_against_the_kubernetes_schemas(
             ("PodDisruptionBudget", f"{service}-worker"),
             ("NetworkPolicy", service),
             ("ServiceAccount", service),
-            ("Job", f"{service}-migrate"),
+            ("Job", f"{service}-migrate-{TAGS[overlay]}"),
         ]:
             assert (kind, name) in kinds, (overlay, kind, name)
 
@@ -189,18 +190,25 @@ def test_every_setting_a_service_reads_is_set_in_its_manifests(kustomize: str, s
     needed = set(config) | set(secrets)
     docs = build(kustomize, "dev")
     by_name = {(d["kind"], d["metadata"]["name"]): d for d in docs}
-    for workload in (f"{service}-api", f"{service}-worker", f"{service}-migrate"):
-        kind = "Job" if workload.endswith("migrate") else "Deployment"
-        (container,) = by_name[(kind, workload)]["spec"]["template"]["spec"]["containers"]
-        provided: set[str] = {e["name"] for e in container.get("env", [])}
-        for source in container["envFrom"]:
-            if "configMapRef" in source:
-                provided |= set(by_name[("ConfigMap", source["configMapRef"]["name"])]["data"])
-            if "secretRef" in source:
-                secret = by_name[("Secret", source["secretRef"]["name"])]
-                provided |= set(secret["data"])
-                assert all(base64.b64decode(v) for v in secret["data"].values())
-        assert needed <= provided, (workload, sorted(needed - provided))
+    for workload in (f"{service}-api", f"{service}-worker", f"{service}-migrate-{TAGS['dev']}"):
+        kind = "Job" if "-migrate-" in workload else "Deployment"
+        pod = by_name[(kind, workload)]["spec"]["template"]["spec"]
+        for container in pod.get("initContainers", []) + pod["containers"]:
+            provided = _provided(by_name, container)
+            assert needed <= provided, (workload, container["name"], sorted(needed - provided))
+
+
+def _provided(by_name: dict[tuple[str, str], dict[str, Any]], container: dict[str, Any]) -> set[str]:
+    """The names a container's environment holds (its ``env`` and every ConfigMap and Secret it loads)."""
+    provided: set[str] = {e["name"] for e in container.get("env", [])}
+    for source in container["envFrom"]:
+        if "configMapRef" in source:
+            provided |= set(by_name[("ConfigMap", source["configMapRef"]["name"])]["data"])
+        if "secretRef" in source:
+            secret = by_name[("Secret", source["secretRef"]["name"])]
+            provided |= set(secret["data"])
+            assert all(base64.b64decode(v) for v in secret["data"].values())
+    return provided
 
 
 def test_compose_runs_everything_with_migrations_first() -> None:
@@ -365,3 +373,28 @@ def test_docker_compose_validates_against_the_compose_specification() -> None:
     broken["services"]["postgres"]["healthcheck"]["retrys"] = 3
     with pytest.raises(jsonschema.ValidationError):
         validator.validate(broken)
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_pods_wait_for_the_migrations_of_their_image_and_jobs_are_named_for_it(kustomize: str, overlay: str) -> None:
+    """An api or worker pod starts only once its image's migrations are applied (``migrate --wait`` in an init
+    container of the same image and environment); each migration Job carries its image's tag in its name, so that
+    applying a new tag creates a new Job instead of failing on the old one's immutable template."""
+    docs = build(kustomize, overlay)
+    for service in SERVICES:
+        (job,) = [
+            d for d in docs if d["kind"] == "Job" and d["metadata"]["labels"]["app.kubernetes.io/name"] == service
+        ]
+        (migrate,) = job["spec"]["template"]["spec"]["containers"]
+        tag = migrate["image"].rsplit(":", 1)[1]
+        assert tag == TAGS[overlay]
+        assert job["metadata"]["name"] == f"{service}-migrate-{tag}"
+        for role in ("api", "worker"):
+            pod = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == f"{service}-{role}")
+            pod_spec = pod["spec"]["template"]["spec"]
+            (wait,) = pod_spec.get("initContainers", [None])
+            assert wait is not None, (overlay, service, role)
+            (main,) = pod_spec["containers"]
+            assert wait["args"][:2] == ["migrate", "--wait"]
+            assert wait["image"] == main["image"] == migrate["image"]
+            assert wait["envFrom"] == main["envFrom"] and wait.get("env") == main.get("env")

@@ -1,6 +1,7 @@
 """The command line every service exposes: ``serve``, ``migrate`` and ``keys``.
 
 siyu-ingest migrate
+siyu-ingest migrate --wait --timeout 300   # apply nothing: exit 0 once the head is applied (init containers)
 siyu-ingest serve --role api --port 8001
 siyu-ingest keys create --tenant glowlab --scopes read,write --name bi
 """
@@ -16,7 +17,7 @@ import uvicorn
 from siyu_shared.app import create_app
 from siyu_shared.auth.keys import SCOPES, Scope, issue_key, revoke_key
 from siyu_shared.db.engine import create_engine, session_factory, unit_of_work
-from siyu_shared.db.migrate import upgrade
+from siyu_shared.db.migrate import applied, upgrade, wait_until_applied
 from siyu_shared.service import ServiceSpec
 
 
@@ -27,7 +28,11 @@ def service_main(spec_factory: Callable[[], ServiceSpec], argv: list[str] | None
     serve.add_argument("--role", choices=["api", "worker", "all"], default="all")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    sub.add_parser("migrate", help="apply the database migrations (alembic upgrade head)")
+    migrate = sub.add_parser("migrate", help="apply the database migrations (alembic upgrade head)")
+    only = migrate.add_mutually_exclusive_group()
+    only.add_argument("--check", action="store_true", help="apply nothing; exit 1 unless the head is applied")
+    only.add_argument("--wait", action="store_true", help="apply nothing; wait until the head is applied")
+    migrate.add_argument("--timeout", type=float, default=300.0, help="seconds --wait waits before exit 1")
     keys = sub.add_parser("keys", help="manage API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create", help="issue a key (printed once)")
@@ -51,7 +56,15 @@ def service_main(spec_factory: Callable[[], ServiceSpec], argv: list[str] | None
         )
         return 0
     if args.command == "migrate":
-        upgrade(migrations=spec.migrations, url=spec.settings.database_url, schema=spec.schema)
+        migrations, url, schema = spec.migrations, spec.settings.database_url, spec.schema
+        if args.check or args.wait:
+            if args.wait:
+                ok = wait_until_applied(migrations=migrations, url=url, schema=schema, timeout_s=args.timeout)
+            else:
+                ok = applied(migrations=migrations, url=url, schema=schema)
+            print(f"{schema}: migrations {'applied' if ok else 'NOT applied (run: migrate)'}")
+            return 0 if ok else 1
+        upgrade(migrations=migrations, url=url, schema=schema)
         return 0
     if args.keys_command == "create":
         scopes = tuple(s.strip() for s in args.scopes.split(",") if s.strip())

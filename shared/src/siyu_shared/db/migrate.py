@@ -1,11 +1,22 @@
-"""Run a service's Alembic migrations programmatically (``siyu-<service> migrate``, tests, prestart jobs)."""
+"""Run a service's Alembic migrations programmatically (``siyu-<service> migrate``, tests, prestart jobs), and
+check or wait that they are applied (``siyu-<service> migrate --check`` / ``--wait``, the pods' init containers)."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from siyu_shared.db.engine import create_engine
+from siyu_shared.logging import get_logger
+
+log = get_logger(__name__)
 
 
 def alembic_config(*, migrations: Path, url: str, schema: str) -> Config:
@@ -18,3 +29,36 @@ def alembic_config(*, migrations: Path, url: str, schema: str) -> Config:
 
 def upgrade(*, migrations: Path, url: str, schema: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(migrations=migrations, url=url, schema=schema), revision)
+
+
+def applied(*, migrations: Path, url: str, schema: str) -> bool:
+    """Whether the database is at the migrations' head(s): what an api or worker needs before it starts."""
+    heads = set(ScriptDirectory.from_config(alembic_config(migrations=migrations, url=url, schema=schema)).get_heads())
+    return asyncio.run(_current_revisions(url, schema)) == heads
+
+
+async def _current_revisions(url: str, schema: str) -> set[str]:
+    engine = create_engine(url, schema=schema, pool_size=1, application_name=f"{schema}-migrate-check")
+    try:
+        async with engine.connect() as conn:
+            table = await conn.scalar(text("SELECT to_regclass(:t)::text"), {"t": f'"{schema}".alembic_version'})
+            if table is None:
+                return set()
+            return set((await conn.scalars(text(f'SELECT version_num FROM "{schema}".alembic_version'))).all())
+    finally:
+        await engine.dispose()
+
+
+def wait_until_applied(*, migrations: Path, url: str, schema: str, timeout_s: float, interval_s: float = 2.0) -> bool:
+    """Poll :func:`applied` until it holds (True) or ``timeout_s`` passes (False). An unreachable database counts as
+    not yet: a pod's init container starts this while the database or the migration Job may still be coming up."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if applied(migrations=migrations, url=url, schema=schema):
+                return True
+        except (OSError, SQLAlchemyError) as exc:
+            log.info("migrations_not_checkable_yet", schema=schema, error=repr(exc))
+        if time.monotonic() + interval_s > deadline:
+            return False
+        time.sleep(interval_s)

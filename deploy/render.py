@@ -525,8 +525,10 @@ def compose() -> str:
                 "./deploy/compose/postgres-init.sql:/docker-entrypoint-initdb.d/10-siyu.sql:ro",
                 "pgdata:/var/lib/postgresql/data",
             ],
+            # Over TCP: while the image runs its init scripts, its temporary server listens on the unix socket
+            # only, and a socket check would pass before the roles and schemas exist.
             "healthcheck": {
-                "test": ["CMD-SHELL", "pg_isready -U postgres -d siyu"],
+                "test": ["CMD-SHELL", "pg_isready -h 127.0.0.1 -p 5432 -U postgres -d siyu"],
                 "interval": "2s",
                 "timeout": "3s",
                 "retries": 30,

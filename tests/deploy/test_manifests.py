@@ -398,3 +398,18 @@ def test_pods_wait_for_the_migrations_of_their_image_and_jobs_are_named_for_it(k
             assert wait["args"][:2] == ["migrate", "--wait"]
             assert wait["image"] == main["image"] == migrate["image"]
             assert wait["envFrom"] == main["envFrom"] and wait.get("env") == main.get("env")
+
+
+def test_compose_postgres_is_healthy_only_once_it_listens_on_tcp() -> None:
+    """The official image runs its init scripts on a temporary server that listens on the unix socket only
+    (``listen_addresses=''``); a socket ``pg_isready`` passes then, and the migrations would start before the init
+    script has created their roles. Over TCP it passes only on the final server."""
+    (check,) = [
+        part
+        for part in yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["postgres"]["healthcheck"][
+            "test"
+        ]
+        if "pg_isready" in part
+    ]
+    words = check.split()
+    assert words[words.index("-h") + 1] == "127.0.0.1", check

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from siyu_journey.api.schemas import GREETING_EXAMPLE, JourneyOut
 from siyu_journey.domain.definition import parse_definition
 from siyu_journey.domain.validation import validate
 
@@ -70,3 +71,9 @@ def test_every_shipped_example_journey_is_valid() -> None:
     assert {"red_packet_reengage", "weekly_new_product", "double11_promotion"} <= set(names)
     for name in names:
         assert validate(load_example(name)) == [], name
+
+
+def test_the_api_examples_are_valid_journeys() -> None:
+    """OpenAPI types a definition as any object: that its examples are good journeys is checked here."""
+    for example in [GREETING_EXAMPLE, *(e["definition"] for e in JourneyOut.model_json_schema()["examples"])]:
+        assert [str(p) for p in validate(parse_definition(example))] == []

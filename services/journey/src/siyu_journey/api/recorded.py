@@ -52,6 +52,10 @@ class RecordedTouchIn(BaseModel):
 
 
 class RecordedTouchOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"touch_id": "2bdf193d-60f4-54b7-a656-e8b2fd43aa89", "recorded": True}]}
+    )
+
     touch_id: str = Field(description="The touch id on `touches.v1` (derived from the tenant and the tool's id).")
     recorded: bool = Field(description="False when this id had been recorded before (a retry).")
 

@@ -28,6 +28,8 @@ from siyu_journey.examples import load_example
 from siyu_shared.http.deps import Admin, DbSession, Reader, Writer
 
 Definition = Annotated[dict[str, Any], Body(examples=[GREETING_EXAMPLE])]
+_POLICY: dict[str, Any] = GuardrailPolicy().model_dump()
+"""The defaults a tenant starts with: the guardrails' example in OpenAPI (the model lives in the domain)."""
 Action = Literal["publish", "pause", "resume", "archive"]
 _STATUS: dict[str, str] = {"publish": "published", "pause": "paused", "resume": "published", "archive": "archived"}
 
@@ -142,11 +144,15 @@ def build_router(clock: Callable[[], datetime]) -> APIRouter:
             touches=[TouchOut.model_validate(r, from_attributes=True) for r in touched],
         )
 
-    @router.get("/guardrails")
+    @router.get("/guardrails", responses={200: {"content": {"application/json": {"example": _POLICY}}}})
     async def get_policy(principal: Reader, session: DbSession) -> GuardrailPolicy:
         return await repo.policy(session, tenant=principal.tenant)
 
-    @router.put("/guardrails")
+    @router.put(
+        "/guardrails",
+        responses={200: {"content": {"application/json": {"example": _POLICY}}}},
+        openapi_extra={"requestBody": {"content": {"application/json": {"example": _POLICY}}}},
+    )
     async def put_policy(policy: GuardrailPolicy, principal: Admin, session: DbSession) -> GuardrailPolicy:
         await repo.put_policy(session, tenant=principal.tenant, value=policy, now=clock())
         return policy

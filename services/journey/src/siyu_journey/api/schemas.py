@@ -17,10 +17,23 @@ GREETING_EXAMPLE: dict[str, Any] = {
     "templates": {"hello": "你好呀，我是{{ persona }}～"},
     "persona": "小完子",
 }
+PERSON = "0ffcac61-6a5a-57ea-9704-7facedd10830"
 
 
 class JourneyOut(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"journey_id": "greeting", "version": 1}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "journey_id": "greeting",
+                    "version": 1,
+                    "status": "published",
+                    "definition": GREETING_EXAMPLE,
+                    "updated_at": "2026-11-22T08:00:00Z",
+                }
+            ]
+        }
+    )
 
     journey_id: str
     version: int
@@ -30,6 +43,10 @@ class JourneyOut(BaseModel):
 
 
 class ValidationOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"valid": False, "problems": ["step 'nudge': unknown template 'bye'"]}]}
+    )
+
     valid: bool
     problems: list[str] = Field(default_factory=list, examples=[["step 'nudge': unknown template 'bye'"]])
 
@@ -59,6 +76,42 @@ class TouchOut(BaseModel):
 
 
 class PersonHistoryOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "person_id": PERSON,
+                    "enrolments": [
+                        {
+                            "enrolment_id": "9b2f6c1e-5d0a-5a7e-8f43-2c1d0e9a7b65",
+                            "journey_id": "greeting",
+                            "version": 1,
+                            "status": "completed",
+                            "step_id": None,
+                            "exit_reason": None,
+                            "entered_at": "2026-11-22T08:00:00Z",
+                        }
+                    ],
+                    "touches": [
+                        {
+                            "touch_id": "4e7d2a90-13c5-5b8e-9f61-7a0b3c2d1e4f",
+                            "journey_id": "greeting",
+                            "version": 1,
+                            "step_id": "hello",
+                            "channel": "wecom_1v1",
+                            "status": "sent",
+                            "reason": None,
+                            "staff_id": "xwz_01",
+                            "persona": "小完子",
+                            "due_at": "2026-11-22T08:00:00Z",
+                            "sent_at": "2026-11-22T08:00:02Z",
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
     person_id: str
     enrolments: list[EnrolmentOut]
     touches: list[TouchOut]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import importlib
 import json
 import logging
@@ -14,6 +15,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from bench.harness import BenchContext, Figure, settle
 from siyu_devstack.stack import Stack
@@ -64,8 +66,8 @@ def table(figures: list[Figure]) -> str:
     return "\n".join(lines)
 
 
-async def run_suites(names: list[str], stack: Stack) -> list[Figure]:
-    ctx = BenchContext(stack=stack)
+async def run_suites(names: list[str], ctx: BenchContext) -> list[Figure]:
+    stack = ctx.stack
     figures: list[Figure] = []
     for name in names:
         try:
@@ -82,35 +84,60 @@ async def run_suites(names: list[str], stack: Stack) -> list[Figure]:
     return figures
 
 
-def merge_results(figures: list[Figure]) -> dict[str, object]:
-    """The results file with the suites that just ran replaced and the others kept, each with when and where it ran."""
-    previous: dict[str, object] = {}
-    if RESULTS.exists():
-        try:
-            previous = json.loads(RESULTS.read_text())
-        except json.JSONDecodeError:
-            previous = {}
+def merge_results(figures: list[Figure], previous: dict[str, Any], *, scale: float) -> dict[str, Any]:
+    """The results file with the suites that just ran replaced and the others kept, each with when and where it
+    ran and at which ``BENCH_SCALE``."""
     kept = previous.get("suites")
-    suites: dict[str, object] = dict(kept) if isinstance(kept, dict) else {}
-    ran_at = datetime.now(UTC).isoformat()
+    suites: dict[str, Any] = dict(kept) if isinstance(kept, dict) else {}
+    ran_at = datetime.now(UTC).isoformat(timespec="seconds")
     for suite in dict.fromkeys(f.suite for f in figures):
         suites[suite] = {
             "ran_at": ran_at,
+            "scale": scale,
             "machine": machine(),
             "figures": [f.as_json() for f in figures if f.suite == suite],
         }
-    return {"suites": suites}
+    return {"suites": {name: suites[name] for name in sorted(suites, key=_suite_order)}}
+
+
+def _suite_order(name: str) -> tuple[int, str]:
+    return (SUITES.index(name) if name in SUITES else len(SUITES), name)
+
+
+def read_results(path: Path = RESULTS) -> dict[str, Any]:
+    try:
+        loaded = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def figures_of(results: dict[str, Any]) -> list[Figure]:
+    """The figures a results file holds, suite by suite."""
+    fields = {f.name for f in dataclasses.fields(Figure)}
+    return [
+        Figure(**{k: v for k, v in figure.items() if k in fields})
+        for suite in results.get("suites", {}).values()
+        for figure in suite["figures"]
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("suites", nargs="*", default=list(SUITES), help=f"any of {', '.join(SUITES)}")
+    parser.add_argument(
+        "--table", action="store_true", help=f"only print the table of what {RESULTS.name} holds (for the README)"
+    )
     args = parser.parse_args(argv)
+    if args.table:
+        print(table(figures_of(read_results())))
+        return 0
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     with Stack(fast=False) as stack:
         migrate_all(stack)
-        figures = asyncio.run(run_suites(args.suites, stack))
-    report = merge_results(figures)
+        ctx = BenchContext(stack=stack)
+        figures = asyncio.run(run_suites(args.suites, ctx))
+    report = merge_results(figures, read_results(), scale=ctx.scale)
     RESULTS.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     print(table(figures))
     print(f"\nmachine: {machine()}\nwritten: {RESULTS}")

@@ -289,9 +289,14 @@ async def run(ctx: BenchContext) -> list[Figure]:
         rate, latencies, errors = await _saturate(api_port, burst)
         api_cpu_us = (process_cpu_s(api_pid) - cpu) / n * 1e6
         stored = await _count(dsn, "SELECT count(*) FROM deliveries WHERE tenant = $1", tenant)
+        # A figure only counts work that was done: every push answered 2xx and stored (warm-up included).
+        if errors or stored != len(warm) + n:
+            raise RuntimeError(f"ingest bench: {errors} non-2xx, {stored} of {len(warm) + n} deliveries stored")
         paced = _xhs_requests(tenant, paced_n, "paced")
         cpu = process_cpu_s(api_pid)
         paced_latencies, paced_errors = await _paced(api_port, paced, 1000)
+        if paced_errors:
+            raise RuntimeError(f"ingest bench: {paced_errors} of {paced_n} paced deliveries not answered 2xx")
         paced_cpu_us = (process_cpu_s(api_pid) - cpu) / paced_n * 1e6
 
         async with _process(
@@ -350,6 +355,8 @@ async def run(ctx: BenchContext) -> list[Figure]:
             import_cpu_us = (process_cpu_s(api_pid) - cpu) / import_rows * 1e6
             done.raise_for_status()
             accepted = done.json()["accepted"]
+            if accepted != import_rows:
+                raise RuntimeError(f"ingest bench: the import accepted {accepted} of {import_rows} rows")
         copy_rate = await _copy_ceiling(stack.admin_dsn, import_rows)
 
     load = "/".join(f"{x:.1f}" for x in os.getloadavg())

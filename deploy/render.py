@@ -28,7 +28,11 @@ ROOT = Path(__file__).resolve().parent.parent
 K8S_BASE = ROOT / "deploy" / "k8s" / "base"
 COMPOSE = ROOT / "docker-compose.yml"
 KAFKA_IMAGE = "apache/kafka:4.1.1"
+KAFKA_METADATA_VERSION = "4.1-IV1"  # KRaft metadata version of that Kafka release (Strimzi's Kafka resource)
 POSTGRES_IMAGE = "postgres:17"
+KAFKA_CLUSTER = "siyu-kafka"  # Strimzi names its bootstrap Service <cluster>-kafka-bootstrap
+KAFKA_BROKERS = 3
+KAFKA_PORT = 9092
 PARTITIONS = 6
 API_PORT = 8000
 DEV_TAG = "dev"
@@ -85,7 +89,7 @@ def _settings_env(service: str) -> tuple[dict[str, str], list[str], list[str]]:
             optional.append(env)
             continue
         if name == "kafka_bootstrap_servers":
-            config[env] = "siyu-kafka-kafka-bootstrap:9092"
+            config[env] = f"{KAFKA_CLUSTER}-kafka-bootstrap:{KAFKA_PORT}"
         elif name == "environment":
             config[env] = "production"
         elif field.is_required():
@@ -323,8 +327,8 @@ def manifests(service: str) -> dict[str, str]:
             "ports": [{"protocol": "TCP", "port": 5432}],
         },
         {
-            "to": [{"podSelector": {"matchLabels": {"strimzi.io/cluster": "siyu-kafka"}}}],
-            "ports": [{"protocol": "TCP", "port": 9092}],
+            "to": [{"podSelector": {"matchLabels": {"strimzi.io/cluster": KAFKA_CLUSTER}}}],
+            "ports": [{"protocol": "TCP", "port": KAFKA_PORT}],
         },
     ]
     if service in EGRESS_HTTPS:
@@ -387,11 +391,11 @@ def kafka_topics() -> str:
             {
                 "apiVersion": "kafka.strimzi.io/v1beta2",
                 "kind": "KafkaTopic",
-                "metadata": {"name": topic.replace(".", "-"), "labels": {"strimzi.io/cluster": "siyu-kafka"}},
+                "metadata": {"name": topic.replace(".", "-"), "labels": {"strimzi.io/cluster": KAFKA_CLUSTER}},
                 "spec": {
                     "topicName": topic,
                     "partitions": PARTITIONS,
-                    "replicas": 3,
+                    "replicas": KAFKA_BROKERS,
                     "config": {
                         "min.insync.replicas": "2",
                         "retention.ms": str(30 * 24 * 3600 * 1000 if topic.endswith(".dlq") else 7 * 24 * 3600 * 1000),
@@ -400,6 +404,62 @@ def kafka_topics() -> str:
             }
         )
     return dump(*docs)
+
+
+def kafka_cluster() -> str:
+    """The Strimzi ``Kafka`` the topics and the services' bootstrap address (``siyu-kafka-kafka-bootstrap:9092``)
+    belong to: KRaft, one node pool of combined controller+broker nodes, the Kafka version compose runs (the
+    Strimzi release installed must support it)."""
+    version = KAFKA_IMAGE.rsplit(":", 1)[1]
+    pool = {
+        "apiVersion": "kafka.strimzi.io/v1beta2",
+        "kind": "KafkaNodePool",
+        "metadata": {"name": "combined", "labels": {"strimzi.io/cluster": KAFKA_CLUSTER}},
+        "spec": {
+            "replicas": KAFKA_BROKERS,
+            "roles": ["controller", "broker"],
+            "storage": {
+                "type": "jbod",
+                "volumes": [
+                    {
+                        "id": 0,
+                        "type": "persistent-claim",
+                        "size": "100Gi",
+                        "deleteClaim": False,
+                        "kraftMetadata": "shared",
+                    }
+                ],
+            },
+            "resources": {"requests": {"cpu": "1", "memory": "4Gi"}, "limits": {"memory": "4Gi"}},
+        },
+    }
+    kafka = {
+        "apiVersion": "kafka.strimzi.io/v1beta2",
+        "kind": "Kafka",
+        "metadata": {
+            "name": KAFKA_CLUSTER,
+            "annotations": {"strimzi.io/node-pools": "enabled", "strimzi.io/kraft": "enabled"},
+        },
+        "spec": {
+            "kafka": {
+                "version": version,
+                "metadataVersion": KAFKA_METADATA_VERSION,
+                "listeners": [{"name": "plain", "port": KAFKA_PORT, "type": "internal", "tls": False}],
+                "config": {
+                    # Matches the topics: 3 replicas, 2 in sync; the services' idempotent producers use acks=all.
+                    "default.replication.factor": KAFKA_BROKERS,
+                    "min.insync.replicas": 2,
+                    "offsets.topic.replication.factor": KAFKA_BROKERS,
+                    "transaction.state.log.replication.factor": KAFKA_BROKERS,
+                    "transaction.state.log.min.isr": 2,
+                    "auto.create.topics.enable": False,
+                },
+            },
+            # The topic operator turns the KafkaTopic resources into topics.
+            "entityOperator": {"topicOperator": {}},
+        },
+    }
+    return dump(kafka, pool)
 
 
 def max_replicas(role: str) -> int:
@@ -493,8 +553,13 @@ def k8s_base() -> dict[str, str]:
         for name, body in manifests(service).items():
             files[f"{service}/{name}"] = body
     files["kafka/topics.yaml"] = kafka_topics()
+    files["kafka/cluster.yaml"] = kafka_cluster()
     files["kafka/kustomization.yaml"] = dump(
-        {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": ["topics.yaml"]}
+        {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "resources": ["cluster.yaml", "topics.yaml"],
+        }
     )
     files["postgres/cluster.yaml"] = postgres_cluster()
     files["postgres/kustomization.yaml"] = dump(
@@ -682,6 +747,20 @@ def dev_overlay() -> str:
             _json_patch("Cluster", "/spec/instances", 1),
             _json_patch("KafkaTopic", "/spec/replicas", 1),
             _json_patch("KafkaTopic", "/spec/config/min.insync.replicas", "1"),
+            _json_patch("KafkaNodePool", "/spec/replicas", 1),
+            _json_patch("KafkaNodePool", "/spec/resources/requests", {"cpu": "250m", "memory": "1Gi"}),
+            _json_patch("KafkaNodePool", "/spec/resources/limits/memory", "1Gi"),
+            _json_patch("KafkaNodePool", "/spec/storage/volumes/0/size", "5Gi"),
+            *[
+                _json_patch("Kafka", f"/spec/kafka/config/{key}", 1)
+                for key in (
+                    "default.replication.factor",
+                    "min.insync.replicas",
+                    "offsets.topic.replication.factor",
+                    "transaction.state.log.replication.factor",
+                    "transaction.state.log.min.isr",
+                )
+            ],
         ],
         "configMapGenerator": [
             {"name": f"{s}-config", "behavior": "merge", "literals": [f"{env_prefix_of(s)}ENVIRONMENT=development"]}

@@ -413,3 +413,36 @@ def test_compose_postgres_is_healthy_only_once_it_listens_on_tcp() -> None:
     ]
     words = check.split()
     assert words[words.index("-h") + 1] == "127.0.0.1", check
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_the_kafka_cluster_the_topics_and_services_name_is_defined(kustomize: str, overlay: str) -> None:
+    """A Strimzi KRaft ``Kafka`` with a node pool: the cluster every KafkaTopic is labelled for, the host and port of
+    every service's bootstrap address and NetworkPolicy, with enough brokers for the topics' replicas."""
+    docs = build(kustomize, overlay)
+    (kafka,) = [d for d in docs if d["kind"] == "Kafka"]
+    name = kafka["metadata"]["name"]
+    assert kafka["metadata"]["annotations"] == {"strimzi.io/node-pools": "enabled", "strimzi.io/kraft": "enabled"}
+    (plain,) = [listener for listener in kafka["spec"]["kafka"]["listeners"] if listener["type"] == "internal"]
+    pools = [d for d in docs if d["kind"] == "KafkaNodePool" and d["metadata"]["labels"]["strimzi.io/cluster"] == name]
+    roles = {role for pool in pools for role in pool["spec"]["roles"]}
+    assert roles == {"controller", "broker"}
+    brokers = sum(pool["spec"]["replicas"] for pool in pools if "broker" in pool["spec"]["roles"])
+    config = kafka["spec"]["kafka"]["config"]
+    assert config["auto.create.topics.enable"] is False
+    assert int(config["min.insync.replicas"]) <= int(config["offsets.topic.replication.factor"]) <= brokers
+    for topic in (d for d in docs if d["kind"] == "KafkaTopic"):
+        assert topic["metadata"]["labels"]["strimzi.io/cluster"] == name
+        assert int(topic["spec"]["config"]["min.insync.replicas"]) <= topic["spec"]["replicas"] <= brokers
+    for service in SERVICES:
+        (configmap,) = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == f"{service}-config"]
+        assert configmap["data"][f"{service.upper()}_KAFKA_BOOTSTRAP_SERVERS"] == (
+            f"{name}-kafka-bootstrap:{plain['port']}"
+        )
+        (policy,) = [d for d in docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == service]
+        (to_kafka,) = [
+            rule
+            for rule in policy["spec"]["egress"]
+            if rule.get("to", [{}])[0].get("podSelector", {}).get("matchLabels") == {"strimzi.io/cluster": name}
+        ]
+        assert to_kafka["ports"] == [{"protocol": "TCP", "port": plain["port"]}]

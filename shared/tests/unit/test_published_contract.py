@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,9 @@ import yaml
 from jsonschema import Draft7Validator, Draft202012Validator
 
 from siyu_shared.events import asyncapi
+from siyu_shared.events.envelope import CloudEvent
 from siyu_shared.events.export import main as export_main
-from siyu_shared.events.registry import all_specs, spec_of
+from siyu_shared.events.registry import all_specs, parse_data, spec_of
 from siyu_shared.events.topics import Topic
 from siyu_shared.kafka.headers import event_headers
 
@@ -118,3 +120,32 @@ def test_every_event_schema_is_a_valid_json_schema_of_its_draft() -> None:
         schema = orjson.loads(path.read_bytes())
         assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema", path.name
         Draft202012Validator.check_schema(schema)
+
+
+def test_every_type_has_an_example_valid_against_its_schema_and_parsed_by_its_model() -> None:
+    messages = published_asyncapi()["components"]["messages"]
+    for spec in all_specs():
+        schema = orjson.loads((SCHEMAS / "events" / f"{spec.type_name}.json").read_bytes())
+        [example] = schema["examples"]
+        errors = list(Draft202012Validator(schema).iter_errors(example))
+        assert not errors, (spec.type_name, [e.message for e in errors])
+        event = CloudEvent.from_json(orjson.dumps(example))
+        data = parse_data(event)
+        assert type(data) is spec.model and event.type == spec.type_name
+        assert data.model_dump(mode="json") == example["data"]
+        # The AsyncAPI message shows the same event, with the headers the relay would send it with.
+        [message_example] = messages[spec.type_name]["examples"]
+        assert message_example["payload"] == example
+        assert Draft7Validator(messages[spec.type_name]["headers"]).is_valid(message_example["headers"])
+        assert message_example["headers"]["ce_id"] == event.id
+        # The key is what the type declares, e.g. the payee of a statement.
+        field = re.search(r"`data\.(\w+)`", spec.key)
+        if field:
+            assert event.subject == example["data"][field.group(1)], spec.type_name
+
+
+def test_examples_are_refused_when_they_break_the_schema() -> None:
+    schema = orjson.loads((SCHEMAS / "events" / "siyu.order.paid.json").read_bytes())
+    example = copy.deepcopy(schema["examples"][0])
+    example["data"]["amount_fen"] = -1
+    assert not Draft202012Validator(schema).is_valid(example)

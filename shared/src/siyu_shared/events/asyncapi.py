@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from siyu_shared.events.examples import example_events, example_json
 from siyu_shared.events.registry import EventSpec, all_specs
 from siyu_shared.events.topics import DEFAULT_PARTITIONS, TOPIC_DESCRIPTIONS, Topic, TopicNames
-from siyu_shared.kafka.headers import CE_TYPE, CONTENT_TYPE, EVENT_HEADERS, STRUCTURED_JSON
+from siyu_shared.kafka.headers import CE_TYPE, CONTENT_TYPE, EVENT_HEADERS, STRUCTURED_JSON, event_headers
 
 ASYNCAPI_VERSION = "3.0.0"
 KAFKA_BINDING = "0.5.0"
@@ -30,6 +31,7 @@ def asyncapi_document(*, schema_dir: str = "events", version: str = "1.0.0") -> 
             "contentType": STRUCTURED_JSON,
             "headers": event_headers_schema(spec),
             "payload": {"$ref": f"{schema_dir}/{spec.type_name}.json"},
+            "examples": [example_message(spec)],
             "bindings": {
                 "kafka": {"key": {"type": "string", "description": spec.key}, "bindingVersion": KAFKA_BINDING}
             },
@@ -83,3 +85,14 @@ def event_headers_schema(spec: EventSpec) -> dict[str, Any]:
     properties[CONTENT_TYPE]["const"] = STRUCTURED_JSON
     properties[CE_TYPE]["const"] = spec.type_name
     return {"type": "object", "required": list(EVENT_HEADERS), "properties": properties}
+
+
+def example_message(spec: EventSpec) -> dict[str, Any]:
+    """The example event of this type (``events/examples.py``) as a Kafka message: its headers and value."""
+    event = example_events()[spec.type_name]
+    headers = event_headers(event_id=event.id, event_type=event.type, tenant=event.tenant)
+    return {
+        "name": spec.type_name.removeprefix("siyu.").replace(".", "_"),
+        "headers": {name: value.decode() for name, value in headers},
+        "payload": example_json(spec.type_name),
+    }

@@ -18,6 +18,7 @@ import yaml
 
 from siyu_shared.events.asyncapi import asyncapi_document
 from siyu_shared.events.envelope import CloudEvent
+from siyu_shared.events.examples import example_json
 from siyu_shared.events.registry import EventSpec, all_specs
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
@@ -39,6 +40,7 @@ def event_schema(spec: EventSpec) -> dict[str, Any]:
         "x-topic": spec.topic.value,
         **{k: v for k, v in envelope.items() if k not in {"title", "description"}},
         **({"$defs": defs} if defs else {}),
+        "examples": [example_json(spec.type_name)],
     }
 
 

@@ -40,9 +40,6 @@ EXEMPT = {("get", "/metrics")}
 SHARED_PATHS = {"/healthz", "/readyz", "/metrics", "/v1/tenants/{tenant}/api-keys"}
 DOCUMENT = "urn:siyu:openapi"
 # Keywords whose value is one subschema, a map of subschemas, or a list of subschemas (JSON Schema 2020-12).
-# Services whose examples are still being written (emptied service by service; strict: a pass must be recorded).
-MISSING_EXAMPLES = {"attribution"}
-INVALID_EXAMPLES: set[str] = set()
 ONE = ("items", "additionalProperties", "not", "contains", "propertyNames", "if", "then", "else")
 MANY = ("properties", "patternProperties", "$defs")
 LISTS = ("allOf", "anyOf", "oneOf", "prefixItems")
@@ -167,12 +164,7 @@ def examples_with_schemas(doc: dict[str, Any]) -> Iterator[tuple[str, Any, dict[
                 yield from ((where, example, sub) for example in examples_of(sub))
 
 
-def services_but(pending: set[str]) -> list[Any]:
-    mark = pytest.mark.xfail(reason="examples not written yet", strict=True)
-    return [pytest.param(s, marks=mark) if s in pending else s for s in SERVICES]
-
-
-@pytest.mark.parametrize("service", services_but(MISSING_EXAMPLES))
+@pytest.mark.parametrize("service", SERVICES)
 def test_every_operation_has_examples(service: str) -> None:
     doc = openapi(service)
     missing: list[str] = []
@@ -214,7 +206,7 @@ def admits_null(schema: dict[str, Any]) -> bool:
     )
 
 
-@pytest.mark.parametrize("service", services_but(INVALID_EXAMPLES))
+@pytest.mark.parametrize("service", SERVICES)
 def test_every_example_is_valid_against_its_schema(service: str) -> None:
     doc = nulls_may_be_absent(openapi(service))
     registry: Registry[Any] = Registry().with_resource(

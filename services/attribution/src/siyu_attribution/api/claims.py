@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,6 +16,33 @@ from siyu_attribution.adapters import books, projections
 from siyu_attribution.domain.facts import ClaimFact, OverrideFact
 from siyu_shared.events.catalog.commissions import PayeeRole
 from siyu_shared.http.deps import Admin, DbSession, Reader, Writer
+
+ATTRIBUTION_EXAMPLE: dict[str, Any] = {
+    "attribution_id": "3d6f1a2b-8c4e-5f7a-9b1c-2d3e4f5a6b7c",
+    "model": "first_claim",
+    "plan_id": "standard",
+    "plan_version": 3,
+    "cause": "claim:5b0e2f1c9a7d4c3e8b6a1f2d3c4e5f60",
+    "decided_at": "2026-11-22T08:20:00Z",
+    "shares": [
+        {
+            "payee_id": "xwz_01",
+            "role": "staff_1v1",
+            "kind": "commission",
+            "basis": "claim:5b0e2f1c9a7d4c3e8b6a1f2d3c4e5f60",
+            "base_fen": 30000,
+            "gross_fen": 1500,
+        },
+        {
+            "payee_id": "xhs-kol-9",
+            "role": "kol",
+            "kind": "commission",
+            "basis": "source:xiaohongshu:L-1001",
+            "base_fen": 30000,
+            "gross_fen": 3000,
+        },
+    ],
+}
 
 
 class ClaimIn(BaseModel):
@@ -32,6 +59,22 @@ class ClaimIn(BaseModel):
 
 
 class ClaimOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "claim_id": "5b0e2f1c9a7d4c3e8b6a1f2d3c4e5f60",
+                    "order_no": "2087654321",
+                    "staff_id": "xwz_01",
+                    "role": "staff_1v1",
+                    "claimed_at": "2026-11-22T08:20:00Z",
+                    "order_known": True,
+                    "reattributed": True,
+                }
+            ]
+        }
+    )
+
     claim_id: str
     order_no: str
     staff_id: str
@@ -74,6 +117,35 @@ class AttributionOut(BaseModel):
 
 
 class OrderAttributionOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "order_id": "tmall:2087654321",
+                    "order_no": "2087654321",
+                    "amount_fen": 30000,
+                    "refunded_fen": 0,
+                    "settled": False,
+                    "current": ATTRIBUTION_EXAMPLE,
+                    "history": [ATTRIBUTION_EXAMPLE],
+                    "claims": [
+                        {
+                            "claim_id": "5b0e2f1c9a7d4c3e8b6a1f2d3c4e5f60",
+                            "seq": 41,
+                            "order_no": "2087654321",
+                            "staff_id": "xwz_01",
+                            "role": "staff_1v1",
+                            "via": "1v1",
+                            "note": "paid after our chat",
+                            "claimed_at": "2026-11-22T08:20:00Z",
+                        }
+                    ],
+                    "overrides": [],
+                }
+            ]
+        }
+    )
+
     order_id: str
     order_no: str
     amount_fen: int

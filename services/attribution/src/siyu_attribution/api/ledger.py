@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from siyu_attribution import accounting
 from siyu_attribution.accounting import Books, PeriodNotClosable
@@ -18,7 +18,34 @@ PERIOD = r"^\d{4}-(0[1-9]|1[0-2])$"
 PeriodPath = Annotated[str, Path(pattern=PERIOD, examples=["2026-10"])]
 
 
+CLAIM = "claim:5b0e2f1c9a7d4c3e8b6a1f2d3c4e5f60"
+"""The cause of the example entries: a staff member's claim of the order."""
+
+
 class EntryOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "entry_id": "7a1b2c3d-4e5f-5a6b-8c7d-9e0f1a2b3c4d:c",
+                    "txn_id": "7a1b2c3d-4e5f-5a6b-8c7d-9e0f1a2b3c4d",
+                    "kind": "accrual",
+                    "account": "held:xwz_01",
+                    "amount_fen": -1500,
+                    "order_id": "tmall:2087654321",
+                    "payee_id": "xwz_01",
+                    "payee_role": "staff_1v1",
+                    "rule": f"{CLAIM}; first_claim/{CLAIM}",
+                    "plan_id": "standard",
+                    "plan_version": 3,
+                    "attribution_id": "3d6f1a2b-8c4e-5f7a-9b1c-2d3e4f5a6b7c",
+                    "posted_at": "2026-11-22T08:20:00Z",
+                    "period": "2026-11",
+                }
+            ]
+        }
+    )
+
     entry_id: str
     txn_id: str
     kind: str
@@ -35,7 +62,19 @@ class EntryOut(BaseModel):
     period: str
 
 
+STATEMENT_EXAMPLE: dict[str, Any] = {
+    "statement_id": "c2d4e6f8-1a3b-5c5d-9e7f-0a1b2c3d4e5f",
+    "payee_id": "xwz_01",
+    "period": "2026-10",
+    "total_fen": 20970,
+    "entry_count": 16,
+    "closed_at": "2026-11-08T00:00:00Z",
+}
+
+
 class StatementOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [STATEMENT_EXAMPLE]})
+
     statement_id: str
     payee_id: str
     period: str
@@ -45,6 +84,10 @@ class StatementOut(BaseModel):
 
 
 class CloseOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"period": "2026-10", "statements": [STATEMENT_EXAMPLE]}]}
+    )
+
     period: str
     statements: list[StatementOut]
 

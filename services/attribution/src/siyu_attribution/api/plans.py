@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -10,6 +11,19 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from siyu_attribution.adapters import projections
 from siyu_attribution.domain.plans import PlanBody, PlanVersion
 from siyu_shared.http.deps import Admin, DbSession, Reader
+
+PLAN_BODY_EXAMPLE: dict[str, Any] = {
+    "model": "first_claim",
+    "return_window_days": 7,
+    "roles": {
+        "staff_1v1": {
+            "rates_bps": {"*": 500, "skincare": 800},
+            "tiers": [{"min_gmv_fen": 10000000, "rates_bps": {"*": 700}}],
+            "cap_per_order_fen": 50000,
+        },
+        "kol": {"rates_bps": {"*": 1000}},
+    },
+}
 
 
 class PlanIn(BaseModel):
@@ -20,18 +34,7 @@ class PlanIn(BaseModel):
                 {
                     "plan_id": "standard",
                     "effective_from": "2026-11-01T00:00:00+08:00",
-                    "body": {
-                        "model": "first_claim",
-                        "return_window_days": 7,
-                        "roles": {
-                            "staff_1v1": {
-                                "rates_bps": {"*": 500, "skincare": 800},
-                                "tiers": [{"min_gmv_fen": 10000000, "rates_bps": {"*": 700}}],
-                                "cap_per_order_fen": 50000,
-                            },
-                            "kol": {"rates_bps": {"*": 1000}},
-                        },
-                    },
+                    "body": PLAN_BODY_EXAMPLE,
                 }
             ]
         },
@@ -43,6 +46,19 @@ class PlanIn(BaseModel):
 
 
 class PlanOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "plan_id": "standard",
+                    "version": 3,
+                    "effective_from": "2026-10-31T16:00:00Z",
+                    "body": PLAN_BODY_EXAMPLE,
+                }
+            ]
+        }
+    )
+
     plan_id: str
     version: int
     effective_from: datetime

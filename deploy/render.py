@@ -5,7 +5,7 @@
 
 Generated, not hand-written, so that every setting a service reads appears in its manifests, every topic and DLQ
 has a KafkaTopic and a compose creation step, and the four services cannot drift apart. The overlays
-(``deploy/k8s/overlays/*``) are hand-written on top of the generated base.
+(``deploy/k8s/overlays/{dev,prod}``), the Dockerfiles and compose's Postgres init script are generated too.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 from pydantic import SecretStr
 
-from siyu_shared.events.topics import TopicNames
+from siyu_shared.events.topics import DEFAULT_PARTITIONS, TopicNames
 from siyu_shared.services import SERVICES, env_prefix_of, role_of
 from siyu_shared.settings import ServiceSettings
 
@@ -33,7 +33,7 @@ POSTGRES_IMAGE = "postgres:17"
 KAFKA_CLUSTER = "siyu-kafka"  # Strimzi names its bootstrap Service <cluster>-kafka-bootstrap
 KAFKA_BROKERS = 3
 KAFKA_PORT = 9092
-PARTITIONS = 6
+PARTITIONS = DEFAULT_PARTITIONS  # what the local stack and the tests create, too
 API_PORT = 8000
 DEV_TAG = "dev"
 PROD_TAG = "0.1.0"
@@ -43,6 +43,8 @@ API_MAX_REPLICAS = 10
 RESERVED_CONNECTIONS = 20
 # Settings whose values are credentials: never in a ConfigMap.
 SECRET_SETTINGS = {"database_url"}
+INGRESS_NAMESPACE = "ingress-nginx"  # where the ingress controller runs
+MONITORING_NAMESPACE = "monitoring"  # where Prometheus runs
 EGRESS_HTTPS = {"journey"}  # senders call WeCom / SMS gateways
 
 
@@ -233,7 +235,7 @@ def deployment(service: str, role: str) -> dict[str, Any]:
         "kind": "Deployment",
         "metadata": {"name": name, "labels": labels(service, role)},
         "spec": {
-            "replicas": 2,
+            # No replicas: the HPA owns the count (a value here would reset it on every apply).
             "revisionHistoryLimit": 5,
             "selector": {"matchLabels": labels(service, role)},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
@@ -341,8 +343,21 @@ def manifests(service: str) -> dict[str, str]:
             "spec": {
                 "podSelector": {"matchLabels": {"app.kubernetes.io/name": service}},
                 "policyTypes": ["Ingress", "Egress"],
-                # HTTP from inside the namespace and the ingress controller; Prometheus scrapes /metrics.
-                "ingress": [{"ports": [{"protocol": "TCP", "port": API_PORT}]}],
+                # HTTP from pods of the namespace, the ingress controller's namespace and Prometheus' (/metrics).
+                # An overlay with other namespaces patches the labels (kubernetes.io/metadata.name is set by
+                # Kubernetes on every namespace).
+                "ingress": [
+                    {
+                        "from": [
+                            {"podSelector": {}},
+                            *(
+                                {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}
+                                for namespace in (INGRESS_NAMESPACE, MONITORING_NAMESPACE)
+                            ),
+                        ],
+                        "ports": [{"protocol": "TCP", "port": API_PORT}],
+                    }
+                ],
                 "egress": egress,
             },
         }
@@ -741,7 +756,6 @@ def dev_overlay() -> str:
         "images": [{"name": f"siyu/{s}", "newTag": DEV_TAG} for s in SERVICES],
         "patches": [
             *migration_job_names(DEV_TAG),
-            _json_patch("Deployment", "/spec/replicas", 1),
             _json_patch("HorizontalPodAutoscaler", "/spec/minReplicas", 1),
             _json_patch("PodDisruptionBudget", "/spec/minAvailable", 0),
             _json_patch("Cluster", "/spec/instances", 1),

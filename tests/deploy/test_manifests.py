@@ -21,7 +21,7 @@ from pydantic import SecretStr
 
 from siyu_shared.app import create_app
 from siyu_shared.db.engine import create_engine
-from siyu_shared.events.topics import TopicNames
+from siyu_shared.events.topics import DEFAULT_PARTITIONS, TopicNames
 from siyu_shared.services import SERVICES, role_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -134,7 +134,7 @@ def test_every_topic_and_dlq_has_a_kafka_topic(kustomize: str) -> None:
     docs = build(kustomize, "prod")
     topics = {d["spec"]["topicName"]: d["spec"] for d in docs if d["kind"] == "KafkaTopic"}
     assert set(topics) == set(TopicNames().all())
-    assert {spec["partitions"] for spec in topics.values()} == {6}
+    assert {spec["partitions"] for spec in topics.values()} == {DEFAULT_PARTITIONS}
 
 
 def test_postgres_cluster_has_a_role_and_schema_per_service(kustomize: str) -> None:
@@ -446,3 +446,33 @@ def test_the_kafka_cluster_the_topics_and_services_name_is_defined(kustomize: st
             if rule.get("to", [{}])[0].get("podSelector", {}).get("matchLabels") == {"strimzi.io/cluster": name}
         ]
         assert to_kafka["ports"] == [{"protocol": "TCP", "port": plain["port"]}]
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_hpas_own_the_replica_counts(kustomize: str, overlay: str) -> None:
+    """A Deployment with an HPA leaves ``replicas`` out: every apply would reset the HPA's count to it."""
+    docs = build(kustomize, overlay)
+    scaled = {d["spec"]["scaleTargetRef"]["name"] for d in docs if d["kind"] == "HorizontalPodAutoscaler"}
+    deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
+    assert scaled == set(deployments)
+    for name in scaled:
+        assert "replicas" not in deployments[name]["spec"], name
+
+
+def test_network_policies_admit_only_the_namespace_the_ingress_controller_and_prometheus(kustomize: str) -> None:
+    for policy in (d for d in build(kustomize, "prod") if d["kind"] == "NetworkPolicy"):
+        for rule in policy["spec"]["ingress"]:
+            sources = rule.get("from")
+            assert sources, (policy["metadata"]["name"], "an ingress rule without `from` admits everyone")
+            for source in sources:
+                if "namespaceSelector" in source:  # a whole namespace, by its name only
+                    assert set(source) == {"namespaceSelector"}, source
+                    assert set(source["namespaceSelector"]["matchLabels"]) == {"kubernetes.io/metadata.name"}
+                else:  # any pod of the policy's own namespace
+                    assert source == {"podSelector": {}}, source
+            namespaces = {
+                s["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+                for s in sources
+                if "namespaceSelector" in s
+            }
+            assert namespaces == {render.INGRESS_NAMESPACE, render.MONITORING_NAMESPACE}

@@ -26,9 +26,10 @@ test: lint
 	$(BIN)/python deploy/tools.py
 	$(BIN)/pytest
 
-## Fast unit tests only (no Postgres, no Kafka).
+## Fast tests only, of every package (no Postgres, no Kafka): about a minute.
 unit: install
-	$(BIN)/pytest -m "not integration and not e2e" shared/tests/unit
+	$(BIN)/python deploy/tools.py
+	$(BIN)/pytest -m "not integration and not e2e"
 
 lint: install
 	$(BIN)/ruff format --check .

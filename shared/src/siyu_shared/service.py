@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from siyu_shared.db.engine import SessionFactory, create_engine, ping, session_factory
 from siyu_shared.events.topics import Topic
+from siyu_shared.events.topics import consumer_group_id as consumer_group_id
 from siyu_shared.heap import freeze_startup_heap
 from siyu_shared.kafka.clients import idempotent_producer, manual_commit_consumer
 from siyu_shared.kafka.probe import KafkaProbe
@@ -83,11 +84,6 @@ class Runtime:
 
     def group_id(self, consumer: str) -> str:
         return consumer_group_id(self.settings.kafka_topic_prefix, self.spec.name, consumer)
-
-
-def consumer_group_id(topic_prefix: str, service: str, consumer: str) -> str:
-    """The Kafka consumer group of one of a service's consumers (prefixed like the deployment's topics)."""
-    return f"{topic_prefix}siyu.{service}.{consumer}"
 
 
 def build_runtime(spec: ServiceSpec) -> Runtime:

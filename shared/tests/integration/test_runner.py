@@ -7,10 +7,12 @@ from datetime import UTC, datetime
 
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
+from jsonschema import Draft7Validator
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from siyu_devstack.testing import Scratch, effects, eventually, read_topic
+from siyu_shared.events.asyncapi import asyncapi_document
 from siyu_shared.events.catalog import GroupJoined, OrderPaid
 from siyu_shared.events.envelope import CloudEvent
 from siyu_shared.events.registry import envelope
@@ -138,6 +140,10 @@ async def test_failing_event_goes_to_dlq_others_flow_and_replay_brings_it_back(
     assert by_key[b"poison"]["siyu-attempts"] == b"3"
     assert by_key[b"poison"]["siyu-original-topic"] == topic.encode()
     assert by_key[b"garbage"]["siyu-error-type"] == b"PoisonEvent"
+    # As the AsyncAPI document's dead-letter message describes them (the original's headers kept).
+    documented = Draft7Validator(asyncapi_document()["components"]["messages"]["siyu.dead_letter"]["headers"])
+    for headers in by_key.values():
+        assert documented.is_valid({name: value.decode() for name, value in headers.items()})
 
     broken.clear()  # the fix is deployed
     report = await replay_dlq(bootstrap_servers=scratch.bootstrap, topic=topic, consumer_group=GROUP)

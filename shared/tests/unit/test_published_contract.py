@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import re
+from datetime import UTC, datetime
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +18,12 @@ from siyu_shared.events import asyncapi
 from siyu_shared.events.envelope import CloudEvent
 from siyu_shared.events.export import main as export_main
 from siyu_shared.events.registry import all_specs, parse_data, spec_of
-from siyu_shared.events.topics import Topic
-from siyu_shared.kafka.headers import event_headers
+from siyu_shared.events.topics import PRODUCERS, SUBSCRIPTIONS, Topic, consumer_group_id
+from siyu_shared.kafka.headers import dead_letter_headers, event_headers
+from siyu_shared.services import SERVICES
 
-SCHEMAS = Path(__file__).resolve().parents[3] / "schemas"
+ROOT = Path(__file__).resolve().parents[3]
+SCHEMAS = ROOT / "schemas"
 
 
 def published_asyncapi() -> dict[str, Any]:
@@ -149,3 +153,87 @@ def test_examples_are_refused_when_they_break_the_schema() -> None:
     example = copy.deepcopy(schema["examples"][0])
     example["data"]["amount_fen"] = -1
     assert not Draft202012Validator(schema).is_valid(example)
+
+
+def test_declared_subscriptions_are_the_consumers_each_service_bootstraps() -> None:
+    declared: dict[str, dict[str, set[Topic]]] = {}
+    for service in SERVICES:
+        spec = import_module(f"siyu_{service}.bootstrap").build_spec(
+            database_url="postgresql+asyncpg://contract@localhost/contract", kafka_bootstrap_servers="localhost:9092"
+        )
+        if spec.consumers:
+            declared[service] = {c.name: set(c.topics) for c in spec.consumers}
+    assert declared == {s: {c: set(t) for c, t in consumers.items()} for s, consumers in SUBSCRIPTIONS.items()}
+
+
+def test_each_topics_producer_builds_its_event_types() -> None:
+    sources = {s: "\n".join(p.read_text() for p in (ROOT / "services" / s / "src").rglob("*.py")) for s in SERVICES}
+    for spec in all_specs():
+        assert spec.model.__name__ in sources[PRODUCERS[spec.topic]], spec.type_name
+
+
+def test_operations_are_the_producers_sends_and_each_consumer_groups_receives() -> None:
+    doc = published_asyncapi()
+    by_address = {channel["address"]: name for name, channel in doc["channels"].items()}
+
+    def ops(action: str, address: str) -> list[dict[str, Any]]:
+        ref = f"#/channels/{by_address[address]}"
+        return [o for o in doc["operations"].values() if o["action"] == action and o["channel"]["$ref"] == ref]
+
+    for topic in Topic:
+        [send] = ops("send", topic.value)
+        assert PRODUCERS[topic] in send["summary"]
+        groups = {tuple(o["bindings"]["kafka"]["groupId"]["enum"]) for o in ops("receive", topic.value)}
+        expected = {
+            (consumer_group_id("", service, consumer),)
+            for service, consumers in SUBSCRIPTIONS.items()
+            for consumer, topics in consumers.items()
+            if topic in topics
+        }
+        assert groups == expected, topic
+        dlq = f"{topic.value}.dlq"
+        assert len(ops("send", dlq)) == len(expected)  # each consumer group dead-letters
+        assert len(ops("receive", dlq)) == 1  # siyu-dlq replay
+
+
+def test_dead_letter_channels_carry_one_untyped_message_with_the_runners_headers() -> None:
+    doc = published_asyncapi()
+    dead_letter = "#/components/messages/siyu.dead_letter"
+    for channel in doc["channels"].values():
+        if channel["address"].endswith(".dlq"):
+            assert [m["$ref"] for m in channel["messages"].values()] == [dead_letter]
+        else:
+            assert dead_letter not in [m["$ref"] for m in channel["messages"].values()]
+    message = doc["components"]["messages"]["siyu.dead_letter"]
+    assert message["payload"]["type"] == "string"
+    sent = dead_letter_headers(
+        event_headers(event_id="e-1", event_type="siyu.order.paid", tenant="glowlab"),
+        error=ValueError("x" * 5000),
+        topic="orders.v1",
+        partition=0,
+        offset=7,
+        group="siyu.attribution.main",
+        attempts=4,
+        failed_at=datetime.now(UTC),
+    )
+    as_documented = {name: value.decode() for name, value in sent}
+    validator = Draft7Validator(message["headers"])
+    assert validator.is_valid(as_documented)
+    added = {name for name in as_documented if name.startswith("siyu-")}
+    assert added == set(message["headers"]["required"]), "every siyu- header the runner adds is documented"
+    assert not validator.is_valid({k: v for k, v in as_documented.items() if k != "siyu-error"})
+    [example] = message["examples"]
+    assert validator.is_valid(example["headers"])
+
+
+def test_readme_topic_table_names_the_declared_producers_and_consumers() -> None:
+    rows = {
+        cells[0].strip("` "): cells
+        for line in (ROOT / "README.md").read_text().splitlines()
+        if line.startswith("| `") and (cells := [c.strip() for c in line.strip("|").split("|")])
+    }
+    for topic in Topic:
+        _, _, producer, consumers = rows[topic.value]
+        assert producer == PRODUCERS[topic], topic
+        readers = {s for s, c in SUBSCRIPTIONS.items() if any(topic in t for t in c.values())}
+        assert set(consumers.split(", ")) - {"payroll and BI tools"} == readers, topic

@@ -29,14 +29,38 @@ class Topic(StrEnum):
 
 
 TOPIC_DESCRIPTIONS: dict[Topic, str] = {
-    Topic.LEADS: "Leads captured from public platforms (form fills, private messages, follows). Producer: ingest.",
-    Topic.CONTACTS: "WeCom relationship changes: friend added/removed, group joined/left. Producer: ingest.",
-    Topic.ORDERS: "Order lifecycle: paid, completed, refunded (full or partial), closed. Producer: ingest.",
-    Topic.PERSONS: "Identity: persons merged and erased. Producer: ingest.",
-    Topic.TAGS: "Tag changes of a person (added/removed with the rule versions that decided). Producer: segmentation.",
-    Topic.TOUCHES: "Touches sent, failed or skipped by journeys. Producer: journey.",
-    Topic.COMMISSIONS: "Commission accruals, reversals and closed statements. Producer: attribution.",
+    Topic.LEADS: "Leads captured from public platforms (form fills, private messages, follows).",
+    Topic.CONTACTS: "WeCom relationship changes: friend added/removed, group joined/left.",
+    Topic.ORDERS: "Order lifecycle: paid, completed, refunded (full or partial), closed.",
+    Topic.PERSONS: "Identity: persons merged and erased.",
+    Topic.TAGS: "Tag changes of a person (added/removed with the rule versions that decided).",
+    Topic.TOUCHES: "Touches sent, failed or skipped by journeys.",
+    Topic.COMMISSIONS: "Commission accruals, reversals and closed statements (read by payroll and BI tools).",
 }
+
+PRODUCERS: dict[Topic, str] = {
+    Topic.LEADS: "ingest",
+    Topic.CONTACTS: "ingest",
+    Topic.ORDERS: "ingest",
+    Topic.PERSONS: "ingest",
+    Topic.TAGS: "segmentation",
+    Topic.TOUCHES: "journey",
+    Topic.COMMISSIONS: "attribution",
+}
+"""The one service that publishes each topic, through its outbox relay."""
+
+SUBSCRIPTIONS: dict[str, dict[str, tuple[Topic, ...]]] = {
+    "segmentation": {"main": (Topic.LEADS, Topic.CONTACTS, Topic.ORDERS, Topic.TOUCHES, Topic.PERSONS)},
+    "journey": {"main": (Topic.TAGS, Topic.LEADS, Topic.CONTACTS, Topic.ORDERS, Topic.PERSONS)},
+    "attribution": {"main": (Topic.ORDERS, Topic.TOUCHES, Topic.LEADS, Topic.PERSONS)},
+}
+"""Service → consumer → the topics it reads: what each service's ``bootstrap.py`` declares in its
+``ConsumerSpec``s (the contract tests hold the two equal), for the AsyncAPI document's operations."""
+
+
+def consumer_group_id(topic_prefix: str, service: str, consumer: str) -> str:
+    """The Kafka consumer group of one of a service's consumers (prefixed like the deployment's topics)."""
+    return f"{topic_prefix}siyu.{service}.{consumer}"
 
 
 def dlq_name(topic: str) -> str:

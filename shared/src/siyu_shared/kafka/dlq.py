@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from siyu_shared.events.topics import dlq_name
+from siyu_shared.events.topics import DLQ_SUFFIX, dlq_name
 from siyu_shared.kafka.clients import idempotent_producer, manual_commit_consumer
+from siyu_shared.kafka.headers import CONSUMER_GROUP, ORIGINAL_TOPIC, REPLAYED_FROM, without_siyu_headers
 
 REPLAY_GROUP = "siyu-dlq-replay"
 
@@ -90,8 +91,8 @@ async def _replay(
                     done.add(tp)
                     break
                 headers = dict(record.headers or ())
-                original = headers.get("siyu-original-topic", b"").decode() or source.removesuffix(".dlq")
-                group = headers.get("siyu-consumer-group", b"").decode()
+                original = headers.get(ORIGINAL_TOPIC, b"").decode() or source.removesuffix(DLQ_SUFFIX)
+                group = headers.get(CONSUMER_GROUP, b"").decode()
                 if consumer_group and group != consumer_group:
                     skipped += 1
                 else:
@@ -99,8 +100,7 @@ async def _replay(
                         original,
                         value=record.value,
                         key=record.key,
-                        headers=[(k, v) for k, v in (record.headers or ()) if not k.startswith("siyu-")]
-                        + [("siyu-replayed-from", source.encode())],
+                        headers=[*without_siyu_headers(record.headers), (REPLAYED_FROM, source.encode())],
                     )
                     replayed += 1
                 await consumer.commit({tp: record.offset + 1})

@@ -34,6 +34,7 @@ from siyu_shared.events.envelope import CloudEvent
 from siyu_shared.events.registry import UnknownEventType, parse_data
 from siyu_shared.events.topics import dlq_name
 from siyu_shared.kafka.errors import PoisonEvent, is_infrastructure_failure
+from siyu_shared.kafka.headers import dead_letter_headers
 from siyu_shared.kafka.received import Received
 from siyu_shared.logging import get_logger
 from siyu_shared.messaging.aliases import follow_merges
@@ -280,17 +281,16 @@ class ConsumerRunner:
         await self._dead_letter(record, last_error, attempts=self._config.max_attempts)
 
     async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], exc: BaseException, *, attempts: int) -> None:
-        headers = [
-            *[(k, v) for k, v in (record.headers or ()) if not k.startswith("siyu-")],
-            ("siyu-error", str(exc)[:2000].encode()),
-            ("siyu-error-type", type(exc).__name__.encode()),
-            ("siyu-original-topic", record.topic.encode()),
-            ("siyu-original-partition", str(record.partition).encode()),
-            ("siyu-original-offset", str(record.offset).encode()),
-            ("siyu-consumer-group", self._config.group_id.encode()),
-            ("siyu-attempts", str(attempts).encode()),
-            ("siyu-failed-at", datetime.now(UTC).isoformat().encode()),
-        ]
+        headers = dead_letter_headers(
+            record.headers,
+            error=exc,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            group=self._config.group_id,
+            attempts=attempts,
+            failed_at=datetime.now(UTC),
+        )
         await self._producer.send_and_wait(dlq_name(record.topic), value=record.value, key=record.key, headers=headers)
         HANDLER_OUTCOMES.labels(self._config.group_id, "dead_lettered").inc()
         log.error(

@@ -1,7 +1,8 @@
 """All four services as separate processes over a Postgres and a Kafka of their own (the fault tests restart them).
 
 One platform per session (services started once, as ``make run`` starts them); every test works in a tenant of its
-own, configured through the admin APIs as an operator would.
+own, configured through the admin APIs as an operator would. Journey sends 1v1 WeCom touches through its real WeCom
+sender to the WeCom simulator (which records every message it is asked to send); other channels go to the sandbox.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import orjson
 import pytest
 
 from siyu_devstack.demo import replay, tenant
-from siyu_devstack.demo.wecom_sim import SimContact, WeComSim, serving
+from siyu_devstack.demo.wecom_sim import CORP_ID, CORP_SECRET, SimContact, WeComSim, serving
 from siyu_devstack.run import issue_everywhere
 from siyu_devstack.services import ServiceProcess, service_processes, start_all, stop_all
 from siyu_devstack.stack import Stack
@@ -29,6 +30,22 @@ pytestmark = pytest.mark.e2e
 
 NO_QUIET_HOURS = {"quiet_start": "00:00", "quiet_end": "00:00"}
 """Tests run at any hour; quiet hours have their own unit and integration tests."""
+
+SENDING_LEASE_S = 30
+"""Journey's lease on a WeCom touch in ``sending`` (300 s deployed): a touch a crash left between WeCom's answer and
+the commit of its outcome is recorded ``failed: outcome_unknown`` after it. Short enough to wait for in a test, long
+enough for a delivery round on a loaded box (WeCom's rate limit is 20 sends a second; a phase queues ~40)."""
+
+
+def journey_env(env: dict[str, str], wecom_api: str) -> dict[str, str]:
+    """Journey's settings for 1v1 WeCom touches through its real (non-idempotent) WeCom sender to the simulator."""
+    return env | {
+        "JOURNEY_WECOM_CHANNELS": '["wecom_1v1"]',
+        "JOURNEY_WECOM_BASE_URL": wecom_api,
+        "JOURNEY_WECOM_CORP_ID": CORP_ID,
+        "JOURNEY_WECOM_CORP_SECRET": CORP_SECRET,
+        "JOURNEY_SENDING_LEASE_S": str(SENDING_LEASE_S),
+    }
 
 
 @dataclass
@@ -96,6 +113,9 @@ async def platform(e2e_stack: Stack) -> AsyncIterator[Platform]:
     with ExitStack() as resources:
         sim, base = resources.enter_context(serving({}))
         processes = service_processes(e2e_stack.env(), e2e_stack.log_dir)
+        for proc in processes:
+            if proc.name == "journey":
+                proc.env = journey_env(proc.env, base)
         await asyncio.to_thread(start_all, processes)
         resources.callback(stop_all, processes)
         groups = await asyncio.to_thread(replay.subscriptions, e2e_stack)

@@ -63,6 +63,7 @@ async def test_kol_lead_to_friend_to_group_to_order_to_commission_and_refund(bra
     await eventually(lambda: _has(brand, person, "dcba_d_stranger"), timeout_s=60)
 
     # Added as a WeCom friend by staff xwz_01, who recorded the same phone (WeCom's API tells ingest).
+    before = len(brand.platform.wecom.sent)
     know_contacts(
         brand.platform,
         {"wmSeed": SimContact("wmSeed", "xwz_01", "李雷", remark_mobiles=(f"+86 {PHONE}",), unionid="oSeedUnion")},
@@ -198,6 +199,14 @@ async def test_kol_lead_to_friend_to_group_to_order_to_commission_and_refund(bra
         ("greeting", "journey"),
         ("group_invite", "journey"),
     ]
+    # And WeCom got exactly those two messages, from the friend's staff, to the friend.
+    assert (
+        sorted((m.sender, m.external_userids, m.fail_list) for m in brand.platform.wecom.messages(before))
+        == [
+            ("xwz_01", ("wmSeed",), ()),
+        ]
+        * 2
+    )
 
 
 async def _has(brand: Brand, person: str, tag: str) -> bool:

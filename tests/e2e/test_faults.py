@@ -2,11 +2,12 @@
 
 The demo story (smaller) is posted phase by phase; in the middle of each phase something fails. Channels and tools
 retry as the platforms do. Journey sends 1v1 WeCom touches through its real WeCom sender (no idempotency key) to the
-WeCom simulator, which records every message it is asked to send. Afterwards: no delivery or event lost, nothing in
-a dead-letter topic, no WeCom message sent twice (counted by WeCom, not by us) and each greeting and group
-invitation sent once, or, for a touch a crash caught between WeCom's answer and its commit, recorded
-``failed: outcome_unknown`` as journey's README promises; the ledger balanced and every payee's commission exactly
-what the story earns, to the fen.
+WeCom simulator, which records every message it is asked to send. Afterwards, against the story's ground truth
+(``story_truth``): every event the webhooks mean is there once (no event lost or duplicated), persons after merges
+and each person's DCBA stage as the story determines, nothing in a dead-letter topic, no WeCom message sent twice
+(counted by WeCom, not by us) and each greeting and group invitation sent once, or, for a touch a crash caught
+between WeCom's answer and its commit, recorded ``failed: outcome_unknown`` as journey's README promises; the
+ledger balanced and every payee's commission exactly what the story earns, to the fen.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import pytest
 
 from siyu_devstack.demo import dataset
 from siyu_devstack.demo.replay import ReplayReport, send_phase
+from siyu_devstack.demo.summary import from_events, read_streams
 from siyu_devstack.services import ServiceProcess
 from siyu_devstack.testing import eventually, read_topic
 from siyu_shared.events.topics import Topic
@@ -85,21 +87,29 @@ async def test_kills_and_restarts_lose_nothing_and_count_nothing_twice(platform:
 
     assert not report.rejected
     assert await brand.get("ingest", f"/v1/tenants/{brand.tenant}/deliveries", status="failed") == []
-    await _no_event_lost(brand, story)
+    events = await _no_event_lost(brand, story)
     await _nothing_dead_lettered(brand)
+    await _dcba_as_the_story_says(brand, story, events)
     await _each_message_sent_once(brand, story, before)
     await _commissions_exact(brand, story)
 
 
-async def _no_event_lost(brand: Brand, story: dataset.Dataset) -> None:
-    leads = {e["data"]["lead_id"] for e in await brand.events(Topic.LEADS)}
-    per_origin = {"douyin_dm": 2}
-    assert len(leads) == sum(per_origin.get(h.origin, 1) for h in story.humans)
-    orders = Counter(e["type"] for e in {e["id"]: e for e in await brand.events(Topic.ORDERS)}.values())
-    assert orders["siyu.order.paid"] == len(story.order_amounts_fen)
-    assert orders["siyu.order.refunded"] == len(story.refunds_fen)
-    contacts = Counter(e["type"] for e in {e["id"]: e for e in await brand.events(Topic.CONTACTS)}.values())
-    assert contacts["siyu.contact.added"] == len(story.contacts)
+async def _no_event_lost(brand: Brand, story: dataset.Dataset) -> list[dict[str, Any]]:
+    """Each event type the webhooks mean, counted once per event id against the story; persons after merges as
+    the story has them. Returns the tenant's events, one per id."""
+    stack = brand.platform.stack
+    events = list(
+        {e["id"]: e for e in await read_streams(stack.bootstrap_servers, stack.topics, brand.tenant)}.values()
+    )
+    seen = Counter(e["type"] for e in events)
+    expected = story_truth.sent_events(story)
+    assert {t: seen[t] for t in expected} == dict(expected)
+    assert (
+        len({e["data"]["lead_id"] for e in events if e["type"] == "siyu.lead.captured"})
+        == expected["siyu.lead.captured"]
+    )
+    assert from_events(events).persons == story.expected_persons
+    return events
 
 
 async def _nothing_dead_lettered(brand: Brand) -> None:
@@ -108,6 +118,35 @@ async def _nothing_dead_lettered(brand: Brand) -> None:
         messages = await read_topic(stack.bootstrap_servers, stack.topics.dlq(topic), idle_s=0.3)
         mine = [m for m in messages if orjson.loads(m[1]).get("tenant") == brand.tenant]
         assert not mine, f"{len(mine)} events of {topic} went to the dead-letter topic"
+
+
+async def _dcba_as_the_story_says(brand: Brand, story: dataset.Dataset, events: list[dict[str, Any]]) -> None:
+    """Each person the story can point at (by WeCom id or order number) in the stage the story puts them in, and
+    the stage counts of all persons (those known by a lead only included) as the story's."""
+    survivor: dict[str, str] = {}
+    for e in events:
+        if e["type"] == "siyu.person.merged":
+            survivor |= dict.fromkeys(e["data"]["merged_ids"], e["data"]["survivor_id"])
+
+    def current(person: str) -> str:
+        while person in survivor:
+            person = survivor[person]
+        return person
+
+    anchors: dict[str, str] = {}
+    for e in events:
+        if e["type"] == "siyu.contact.added":
+            anchors[f"wecom:{e['data']['external_userid']}"] = current(e["data"]["person_id"])
+        elif e["type"] == "siyu.order.paid":
+            anchors[f"order:{e['data']['order_no']}"] = current(e["data"]["person_id"])
+    expected = story_truth.expected_dcba(story)
+    stages: dict[str, str] = {}
+    for anchor in expected.by_anchor:
+        person = await brand.get("segmentation", f"/v1/persons/{anchors[anchor]}")
+        (stages[anchor],) = [t["tag"] for t in person["tags"] if t["tag"] in story_truth.DCBA]
+    assert stages == expected.by_anchor
+    counts = (await brand.get("segmentation", "/v1/tags/counts"))["now"]
+    assert {t: counts.get(t, 0) for t in story_truth.DCBA} == {t: expected.counts[t] for t in story_truth.DCBA}
 
 
 async def _each_message_sent_once(brand: Brand, story: dataset.Dataset, before: int) -> None:

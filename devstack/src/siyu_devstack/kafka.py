@@ -24,7 +24,7 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import psutil  # type: ignore[import-untyped,unused-ignore]
@@ -164,6 +164,7 @@ class LocalKafka:
         timeout: float = 90.0,
         jvm_opts: Sequence[str] = (),
         class_data_sharing: bool | None = None,
+        properties: Mapping[str, str] | None = None,
     ) -> None:
         self.state_dir = Path(state_dir).absolute()
         self.cache_dir = Path(cache_dir).absolute()
@@ -178,6 +179,8 @@ class LocalKafka:
         self.on_change: Callable[[], None] | None = None
         """Called after every start, stop and kill (the stack rewrites stack.json with the new pid)."""
         self.jvm_opts = tuple(jvm_opts)
+        self.properties = dict(properties or {})
+        """Extra ``server.properties`` entries (they win over the defaults written here)."""
         self._port = port
         self._controller_port = controller_port
         self._ports_fixed = port is not None or controller_port is not None
@@ -316,7 +319,7 @@ class LocalKafka:
             "num.network.threads": "2",
             "num.io.threads": "4",
             "num.recovery.threads.per.data.dir": "2",
-        }
+        } | self.properties
         (self.state_dir / "server.properties").write_text("".join(f"{k}={v}\n" for k, v in props.items()))
         (self.state_dir / "log4j2.xml").write_text(_LOG4J2.format(log_file=self.log_file, level="INFO"))
         # The storage tool would log its whole configuration; only its problems are interesting.

@@ -29,6 +29,7 @@ import shutil
 import signal
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -253,6 +254,7 @@ class Stack:
 
     ``fast`` turns off Postgres durability (tests). ``keep`` keeps the directory (logs, data) after :meth:`stop`;
     the next stack to start removes it once this process has exited. Default from ``SIYU_KEEP_STACK=1``.
+    ``kafka_properties``: extra broker settings (``server.properties``), e.g. for fault tests.
     """
 
     def __init__(
@@ -266,6 +268,7 @@ class Stack:
         keep: bool | None = None,
         state_dir: Path | None = None,
         kafka_heap: str = "384m",
+        kafka_properties: Mapping[str, str] | None = None,
     ) -> None:
         self.state_dir = Path(state_dir).absolute() if state_dir else state_root()
         self.id = stack_id or new_stack_id()
@@ -278,6 +281,7 @@ class Stack:
         self.topic_prefix = topic_prefix if topic_prefix is not None else os.environ.get("KAFKA_TOPIC_PREFIX", "")
         self.keep = keep if keep is not None else os.environ.get("SIYU_KEEP_STACK") == "1"
         self.kafka_heap = kafka_heap
+        self.kafka_properties = dict(kafka_properties or {})
         self.postgres: EmbeddedPostgres | None = None
         self.kafka: LocalKafka | None = None
         self._server_admin_dsn: str | None = None
@@ -385,6 +389,7 @@ class Stack:
                 self.partitions,
                 self.kafka_heap,
                 log_dir=self.log_dir,
+                properties=self.kafka_properties,
             )
             self.kafka.on_change = self._save
             self._bootstrap = self.kafka.start()

@@ -28,6 +28,13 @@ pytestmark = pytest.mark.e2e
 
 PHONE = "13912345678"
 ORDER_NO = "3911000000001"
+GREETED_WITHIN = timedelta(seconds=5)
+"""From WeCom's add-friend time to journey recording the greeting sent (after WeCom accepted it): the webhook, ingest
+asking WeCom for the contact, the outbox relay, Kafka, journey's consumer queueing the touch, its delivery loop (woken
+by that commit) calling WeCom, the commit of the outcome. 0.6 s measured here on a quiet box, WeCom's CreateTime
+having whole seconds (up to 1 s of it is truncation). Journey's bench, 300 events/s on this 2-core box beside other
+sessions' benchmarks, saw event → touch p99 of 0.5-3.5 s; one greeting waits less. 5 s holds on a loaded CI box and
+still fails a greeting that waited for a poll backoff, the sending lease or a retry (tens of seconds)."""
 
 
 async def send(brand: Brand, step: Delivery | Claim) -> dict[str, Any]:
@@ -68,7 +75,6 @@ async def test_kol_lead_to_friend_to_group_to_order_to_commission_and_refund(bra
         brand.platform,
         {"wmSeed": SimContact("wmSeed", "xwz_01", "李雷", remark_mobiles=(f"+86 {PHONE}",), unionid="oSeedUnion")},
     )
-    added_at = time.monotonic()
     await send(
         brand,
         delivery(
@@ -88,8 +94,9 @@ async def test_kol_lead_to_friend_to_group_to_order_to_commission_and_refund(bra
         return [t for t in touches if t["type"] == "siyu.touch.sent" and t["data"]["journey_id"] == "greeting"]
 
     (greeting,) = await eventually(greeted, timeout_s=60, interval_s=0.1)
-    greeted_in = time.monotonic() - added_at
-    assert greeted_in < 30, f"greeting took {greeted_in:.1f}s"
+    (added,) = [e for e in await brand.events(Topic.CONTACTS) if e["type"] == "siyu.contact.added"]
+    greeted_in = _at(greeting["data"]["occurred_at"]) - _at(added["data"]["occurred_at"])
+    assert timedelta(0) <= greeted_in < GREETED_WITHIN, f"greeted {greeted_in.total_seconds():.1f}s after the add"
     data = greeting["data"]
     # The greeting may have gone out before WeCom's contact detail joined the friend to the lead: then it names the
     # merged id, and every service folds it into the survivor.
@@ -207,6 +214,10 @@ async def test_kol_lead_to_friend_to_group_to_order_to_commission_and_refund(bra
         ]
         * 2
     )
+
+
+def _at(timestamp: str) -> datetime:
+    return datetime.fromisoformat(timestamp)
 
 
 async def _has(brand: Brand, person: str, tag: str) -> bool:

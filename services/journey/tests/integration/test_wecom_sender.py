@@ -24,6 +24,7 @@ class FakeWeCom:
         self.script: list[tuple[int, int]] = []
         self.tokens_issued = 0
         self.sends: list[dict[str, Any]] = []
+        self.unreachable: set[str] = set()
         self.lock = threading.Lock()
 
     def handler(self) -> type[BaseHTTPRequestHandler]:
@@ -61,7 +62,8 @@ class FakeWeCom:
                 if status >= 500:
                     self._reply(status, {})
                 else:
-                    self._reply(200, {"errcode": code, "errmsg": "scripted", "msgid": "m1", "fail_list": []})
+                    failed = [u for u in body.get("external_userid", []) if u in fake.unreachable]
+                    self._reply(200, {"errcode": code, "errmsg": "scripted", "msgid": "m1", "fail_list": failed})
 
         return Handler
 
@@ -115,6 +117,14 @@ async def test_token_is_cached_refreshed_on_expiry_and_errors_are_classified(wec
         fake.script = [(200, 40003)]
         assert await sender.send([touch(6)]) == [Failed("wecom_errcode:40003")]
         assert len(fake.sends) == before + 1
+        # Accepted, but the recipient is listed as unreachable: failed for good, not delivered.
+        fake.unreachable = {"wm9"}
+        assert await sender.send([touch(9)]) == [Failed("wecom_fail_list: not reachable from the sender")]
+        # No external_userid: nothing is sent to a made-up recipient.
+        before = len(fake.sends)
+        nobody = Outgoing("t10", "brand", "p10", "wecom_1v1", "staff-1", "小完子", "你好", recipient=None)
+        assert await sender.send([nobody]) == [Failed("no_recipient: the person has no WeCom external_userid")]
+        assert len(fake.sends) == before
         # Moments and groups use their own APIs.
         await sender.send([touch(7, "wecom_moments"), touch(8, "wecom_group")])
         assert {s["path"] for s in fake.sends[-2:]} == {

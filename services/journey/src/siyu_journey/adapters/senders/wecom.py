@@ -159,8 +159,12 @@ class WeComSender:
             if response.status_code >= 500:
                 await asyncio.sleep(self._backoff_s * 2 ** (attempt - 1))
                 continue
-            code = int(response.json().get("errcode", -1))
+            answer = response.json()
+            code = int(answer.get("errcode", -1))
             if code == 0:
+                # WeCom accepts the task but lists recipients it cannot reach (not the sender's friend, or blocked).
+                if touch.recipient and touch.recipient in (answer.get("fail_list") or ()):
+                    return Failed("wecom_fail_list: not reachable from the sender")
                 return Delivered()
             if code in TOKEN_INVALID and not refreshed:
                 refreshed = True

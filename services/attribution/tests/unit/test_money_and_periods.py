@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from siyu_attribution.domain.money import apply_rate, split
+from siyu_attribution.domain.money import apply_rate, scale_each, split
 from siyu_attribution.domain.periods import SHANGHAI, next_period, period_of, posting_period
 
 
@@ -22,6 +22,29 @@ def test_split_parts_sum_exactly_and_stay_within_a_fen_of_their_quota(total: int
     whole = sum(weights)
     for part, weight in zip(parts, weights, strict=True):
         assert abs(Fraction(part) - Fraction(total * weight, whole)) < 1
+
+
+@given(
+    amounts=st.lists(st.integers(min_value=0, max_value=10**7), max_size=6),
+    denominator=st.integers(min_value=1, max_value=10**7),
+    data=st.data(),
+)
+def test_scale_each_keeps_every_part_between_its_floor_and_ceiling(
+    amounts: list[int], denominator: int, data: st.DataObject
+) -> None:
+    numerator = data.draw(st.integers(min_value=0, max_value=denominator))
+    parts = scale_each(amounts, numerator, denominator)
+    assert sum(parts) == sum(amounts) * numerator // denominator
+    for part, amount in zip(parts, amounts, strict=True):
+        assert amount * numerator // denominator <= part <= -(-amount * numerator // denominator)
+
+
+def test_scale_each_never_takes_a_part_below_its_own_floor() -> None:
+    # A KOL's 7 fen and a staff's 1 fen, 47 of 76 yuan left after a refund: the KOL's own part is 4.33, the staff's
+    # 0.62. Splitting the rounded-down total (4) by 7 : 1 gave the KOL 3 and the staff 1 (the book did, before).
+    assert scale_each([1, 7], 47, 76) == [0, 4]
+    assert scale_each([1, 7], 75, 76) == [1, 6]  # 0.99 and 6.91: the fen lost in all goes to the larger remainder
+    assert scale_each([5, 5], 0, 7) == [0, 0] and scale_each([5, 5], 7, 7) == [5, 5]
 
 
 def test_split_gives_leftover_fen_to_the_largest_remainders_then_the_earliest() -> None:

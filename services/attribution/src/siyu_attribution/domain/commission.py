@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 from siyu_attribution.domain.attribution import Credit, Decision
 from siyu_attribution.domain.facts import Line, OrderFacts
-from siyu_attribution.domain.money import apply_rate, split
+from siyu_attribution.domain.money import apply_rate, scale_each, split
 from siyu_attribution.domain.plans import PlanBody, Rates, compiled
 from siyu_shared.events.catalog.commissions import PayeeRole
 
@@ -111,8 +111,9 @@ def _price(
 def targets(order: OrderFacts, order_shares: Sequence[Share]) -> dict[PayeeKey, int]:
     """What the order should owe each payee now: gross commission scaled down by what was refunded.
 
-    The order's total is scaled first (rounded down), then split over the payees by their gross with largest
-    remainder, so the reversals are proportional and a full refund (or a closed order) brings every payee to zero.
+    Each payee's gross is scaled by what is still commissionable, the total rounded down and the fen lost to
+    rounding given by largest remainder (``money.scale_each``): the reversals are proportional, none a fen past its
+    payee's own share, and a full refund (or a closed order) brings every payee to zero.
     """
     paid: list[Share] = []
     for share in order_shares:
@@ -128,9 +129,7 @@ def targets(order: OrderFacts, order_shares: Sequence[Share]) -> dict[PayeeKey, 
         wanted[(share.payee_id, share.role)] = share.gross_fen * commissionable // amount if amount else 0
         return wanted
     grosses = [s.gross_fen for s in paid]
-    gross_total = sum(grosses)
-    total = gross_total * commissionable // amount if amount else 0
-    parts = split(total, grosses) if gross_total else [0] * len(paid)
+    parts = scale_each(grosses, commissionable, amount) if amount else [0] * len(paid)
     for share, part in zip(paid, parts, strict=True):
         key = (share.payee_id, share.role)
         wanted[key] = wanted.get(key, 0) + part

@@ -58,6 +58,31 @@ def _as_integers(weights: Sequence[Fraction | int]) -> list[int]:
     return [f.numerator * (common // f.denominator) for f in fractions]
 
 
+def scale_each(amounts: Sequence[int], numerator: int, denominator: int) -> list[int]:
+    """Every amount scaled by ``numerator / denominator``, the total rounded down, the parts summing to it exactly.
+
+    Largest remainder over the exact scaled amounts: each part is the floor of its own exact value, and the fen
+    the floors lose in all (fewer than the parts) go one each to the largest remainders, ties to the earlier amount.
+    So no part is ever below its own floor or above its ceiling, whatever the other amounts are. (Splitting the
+    rounded-down total by the amounts instead can leave a part a fen below its floor: its quota is computed from a
+    total that already lost a fraction.)
+    """
+    if denominator <= 0:
+        raise ValueError("denominator must be positive")
+    parts: list[int] = []
+    remainders: list[int] = []
+    for amount in amounts:
+        part, remainder = divmod(amount * numerator, denominator)
+        parts.append(part)
+        remainders.append(remainder)
+    left = sum(amounts) * numerator // denominator - sum(parts)
+    if left:
+        by_remainder = sorted(range(len(parts)), key=lambda i: (-remainders[i], i))
+        for i in by_remainder[:left]:
+            parts[i] += 1
+    return parts
+
+
 def scale(amount: int, numerator: int, denominator: int) -> int:
     """``amount * numerator / denominator`` rounded down (never pays a fen more than earned)."""
     if denominator <= 0:

@@ -219,8 +219,9 @@ async def _commissions_exact(brand: Brand, story: dataset.Dataset) -> None:
 
 def _expected_owed(story: dataset.Dataset) -> dict[str, int]:
     """What the story earns each payee under the default plan: the first 1v1 claim 5 %, the KOL 10 % / KOC 5 % whose
-    note brought a buyer we could recognise. After a refund an order owes floor(total × kept / amount), split over
-    the payees by their gross with largest remainder in the order of the shares (claim first, then source)."""
+    note brought a buyer we could recognise. After a refund an order owes floor(total × kept / amount): each payee
+    the floor of its own exact part gross × kept / amount, the fen those floors lose going one each to the largest
+    remainders, ties in the order of the shares (claim first, then source)."""
     claimed = {
         s.order_no: s.staff_id
         for p in story.phases
@@ -238,18 +239,17 @@ def _expected_owed(story: dataset.Dataset) -> dict[str, int]:
             if partner is not None:
                 gross.append((partner[0], amount * partner[1] // 10_000))
             kept = amount - story.refunds_fen.get(order_no, 0)
-            total = sum(g for _, g in gross)
-            still_owed = _largest_remainder(total * kept // amount, [g for _, g in gross]) if gross else []
+            still_owed = _largest_remainder([Fraction(g * kept, amount) for _, g in gross])
             for (payee, _), part in zip(gross, still_owed, strict=True):
                 owed[payee] += part
     return dict(owed)
 
 
-def _largest_remainder(total: int, weights: list[int]) -> list[int]:
-    whole = sum(weights)
-    quotas = [Fraction(total * w, whole) for w in weights]
+def _largest_remainder(quotas: list[Fraction]) -> list[int]:
+    """The exact ``quotas`` in whole fen summing to the floor of their total: each its floor, then one more to the
+    largest remainders (ties to the earlier)."""
     parts = [int(q) for q in quotas]
-    order = sorted(range(len(weights)), key=lambda i: (-(quotas[i] - parts[i]), i))
-    for i in order[: total - sum(parts)]:
+    order = sorted(range(len(quotas)), key=lambda i: (-(quotas[i] - parts[i]), i))
+    for i in order[: int(sum(quotas, Fraction(0))) - sum(parts)]:
         parts[i] += 1
     return parts

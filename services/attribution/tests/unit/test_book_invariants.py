@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from fractions import Fraction
 from zoneinfo import ZoneInfo
@@ -25,6 +24,8 @@ from siyu_attribution.domain.facts import ClaimFact, Evidence, Line, OrderFacts,
 from siyu_attribution.domain.ledger import Entry
 from siyu_attribution.domain.periods import period_of, posting_period
 from siyu_attribution.domain.plans import PlanBody, PlanVersion, RoleTerms, Tier
+
+from .book_run import BookRun
 
 PAID = datetime(2026, 10, 10, 4, tzinfo=UTC)  # 12:00 in Shanghai
 STAFF = ["s1", "s2", "s3", "g1"]
@@ -269,52 +270,12 @@ def test_shares_follow_the_plan(
 # -- the ledger over a history of late facts, refunds, settlement and closes ------------------------------------------
 
 
-@dataclass
-class History:
-    order: OrderFacts
-    evidence: Evidence
-    plan: PlanVersion
-    entries: list[Entry] = field(default_factory=list)
-    current: book.AttributionRecord | None = None
-    settled: bool = False
-    last_closed: str | None = None
-
-    def owed(self) -> dict[PayeeKey, int]:
-        return {k: v for k, v in ledger.owed(self.entries).items() if v}
-
-    def reattribute(self, cause: str, at: datetime) -> None:
-        outcome = self.decide(cause, at)
-        self.current = outcome.attribution or self.current
-        self.entries += outcome.entries
+class History(BookRun):
+    def reattribute(self, cause: str, at: datetime) -> book.Outcome:
+        outcome = super().reattribute(cause, at)
         # The same facts again, under another cause: no new record, no new entry.
         assert self.decide(f"{cause}:again", at + timedelta(minutes=1)) == (None, [])
-
-    def decide(self, cause: str, at: datetime) -> book.Outcome:
-        return book.reattribute(
-            tenant="t",
-            order=self.order,
-            evidence=self.evidence,
-            plan=self.plan,
-            existing=self.entries,
-            current=self.current,
-            settled=self.settled,
-            cause=cause,
-            at=at,
-            last_closed=self.last_closed,
-        )
-
-    def rescale(self, cause: str, at: datetime) -> None:
-        assert self.current is not None
-        self.entries += book.rescale(
-            tenant="t",
-            order=self.order,
-            current=self.current,
-            existing=self.entries,
-            settled=self.settled,
-            cause=cause,
-            at=at,
-            last_closed=self.last_closed,
-        ).entries
+        return outcome
 
     def apply(self, step: int, op: tuple[str, ...]) -> None:
         kind, at = op[0], PAID + timedelta(hours=step * 7)
@@ -322,27 +283,19 @@ class History:
         if kind == "paid":
             self.reattribute(cause, PAID)
         elif kind == "claim":
-            claim = ClaimFact(f"c{step}", "T1", op[1], op[2], at)  # type: ignore[arg-type]
-            self.evidence = dataclasses.replace(self.evidence, claims=(*self.evidence.claims, claim))
+            self.claim(ClaimFact(f"c{step}", "T1", op[1], op[2], at))  # type: ignore[arg-type]
             self.reattribute(cause, at)
         elif kind == "touch":  # a late touch, dated before the payment
-            late = TouchFact(f"late{step}", op[1], "wecom_1v1", PAID - timedelta(hours=int(op[3])), op[2])  # type: ignore[arg-type]
-            self.evidence = dataclasses.replace(self.evidence, touches=(*self.evidence.touches, late))
+            self.touch(TouchFact(f"late{step}", op[1], "wecom_1v1", PAID - timedelta(hours=int(op[3])), op[2]))  # type: ignore[arg-type]
             self.reattribute(cause, at)
         elif kind == "refund" and self.current is not None:
-            amount = min(int(op[1]), self.order.remaining_fen)
-            self.order = dataclasses.replace(self.order, refunded_fen=self.order.refunded_fen + amount)
-            self.rescale(cause, at)
+            self.refund(int(op[1]), cause, at)
         elif kind == "close_order" and self.current is not None and not self.settled:
-            self.order = dataclasses.replace(self.order, closed_at=at)
-            self.rescale(cause, at)
+            self.close_order(cause, at)
         elif kind == "settle" and self.current is not None and not self.settled:
-            self.entries += book.release(
-                tenant="t", order=self.order, current=self.current, existing=self.entries, at=at, last_closed=None
-            )
-            self.settled = True
+            self.settle(at)
         elif kind == "close_period":
-            self.last_closed = period_of(at)
+            self.close_period(at)
 
 
 OPS = st.lists(

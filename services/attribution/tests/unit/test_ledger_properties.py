@@ -11,90 +11,43 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from siyu_attribution.domain import book, ledger
+from siyu_attribution.domain import ledger
 from siyu_attribution.domain.attribution import attribute
 from siyu_attribution.domain.commission import shares
 from siyu_attribution.domain.facts import ClaimFact, Evidence, Line, OrderFacts, OverrideFact, SourceFact, TouchFact
-from siyu_attribution.domain.ledger import Entry
-from siyu_attribution.domain.periods import period_of
 from siyu_attribution.domain.plans import PlanBody, PlanVersion
+
+from .book_run import BookRun
 
 T0 = datetime(2026, 10, 3, 4, tzinfo=UTC)
 STAFF = ["s1", "s2", "s3", "g1"]
 
 
 @dataclass
-class Order:
+class Order(BookRun):
     """One order run through the pure book, the way the service runs it over Postgres."""
 
-    facts: OrderFacts
-    evidence: Evidence
-    plan: PlanVersion
-    entries: list[Entry] = field(default_factory=list)
-    current: book.AttributionRecord | None = None
-    settled: bool = False
-    last_closed: str | None = None
     refunds_seen: set[str] = field(default_factory=set)
 
     def apply(self, op: tuple[str, ...]) -> None:
         kind = op[0]
-        at = self.facts.paid_at + timedelta(hours=int(op[-1]))
+        at = self.order.paid_at + timedelta(hours=int(op[-1]))
         if kind in ("paid", "claim", "override", "touch"):
             if kind == "claim":
-                claim = ClaimFact(f"c{op[1]}{op[-1]}", self.facts.order_no, op[1], "staff_1v1", at)  # type: ignore[arg-type]
-                self.evidence = dataclasses.replace(self.evidence, claims=(*self.evidence.claims, claim))
+                self.claim(ClaimFact(f"c{op[1]}{op[-1]}", self.order.order_no, op[1], "staff_1v1", at))
             if kind == "override":
-                decided = OverrideFact(f"x{op[-1]}", self.facts.order_no, op[1], "staff_1v1", "audit", at)
-                self.evidence = dataclasses.replace(self.evidence, overrides=(*self.evidence.overrides, decided))
-            outcome = book.reattribute(
-                tenant="t",
-                order=self.facts,
-                evidence=self.evidence,
-                plan=self.plan,
-                existing=self.entries,
-                current=self.current,
-                settled=self.settled,
-                cause=":".join(op),
-                at=at,
-                last_closed=self.last_closed,
-            )
-            self.current = outcome.attribution or self.current
-            self.entries += outcome.entries
+                self.override(OverrideFact(f"x{op[-1]}", self.order.order_no, op[1], "staff_1v1", "audit", at))
+            self.reattribute(":".join(op), at)
         elif kind == "refund" and self.current is not None and op[1] not in self.refunds_seen:
             # A refund is applied once per refund id (the service keeps them in a table keyed by it).
             self.refunds_seen.add(op[1])
-            amount = min(int(op[2]), self.facts.remaining_fen)
-            self.facts = dataclasses.replace(self.facts, refunded_fen=self.facts.refunded_fen + amount)
-            self._rescale(":".join(op), at)
+            self.refund(int(op[2]), ":".join(op), at)
         elif kind == "close_order" and self.current is not None and not self.settled:
-            self.facts = dataclasses.replace(self.facts, closed_at=at)
-            self._rescale(":".join(op), at)
+            self.close_order(":".join(op), at)
         elif kind == "settle" and self.current is not None and not self.settled:
-            self.entries += book.release(
-                tenant="t",
-                order=self.facts,
-                current=self.current,
-                existing=self.entries,
-                at=at,
-                last_closed=self.last_closed,
-            )
-            self.settled = True
+            self.settle(at)
         elif kind == "close_period":
-            self.last_closed = period_of(at)
-
-    def _rescale(self, cause: str, at: datetime) -> None:
-        assert self.current is not None
-        outcome = book.rescale(
-            tenant="t",
-            order=self.facts,
-            current=self.current,
-            existing=self.entries,
-            settled=self.settled,
-            cause=cause,
-            at=at,
-            last_closed=self.last_closed,
-        )
-        self.entries += outcome.entries
+            self.close_period(at)
 
 
 amounts = st.integers(min_value=1, max_value=5_000_000)
@@ -144,7 +97,7 @@ def orders(draw: st.DrawFn) -> Order:
         effective_from=T0 - timedelta(days=99),
         body=PlanBody(model=model, touch_kinds=["journey", "staff", "group"]),
     )
-    return Order(facts=facts, evidence=Evidence(touches=touches, sources=sources), plan=plan)
+    return Order(order=facts, evidence=Evidence(touches=touches, sources=sources), plan=plan)
 
 
 def numbered(script: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
@@ -178,14 +131,14 @@ def test_every_transaction_balances_to_zero_and_no_payee_is_owed_less_than_zero(
 @given(order=orders())
 def test_splits_sum_to_the_order(order: Order) -> None:
     plan = order.plan.body
-    decision = attribute(order.facts, order.evidence, plan)
-    money = shares(order.facts, decision, plan)
+    decision = attribute(order.order, order.evidence, plan)
+    money = shares(order.order, decision, plan)
     for pool in ("seller", "source"):
         credits = [c for c in decision.credits if c.kind == "commission" and c.pool == pool]
         wanted = {(c.payee_id, c.role, c.basis) for c in credits}
         bases = [s.base_fen for s in money if (s.payee_id, s.role, s.basis) in wanted]
         if credits and sum(c.weight for c in credits) == 1:
-            assert sum(bases) == order.facts.amount_fen
+            assert sum(bases) == order.order.amount_fen
 
 
 @settings(max_examples=200, deadline=None)

@@ -222,7 +222,7 @@ def example_payloads() -> list[tuple[EventData, str, str]]:
                 step_id="day1_tips",
                 staff_id=STAFF,
                 occurred_at=_at(60 * 24),
-                reason="quiet_hours",
+                reason="cap_daily",
                 **_TOUCH,
             ),
             PERSON,

@@ -16,7 +16,7 @@ from siyu_attribution.batch import batch_handler
 from siyu_attribution.handlers import event_handlers
 from siyu_attribution.settings import AttributionSettings
 from siyu_shared.db.engine import unit_of_work
-from siyu_shared.events.topics import Topic
+from siyu_shared.events.topics import SUBSCRIPTIONS
 from siyu_shared.kafka.runner import BatchHandling
 from siyu_shared.logging import get_logger
 from siyu_shared.service import ConsumerSpec, Runtime, ServiceSpec
@@ -70,7 +70,7 @@ def build_spec(
         consumers=(
             ConsumerSpec(
                 name="main",
-                topics=(Topic.ORDERS, Topic.TOUCHES, Topic.LEADS, Topic.PERSONS),
+                topics=SUBSCRIPTIONS["attribution"]["main"],
                 handlers=lambda runtime: {},
                 batch=lambda runtime: _batch_handling(books_, now),
             ),

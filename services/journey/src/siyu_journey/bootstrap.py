@@ -17,7 +17,7 @@ from siyu_journey.api.routes import build_router
 from siyu_journey.handlers import Handlers
 from siyu_journey.settings import JourneySettings
 from siyu_journey.workers import SenderFactory, deliver_queued, worker_loops
-from siyu_shared.events.topics import Topic
+from siyu_shared.events.topics import SUBSCRIPTIONS
 from siyu_shared.kafka.runner import BatchHandling
 from siyu_shared.service import ConsumerSpec, Runtime, ServiceSpec
 
@@ -94,7 +94,7 @@ def build_spec(
         consumers=(
             ConsumerSpec(
                 name="main",
-                topics=(Topic.TAGS, Topic.LEADS, Topic.CONTACTS, Topic.ORDERS, Topic.PERSONS),
+                topics=SUBSCRIPTIONS["journey"]["main"],
                 batch=consumer,
             ),
         ),

@@ -11,7 +11,7 @@ from siyu_segmentation.batch import build_batch_handling
 from siyu_segmentation.loops import backfill_loop, sweep_loop
 from siyu_segmentation.retag import Tagger
 from siyu_segmentation.settings import SegmentationSettings
-from siyu_shared.events.topics import Topic
+from siyu_shared.events.topics import SUBSCRIPTIONS
 from siyu_shared.service import ConsumerSpec, ServiceSpec
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -31,7 +31,7 @@ def build_spec(settings: SegmentationSettings | None = None, **overrides: Any) -
         consumers=(
             ConsumerSpec(
                 name="main",
-                topics=(Topic.LEADS, Topic.CONTACTS, Topic.ORDERS, Topic.TOUCHES, Topic.PERSONS),
+                topics=SUBSCRIPTIONS["segmentation"]["main"],
                 # Whole partition batches at a time (one event at a time only to isolate a failing one).
                 batch=lambda runtime: build_batch_handling(tagger),
             ),

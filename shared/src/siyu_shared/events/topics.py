@@ -54,8 +54,8 @@ SUBSCRIPTIONS: dict[str, dict[str, tuple[Topic, ...]]] = {
     "journey": {"main": (Topic.TAGS, Topic.LEADS, Topic.CONTACTS, Topic.ORDERS, Topic.PERSONS)},
     "attribution": {"main": (Topic.ORDERS, Topic.TOUCHES, Topic.LEADS, Topic.PERSONS)},
 }
-"""Service → consumer → the topics it reads: what each service's ``bootstrap.py`` declares in its
-``ConsumerSpec``s (the contract tests hold the two equal), for the AsyncAPI document's operations."""
+"""Service → consumer → the topics it reads. Each service's ``bootstrap.py`` builds its ``ConsumerSpec``s from this
+table, and the AsyncAPI document's operations come from it."""
 
 
 def consumer_group_id(topic_prefix: str, service: str, consumer: str) -> str:

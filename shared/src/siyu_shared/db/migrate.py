@@ -9,8 +9,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from siyu_shared.db.engine import create_engine
@@ -38,13 +38,15 @@ def applied(*, migrations: Path, url: str, schema: str) -> bool:
 
 
 async def _current_revisions(url: str, schema: str) -> set[str]:
+    """The revisions Alembic records in the service's schema (none before the first migration)."""
     engine = create_engine(url, schema=schema, pool_size=1, application_name=f"{schema}-migrate-check")
     try:
         async with engine.connect() as conn:
-            table = await conn.scalar(text("SELECT to_regclass(:t)::text"), {"t": f'"{schema}".alembic_version'})
-            if table is None:
-                return set()
-            return set((await conn.scalars(text(f'SELECT version_num FROM "{schema}".alembic_version'))).all())
+            return await conn.run_sync(
+                lambda sync: set(
+                    MigrationContext.configure(sync, opts={"version_table_schema": schema}).get_current_heads()
+                )
+            )
     finally:
         await engine.dispose()
 

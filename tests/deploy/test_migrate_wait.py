@@ -38,6 +38,10 @@ def test_check_and_wait_see_the_head_only_once_it_is_applied(stack: Stack) -> No
         assert wait_until_applied(**where, timeout_s=60, interval_s=0.1)
         migrate.join()
         assert applied(**where)
+
+        # A newer image's Job migrated further: this image's pods still start (rollout, scale-up, rollback).
+        asyncio.run(_set_revision(stack.admin_dsn, schema, "f00dcafe_from_a_newer_image"))
+        assert applied(**where)
     finally:
         asyncio.run(_drop(stack.admin_dsn, schema))
 
@@ -54,6 +58,14 @@ def _one_before_the_head(migrations: Path) -> str:
     before = script.get_revision(head).down_revision
     assert isinstance(before, str)
     return before
+
+
+async def _set_revision(dsn: str, schema: str, revision: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f'UPDATE "{schema}".alembic_version SET version_num = $1', revision)
+    finally:
+        await conn.close()
 
 
 async def _drop(dsn: str, schema: str) -> None:

@@ -32,9 +32,17 @@ def upgrade(*, migrations: Path, url: str, schema: str, revision: str = "head") 
 
 
 def applied(*, migrations: Path, url: str, schema: str) -> bool:
-    """Whether the database is at the migrations' head(s): what an api or worker needs before it starts."""
-    heads = set(ScriptDirectory.from_config(alembic_config(migrations=migrations, url=url, schema=schema)).get_heads())
-    return asyncio.run(_current_revisions(url, schema)) == heads
+    """Whether this code's migrations are all applied: what an api or worker needs before it starts.
+
+    The database is at this code's head(s), or ahead of them: a revision this code does not know was written by a
+    newer image's migration Job, and migrations are expand/contract (a new revision only adds what older code can
+    ignore), so pods of the previous image still start during a rollout, a scale-up mid-rollout or a rollback."""
+    script = ScriptDirectory.from_config(alembic_config(migrations=migrations, url=url, schema=schema))
+    current = asyncio.run(_current_revisions(url, schema))
+    if not current:
+        return False
+    known = {rev.revision for rev in script.walk_revisions()}
+    return current == set(script.get_heads()) or not current <= known
 
 
 async def _current_revisions(url: str, schema: str) -> set[str]:

@@ -21,7 +21,7 @@ from siyu_shared.events.topics import (
     TopicNames,
     consumer_group_id,
 )
-from siyu_shared.kafka.dlq import REPLAY_GROUP
+from siyu_shared.kafka.dlq import replay_group_id
 from siyu_shared.kafka.headers import (
     CE_TYPE,
     CONTENT_TYPE,
@@ -107,7 +107,7 @@ def asyncapi_document(*, schema_dir: str = "events", version: str = "1.0.0") -> 
                     "channel": {"$ref": f"#/channels/{dlq_key}"},
                     "summary": f"{service} (`{group}`) dead-letters what it could not handle from {names.name(topic)}.",
                 }
-        replay_group = f"{REPLAY_GROUP}.{names.dlq(topic)}"
+        replay_group = replay_group_id(names.dlq(topic))
         operations[f"replay_{dlq_key}"] = {
             "action": "receive",
             "channel": {"$ref": f"#/channels/{dlq_key}"},

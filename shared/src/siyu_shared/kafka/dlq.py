@@ -19,6 +19,11 @@ from siyu_shared.kafka.headers import CONSUMER_GROUP, ORIGINAL_TOPIC, REPLAYED_F
 REPLAY_GROUP = "siyu-dlq-replay"
 
 
+def replay_group_id(dlq_topic: str) -> str:
+    """The consumer group `siyu-dlq replay` reads a dead-letter topic with."""
+    return f"{REPLAY_GROUP}.{dlq_topic}"
+
+
 @dataclass(frozen=True, slots=True)
 class ReplayReport:
     dlq_topic: str
@@ -37,7 +42,7 @@ async def replay_dlq(
     source = dlq_name(topic)
     consumer = manual_commit_consumer(
         bootstrap_servers,
-        group_id=f"{REPLAY_GROUP}.{source}",
+        group_id=replay_group_id(source),
         client_id="siyu-dlq-replay",
         max_batch=500,
         isolation_level="read_uncommitted",

@@ -49,8 +49,7 @@ from siyu_shared.auth.keys import issue_key
 from siyu_shared.db.engine import create_engine, session_factory, unit_of_work
 from siyu_shared.events.catalog import ContactAdded, SourceRef
 from siyu_shared.events.registry import envelope
-from siyu_shared.events.topics import Topic, TopicNames
-from siyu_shared.service import consumer_group_id
+from siyu_shared.events.topics import Topic, TopicNames, consumer_group_id
 
 SUITE = "journey"
 ROOT = Path(__file__).resolve().parent.parent

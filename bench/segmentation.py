@@ -47,17 +47,16 @@ from siyu_shared.db.engine import create_engine, session_factory
 from siyu_shared.events.catalog import LeadCaptured, OrderPaid, SourceRef
 from siyu_shared.events.envelope import CloudEvent
 from siyu_shared.events.registry import envelope
-from siyu_shared.events.topics import Topic, TopicNames
-from siyu_shared.service import consumer_group_id
+from siyu_shared.events.topics import Topic, TopicNames, consumer_group_id
 
 SUITE = "segmentation"
 WORKERS = int(os.environ.get("BENCH_SEGMENTATION_WORKERS", "2"))
-BACKFILL_CHUNK: int = SegmentationSettings.model_fields["backfill_chunk"].default
-"""Profiles per backfill transaction: the service's own default, as deployed."""
 """Worker processes of the incremental figure (members of one consumer group), two by default: the production
 minimum (the worker HPA's ``minReplicas``), one per core here. Since profiles and tags are written once per batch,
 a second worker is faster on this machine (4,259 against 3,672 events/s back to back, with another session busy);
 before, it cost more CPU per event than it gained."""
+BACKFILL_CHUNK: int = SegmentationSettings.model_fields["backfill_chunk"].default
+"""Profiles per backfill transaction: the service's own default, as deployed."""
 
 _SYNTHETIC = text(
     """

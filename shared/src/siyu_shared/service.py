@@ -19,8 +19,7 @@ from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from siyu_shared.db.engine import SessionFactory, create_engine, ping, session_factory
-from siyu_shared.events.topics import Topic
-from siyu_shared.events.topics import consumer_group_id as consumer_group_id
+from siyu_shared.events.topics import Topic, consumer_group_id
 from siyu_shared.heap import freeze_startup_heap
 from siyu_shared.kafka.clients import idempotent_producer, manual_commit_consumer
 from siyu_shared.kafka.probe import KafkaProbe

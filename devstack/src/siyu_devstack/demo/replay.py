@@ -22,8 +22,7 @@ from siyu_devstack.demo.dataset import Claim, Dataset, Delivery, Phase, Step
 from siyu_devstack.demo.tenant import Endpoints
 from siyu_devstack.stack import Stack
 from siyu_devstack.testing import service_spec
-from siyu_shared.events.topics import TopicNames
-from siyu_shared.service import consumer_group_id
+from siyu_shared.events.topics import TopicNames, consumer_group_id
 from siyu_shared.services import SERVICES
 
 Progress = Callable[[str], None]

@@ -71,10 +71,10 @@ SETTLE_MAX_S = 120.0
 
 async def settle(stack: Stack) -> float:
     """Lets the database settle after a suite: a CHECKPOINT (so no checkpoint the last suite's writes called for
-    flushes and syncs the data files under the next suite), then a wait until no autovacuum worker is busy with the
-    last suite's tables (at most ``SETTLE_MAX_S``). Returns the seconds it took. Each suite then pays for its own
-    writes' background work, not for its predecessor's: a 1,000,000-row backfill left behind half-second stalls
-    in the next suite's latencies."""
+    flushes and syncs the data files under the next suite), then a wait until no autovacuum worker of the cluster is
+    busy (at most ``SETTLE_MAX_S``; the benchmarks are the stack's only users). Returns the seconds it took. Each
+    suite then pays for its own writes' background work, not for its predecessor's: a 1,000,000-row backfill left
+    behind half-second stalls in the next suite's latencies."""
     started = time.monotonic()
     conn = await asyncpg.connect(stack.admin_dsn)
     try:

@@ -2,7 +2,7 @@
 the AsyncAPI document.
 
 They follow the seed story of a beauty brand's 小完子-style persona: a Xiaohongshu lead from a KOL note, a WeCom
-friend, a greeting touch, tags moving D → C → B, a Tmall order claimed by the 1v1 staff, a partial refund and
+friend, a greeting touch, tags moving D → C, a Tmall order claimed by the 1v1 staff, a partial refund and
 its reversal, the month's statement. Deterministic (fixed ids and times), so the published files do not churn.
 """
 
@@ -44,7 +44,6 @@ TENANT = "glowlab"
 PERSON = "9a1f3c52-7e4b-5d0a-8c61-2b7f0e9d4a13"
 MERGED = "4c8e2a90-1b6d-5f37-a0e4-7d93c5b1f862"
 STAFF = "xwz_01"
-ACTIVATOR = "act_lily"
 ORDER_ID = "tmall:3318872651409876"
 ORDER_NO = "3318872651409876"
 SHANGHAI = timezone(timedelta(hours=8))

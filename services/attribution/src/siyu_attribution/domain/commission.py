@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 from siyu_attribution.domain.attribution import Credit, Decision
 from siyu_attribution.domain.facts import Line, OrderFacts
-from siyu_attribution.domain.money import apply_rate, scale_each, split
+from siyu_attribution.domain.money import apply_rate, scale, scale_each, split
 from siyu_attribution.domain.plans import PlanBody, Rates, compiled
 from siyu_shared.events.catalog.commissions import PayeeRole
 
@@ -124,9 +124,9 @@ def targets(order: OrderFacts, order_shares: Sequence[Share]) -> dict[PayeeKey, 
         return wanted
     amount = order.amount_fen
     commissionable = order.commissionable_fen
-    if len(paid) == 1:  # the common case: one payee owed the scaled total
+    if len(paid) == 1:  # the common case, without the lists: what scale_each gives one payee
         share = paid[0]
-        wanted[(share.payee_id, share.role)] = share.gross_fen * commissionable // amount if amount else 0
+        wanted[(share.payee_id, share.role)] = scale(share.gross_fen, commissionable, amount) if amount else 0
         return wanted
     grosses = [s.gross_fen for s in paid]
     parts = scale_each(grosses, commissionable, amount) if amount else [0] * len(paid)

@@ -143,7 +143,7 @@ def test_postgres_cluster_has_a_role_and_schema_per_service(kustomize: str) -> N
     assert roles == {role_of(s) for s in SERVICES}
     sql = "\n".join(cluster["spec"]["bootstrap"]["initdb"]["postInitApplicationSQL"])
     for service in SERVICES:
-        assert f'CREATE SCHEMA IF NOT EXISTS "{service}" AUTHORIZATION {role_of(service)}' in sql
+        assert f'CREATE SCHEMA "{service}" AUTHORIZATION {role_of(service)}' in sql
 
 
 def test_postgres_admits_every_pod_at_its_hpa_ceiling(kustomize: str) -> None:

@@ -32,6 +32,8 @@ KAFKA_METADATA_VERSION = "4.1-IV1"  # KRaft metadata version of that Kafka relea
 POSTGRES_IMAGE = "postgres:17"
 KAFKA_CLUSTER = "siyu-kafka"  # Strimzi names its bootstrap Service <cluster>-kafka-bootstrap
 KAFKA_BROKERS = 3
+DEV_KAFKA_BROKERS = 1
+MIN_INSYNC_REPLICAS = 2  # of 3 replicas: an acks=all write survives one broker down
 KAFKA_PORT = 9092
 PARTITIONS = DEFAULT_PARTITIONS  # what the local stack and the tests create, too
 API_PORT = 8000
@@ -412,13 +414,30 @@ def kafka_topics() -> str:
                     "partitions": PARTITIONS,
                     "replicas": KAFKA_BROKERS,
                     "config": {
-                        "min.insync.replicas": "2",
+                        "min.insync.replicas": str(min_insync_replicas(KAFKA_BROKERS)),
                         "retention.ms": str(30 * 24 * 3600 * 1000 if topic.endswith(".dlq") else 7 * 24 * 3600 * 1000),
                     },
                 },
             }
         )
     return dump(*docs)
+
+
+def min_insync_replicas(brokers: int) -> int:
+    return min(MIN_INSYNC_REPLICAS, brokers)
+
+
+def kafka_config(brokers: int) -> dict[str, Any]:
+    """The brokers' configuration for a cluster of ``brokers``, matching the topics: every replica on its own broker,
+    ``min_insync_replicas`` in sync (the services' idempotent producers use acks=all); no auto-created topics."""
+    return {
+        "default.replication.factor": brokers,
+        "min.insync.replicas": min_insync_replicas(brokers),
+        "offsets.topic.replication.factor": brokers,
+        "transaction.state.log.replication.factor": brokers,
+        "transaction.state.log.min.isr": min_insync_replicas(brokers),
+        "auto.create.topics.enable": False,
+    }
 
 
 def kafka_cluster() -> str:
@@ -460,15 +479,7 @@ def kafka_cluster() -> str:
                 "version": version,
                 "metadataVersion": KAFKA_METADATA_VERSION,
                 "listeners": [{"name": "plain", "port": KAFKA_PORT, "type": "internal", "tls": False}],
-                "config": {
-                    # Matches the topics: 3 replicas, 2 in sync; the services' idempotent producers use acks=all.
-                    "default.replication.factor": KAFKA_BROKERS,
-                    "min.insync.replicas": 2,
-                    "offsets.topic.replication.factor": KAFKA_BROKERS,
-                    "transaction.state.log.replication.factor": KAFKA_BROKERS,
-                    "transaction.state.log.min.isr": 2,
-                    "auto.create.topics.enable": False,
-                },
+                "config": kafka_config(KAFKA_BROKERS),
             },
             # The topic operator turns the KafkaTopic resources into topics.
             "entityOperator": {"topicOperator": {}},
@@ -752,22 +763,13 @@ def dev_overlay() -> str:
             _json_patch("HorizontalPodAutoscaler", "/spec/minReplicas", 1),
             _json_patch("PodDisruptionBudget", "/spec/minAvailable", 0),
             _json_patch("Cluster", "/spec/instances", 1),
-            _json_patch("KafkaTopic", "/spec/replicas", 1),
-            _json_patch("KafkaTopic", "/spec/config/min.insync.replicas", "1"),
-            _json_patch("KafkaNodePool", "/spec/replicas", 1),
+            _json_patch("KafkaTopic", "/spec/replicas", DEV_KAFKA_BROKERS),
+            _json_patch("KafkaTopic", "/spec/config/min.insync.replicas", str(min_insync_replicas(DEV_KAFKA_BROKERS))),
+            _json_patch("KafkaNodePool", "/spec/replicas", DEV_KAFKA_BROKERS),
             _json_patch("KafkaNodePool", "/spec/resources/requests", {"cpu": "250m", "memory": "1Gi"}),
             _json_patch("KafkaNodePool", "/spec/resources/limits/memory", "1Gi"),
             _json_patch("KafkaNodePool", "/spec/storage/volumes/0/size", "5Gi"),
-            *[
-                _json_patch("Kafka", f"/spec/kafka/config/{key}", 1)
-                for key in (
-                    "default.replication.factor",
-                    "min.insync.replicas",
-                    "offsets.topic.replication.factor",
-                    "transaction.state.log.replication.factor",
-                    "transaction.state.log.min.isr",
-                )
-            ],
+            _json_patch("Kafka", "/spec/kafka/config", kafka_config(DEV_KAFKA_BROKERS)),
         ],
         "configMapGenerator": [
             {"name": f"{s}-config", "behavior": "merge", "literals": [f"{env_prefix_of(s)}ENVIRONMENT=development"]}

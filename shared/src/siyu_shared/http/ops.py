@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from siyu_shared.http.openapi import example_response
 from siyu_shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 router = APIRouter(tags=["operations"])
@@ -22,7 +23,7 @@ Check = Callable[[], Awaitable[None]]
 @router.get(
     "/healthz",
     summary="Liveness: the process is up",
-    responses={200: {"content": {"application/json": {"example": {"status": "ok"}}}}},
+    responses=example_response({"status": "ok"}),
 )
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
@@ -32,21 +33,10 @@ async def healthz() -> dict[str, str]:
     "/readyz",
     summary="Readiness: the database and Kafka answer",
     responses={
-        200: {
-            "content": {
-                "application/json": {"example": {"status": "ready", "checks": {"database": "ok", "kafka": "ok"}}}
-            }
-        },
-        503: {
-            "content": {
-                "application/json": {
-                    "example": {
-                        "status": "not ready",
-                        "checks": {"database": "ok", "kafka": "TimeoutError()"},
-                    }
-                }
-            }
-        },
+        **example_response({"status": "ready", "checks": {"database": "ok", "kafka": "ok"}}),
+        **example_response(
+            {"status": "not ready", "checks": {"database": "ok", "kafka": "TimeoutError()"}}, status=503
+        ),
     },
 )
 async def readyz(request: Request) -> JSONResponse:

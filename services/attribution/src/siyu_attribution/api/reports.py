@@ -14,23 +14,14 @@ from fastapi.responses import JSONResponse, Response
 from siyu_attribution.adapters import reports
 from siyu_attribution.domain.periods import period_bounds
 from siyu_shared.http.deps import DbSession, Reader
+from siyu_shared.http.openapi import example_response
 
 PeriodQuery = Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", examples=["2026-10"])]
 Format = Annotated[Literal["json", "csv"], Query()]
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
-
-
-def _example(*rows: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI for a report: a JSON array of rows like these, or the same rows as CSV with ``?format=csv``."""
-    return {
-        200: {
-            "content": {
-                "application/json": {"schema": {"type": "array", "items": {"type": "object"}}, "example": list(rows)},
-                "text/csv": {"schema": {"type": "string"}},
-            }
-        }
-    }
+# A report is a JSON array of rows, or the same rows as CSV with `?format=csv`.
+_ROWS: dict[str, Any] = {"type": "array", "items": {"type": "object"}}
 
 
 def _respond(rows: Sequence[dict[str, Any]], fmt: str, name: str) -> Response:
@@ -57,16 +48,20 @@ def _plain(value: Any) -> Any:
 
 @router.get(
     "/channels",
-    responses=_example(
-        {
-            "channel": "tmall",
-            "source_kind": "kol",
-            "orders": 17,
-            "users": 15,
-            "gmv_fen": 469300,
-            "gmv_share": 0.2283,
-            "user_share": 0.2,
-        }
+    responses=example_response(
+        [
+            {
+                "channel": "tmall",
+                "source_kind": "kol",
+                "orders": 17,
+                "users": 15,
+                "gmv_fen": 469300,
+                "gmv_share": 0.2283,
+                "user_share": 0.2,
+            }
+        ],
+        schema=_ROWS,
+        csv=True,
     ),
 )
 async def channel_report(
@@ -80,8 +75,18 @@ async def channel_report(
 
 @router.get(
     "/repurchase",
-    responses=_example(
-        {"period": "2026-10", "buyers": 50, "repeat_buyers": 19, "repurchase_rate": 0.38, "repurchase_cycle_days": 21.5}
+    responses=example_response(
+        [
+            {
+                "period": "2026-10",
+                "buyers": 50,
+                "repeat_buyers": 19,
+                "repurchase_rate": 0.38,
+                "repurchase_cycle_days": 21.5,
+            }
+        ],
+        schema=_ROWS,
+        csv=True,
     ),
 )
 async def repurchase_report(
@@ -95,16 +100,20 @@ async def repurchase_report(
 
 @router.get(
     "/super-users",
-    responses=_example(
-        {
-            "period": "2026-10",
-            "min_orders": 10,
-            "super_users": 3,
-            "avg_order_value_fen": 15900,
-            "avg_orders": 11.33,
-            "gmv_fen": 540600,
-            "gmv_share": 0.12,
-        }
+    responses=example_response(
+        [
+            {
+                "period": "2026-10",
+                "min_orders": 10,
+                "super_users": 3,
+                "avg_order_value_fen": 15900,
+                "avg_orders": 11.33,
+                "gmv_fen": 540600,
+                "gmv_share": 0.12,
+            }
+        ],
+        schema=_ROWS,
+        csv=True,
     ),
 )
 async def super_user_report(
@@ -122,7 +131,11 @@ async def super_user_report(
 
 @router.get(
     "/funnel",
-    responses=_example({"period": "2026-10", "leads": 120, "reached": 80, "first_order": 50, "repeat_order": 19}),
+    responses=example_response(
+        [{"period": "2026-10", "leads": 120, "reached": 80, "first_order": 50, "repeat_order": 19}],
+        schema=_ROWS,
+        csv=True,
+    ),
 )
 async def funnel_report(
     principal: Reader, session: DbSession, period: PeriodQuery, format: Format = "json"
@@ -138,11 +151,15 @@ async def funnel_report(
 
 @router.get(
     "/attribution",
-    responses=_example(
-        {"credited_to": "staff_1v1", "orders": 40, "gmv_fen": 1120000, "order_share": 0.5063},
-        {"credited_to": "none", "orders": 15, "gmv_fen": 301500, "order_share": 0.1899},
-        {"credited_to": "kol+staff_1v1", "orders": 9, "gmv_fen": 255100, "order_share": 0.1139},
-        {"credited_to": "activity_only", "orders": 3, "gmv_fen": 89700, "order_share": 0.038},
+    responses=example_response(
+        [
+            {"credited_to": "staff_1v1", "orders": 40, "gmv_fen": 1120000, "order_share": 0.5063},
+            {"credited_to": "none", "orders": 15, "gmv_fen": 301500, "order_share": 0.1899},
+            {"credited_to": "kol+staff_1v1", "orders": 9, "gmv_fen": 255100, "order_share": 0.1139},
+            {"credited_to": "activity_only", "orders": 3, "gmv_fen": 89700, "order_share": 0.038},
+        ],
+        schema=_ROWS,
+        csv=True,
     ),
 )
 async def attribution_report(
@@ -157,16 +174,20 @@ async def attribution_report(
 
 @router.get(
     "/payees",
-    responses=_example(
-        {
-            "payee_id": "xwz_01",
-            "payee_role": "staff_1v1",
-            "orders": 16,
-            "activity_credits": 0,
-            "attributed_sales_fen": 419400,
-            "commission_fen": 20970,
-            "payable_fen": 0,
-        }
+    responses=example_response(
+        [
+            {
+                "payee_id": "xwz_01",
+                "payee_role": "staff_1v1",
+                "orders": 16,
+                "activity_credits": 0,
+                "attributed_sales_fen": 419400,
+                "commission_fen": 20970,
+                "payable_fen": 0,
+            }
+        ],
+        schema=_ROWS,
+        csv=True,
     ),
 )
 async def payee_report(principal: Reader, session: DbSession, period: PeriodQuery, format: Format = "json") -> Response:

@@ -20,6 +20,7 @@ from siyu_shared.events.catalog import PersonErased
 from siyu_shared.events.envelope import deterministic_event_id
 from siyu_shared.events.registry import envelope
 from siyu_shared.http.deps import Admin, DbSession, Reader, Writer
+from siyu_shared.http.openapi import example_response
 from siyu_shared.messaging.outbox import add_to_outbox
 
 Status = Literal["pending", "processed", "failed"]
@@ -236,7 +237,7 @@ def admin_router(ctx: IngestContext) -> APIRouter:
         "/v1/tenants/{tenant}/persons/{person_id}/erasure",
         status_code=202,
         responses={
-            202: {"content": {"application/json": {"example": {"person_id": "5f0c…", "status": "erased"}}}},
+            **example_response({"person_id": "5f0c…", "status": "erased"}, status=202),
             404: {"description": "No such person"},
         },
     )

@@ -26,6 +26,7 @@ from siyu_journey.domain.guardrails import GuardrailPolicy
 from siyu_journey.domain.validation import validate
 from siyu_journey.examples import load_example
 from siyu_shared.http.deps import Admin, DbSession, Reader, Writer
+from siyu_shared.http.openapi import example_response
 
 Definition = Annotated[dict[str, Any], Body(examples=[GREETING_EXAMPLE])]
 _POLICY: dict[str, Any] = GuardrailPolicy().model_dump()
@@ -144,13 +145,13 @@ def build_router(clock: Callable[[], datetime]) -> APIRouter:
             touches=[TouchOut.model_validate(r, from_attributes=True) for r in touched],
         )
 
-    @router.get("/guardrails", responses={200: {"content": {"application/json": {"example": _POLICY}}}})
+    @router.get("/guardrails", responses=example_response(_POLICY))
     async def get_policy(principal: Reader, session: DbSession) -> GuardrailPolicy:
         return await repo.policy(session, tenant=principal.tenant)
 
     @router.put(
         "/guardrails",
-        responses={200: {"content": {"application/json": {"example": _POLICY}}}},
+        responses=example_response(_POLICY),
         openapi_extra={"requestBody": {"content": {"application/json": {"example": _POLICY}}}},
     )
     async def put_policy(policy: GuardrailPolicy, principal: Admin, session: DbSession) -> GuardrailPolicy:

@@ -14,6 +14,7 @@ from siyu_segmentation.domain.rules import RuleError, parse_condition
 from siyu_segmentation.domain.tagging import SLUG, RuleBody, jsonable
 from siyu_segmentation.packs import shipped_packs
 from siyu_shared.http.deps import Admin, DbSession, Reader, Writer
+from siyu_shared.http.openapi import example_response
 
 router = APIRouter(prefix="/v1", tags=["segmentation"])
 RuleId = Annotated[str, Field(pattern=SLUG)]
@@ -41,23 +42,6 @@ BACKFILL_EXAMPLE: dict[str, Any] = {
     "started_at": "2026-11-22T08:00:00Z",
     "finished_at": None,
 }
-
-
-def _example(value: Any, status_code: int = 200) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI for a route whose JSON reply has no model of its own: a reply like ``value``."""
-    return {status_code: {"content": {"application/json": {"example": value}}}}
-
-
-def _json_or_csv(value: Any, csv_text: str) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI for a listing served as JSON, or as CSV with ``?format=csv``."""
-    return {
-        200: {
-            "content": {
-                "application/json": {"schema": {"type": "object"}, "example": value},
-                "text/csv": {"schema": {"type": "string"}, "example": csv_text},
-            }
-        }
-    }
 
 
 class RuleOut(BaseModel):
@@ -181,14 +165,14 @@ async def put_family(
     )
 
 
-@router.get("/packs", responses=_example([shipped_packs()["channel"].model_dump(mode="json")]))
+@router.get("/packs", responses=example_response([shipped_packs()["channel"].model_dump(mode="json")]))
 async def list_packs(principal: Reader) -> list[dict[str, Any]]:
     return [p.model_dump(mode="json") for p in shipped_packs().values()]
 
 
 @router.post(
     "/packs/{name}/install",
-    responses=_example({"pack": "dcba", "rules": ["dcba-a", "dcba-b", "dcba-c", "dcba-d"], "backfill_id": 12}),
+    responses=example_response({"pack": "dcba", "rules": ["dcba-a", "dcba-b", "dcba-c", "dcba-d"], "backfill_id": 12}),
 )
 async def install_pack(name: str, principal: Admin, session: DbSession) -> dict[str, Any]:
     pack = shipped_packs().get(name)
@@ -201,12 +185,12 @@ async def install_pack(name: str, principal: Admin, session: DbSession) -> dict[
     return {"pack": name, "rules": installed, "backfill_id": job}
 
 
-@router.get("/backfills", responses=_example([BACKFILL_EXAMPLE]))
+@router.get("/backfills", responses=example_response([BACKFILL_EXAMPLE]))
 async def list_backfills(principal: Reader, session: DbSession) -> list[dict[str, Any]]:
     return [dict(r) for r in await jobs.list_backfills(session, tenant=principal.tenant)]
 
 
-@router.get("/backfills/{job_id}", responses=_example(BACKFILL_EXAMPLE))
+@router.get("/backfills/{job_id}", responses=example_response(BACKFILL_EXAMPLE))
 async def get_backfill(job_id: int, principal: Reader, session: DbSession) -> dict[str, Any]:
     row = await jobs.get_backfill(session, tenant=principal.tenant, job_id=job_id)
     if row is None:
@@ -217,7 +201,7 @@ async def get_backfill(job_id: int, principal: Reader, session: DbSession) -> di
 @router.post(
     "/backfills/{job_id}/cancel",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=_example({"backfill_id": 12, "cancel_requested": True}, status.HTTP_202_ACCEPTED),
+    responses=example_response({"backfill_id": 12, "cancel_requested": True}, status=status.HTTP_202_ACCEPTED),
 )
 async def cancel_backfill(job_id: int, principal: Writer, session: DbSession) -> dict[str, Any]:
     if not await jobs.request_cancel(session, tenant=principal.tenant, job_id=job_id):
@@ -227,7 +211,7 @@ async def cancel_backfill(job_id: int, principal: Writer, session: DbSession) ->
 
 @router.get(
     "/persons/{person_id}",
-    responses=_example(
+    responses=example_response(
         {
             "person_id": PERSON,
             "facts": {
@@ -273,14 +257,15 @@ async def get_person(person_id: str, principal: Reader, session: DbSession) -> d
 @router.get(
     "/tags/{tag}/members",
     response_model=None,
-    responses=_json_or_csv(
+    responses=example_response(
         {
             "members": [
                 {"person_id": PERSON, "rule_id": "super-vip", "rule_version": 2, "tagged_at": "2026-11-22T08:00:05Z"}
             ],
             "next_after": PERSON,
         },
-        f"person_id,rule_id,rule_version,tagged_at\r\n{PERSON},super-vip,2,2026-11-22T08:00:05+00:00\r\n",
+        schema={"type": "object"},
+        csv=f"person_id,rule_id,rule_version,tagged_at\r\n{PERSON},super-vip,2,2026-11-22T08:00:05+00:00\r\n",
     ),
 )
 async def tag_members(
@@ -301,7 +286,9 @@ async def tag_members(
 @router.post(
     "/members/query",
     response_model=None,
-    responses=_json_or_csv({"members": [PERSON], "next_after": PERSON}, f"person_id\r\n{PERSON}\r\n"),
+    responses=example_response(
+        {"members": [PERSON], "next_after": PERSON}, schema={"type": "object"}, csv=f"person_id\r\n{PERSON}\r\n"
+    ),
 )
 async def query_members(
     query: MembersQuery,
@@ -324,7 +311,7 @@ async def query_members(
 
 @router.get(
     "/tags/counts",
-    responses=_example(
+    responses=example_response(
         {
             "now": {"dcba_a_buying": 58, "super_vip": 3},
             "daily": [

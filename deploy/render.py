@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from importlib import import_module
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 from pydantic import SecretStr
@@ -71,31 +71,41 @@ def settings_class(service: str) -> type[ServiceSettings]:
     return found[0]
 
 
+class SettingSources(NamedTuple):
+    """Where each setting of a service comes from in its manifests, by environment variable name."""
+
+    config: dict[str, str]
+    """ConfigMap entries, with the deployment's values or the defaults."""
+    secrets: list[str]
+    """Secrets the service needs (required, or with a development default that production refuses)."""
+    optional: list[str]
+    """Optional secrets: unset means the feature is off (e.g. no WeCom credentials: sandbox sender)."""
+    unset: list[str]
+    """Settings whose default is None (the feature is off): left out of the ConfigMap, set one to turn it on."""
+
+
 def settings_env(service: str) -> tuple[dict[str, str], list[str]]:
     """(ConfigMap entries with their defaults, names that come from the service's Secret) for every field."""
-    config, secrets, optional = _settings_env(service)
-    return config, secrets + optional
+    sources = setting_sources(service)
+    return sources.config, sources.secrets + sources.optional
 
 
-def _settings_env(service: str) -> tuple[dict[str, str], list[str], list[str]]:
-    """ConfigMap entries; secrets the service needs (required, or with a development default that production
-    refuses); optional secrets (unset means the feature is off, e.g. no WeCom credentials: sandbox sender)."""
+def setting_sources(service: str) -> SettingSources:
+    """Every field of the service's settings, by where its manifests take it from."""
     prefix = env_prefix_of(service)
-    config: dict[str, str] = {}
-    secrets: list[str] = []
-    optional: list[str] = []
+    sources = SettingSources({}, [], [], [])
     for name, field in settings_class(service).model_fields.items():
         env = f"{prefix}{name.upper()}"
         if name in SECRET_SETTINGS or field.annotation is SecretStr:
-            secrets.append(env)
+            sources.secrets.append(env)
             continue
         if field.annotation == SecretStr | None:
-            optional.append(env)
+            sources.optional.append(env)
             continue
         if name == "kafka_bootstrap_servers":
-            config[env] = f"{KAFKA_CLUSTER}-kafka-bootstrap:{KAFKA_PORT}"
+            sources.config[env] = f"{KAFKA_CLUSTER}-kafka-bootstrap:{KAFKA_PORT}"
         elif name == "environment":
-            config[env] = "production"
+            sources.config[env] = "production"
         elif field.is_required():
             raise RuntimeError(f"{env} is required but has no deployment value; add one to deploy/render.py")
         else:
@@ -103,26 +113,15 @@ def _settings_env(service: str) -> tuple[dict[str, str], list[str], list[str]]:
             if default is None:
                 # Unset means off (no channels file, no SMS gateway): an empty string would not parse back to
                 # None (``Path("")`` is the working directory), so the setting stays out of the ConfigMap.
+                sources.unset.append(env)
                 continue
-            config[env] = _env_value(default)
-    return config, secrets, optional
-
-
-def unset_settings(service: str) -> list[str]:
-    """Settings whose default is None (the feature is off): left out of the ConfigMap, set one to turn it on."""
-    prefix = env_prefix_of(service)
-    config, secrets, optional = _settings_env(service)
-    listed = set(config) | set(secrets) | set(optional)
-    return [
-        f"{prefix}{name.upper()}"
-        for name in settings_class(service).model_fields
-        if f"{prefix}{name.upper()}" not in listed
-    ]
+            sources.config[env] = _env_value(default)
+    return sources
 
 
 def dev_secret_values(service: str) -> dict[str, str]:
     """Development values of the service's secrets: its database URL and the development defaults."""
-    _, secrets, _ = _settings_env(service)
+    secrets = setting_sources(service).secrets
     fields = settings_class(service).model_fields
     prefix = env_prefix_of(service)
     values = {}
@@ -162,7 +161,7 @@ def env_from(service: str) -> list[dict[str, Any]]:
 
 def container(service: str, role: str, *, args: list[str]) -> dict[str, Any]:
     probe_port = "http"
-    _, _, optional = _settings_env(service)
+    optional = setting_sources(service).optional
     spec: dict[str, Any] = {
         "name": service,
         "image": f"siyu/{service}",
@@ -386,7 +385,7 @@ def manifests(service: str) -> dict[str, str]:
         {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": resources}
     )
     if secrets:
-        unset = unset_settings(service)
+        unset = setting_sources(service).unset
         files["README.md"] = (
             f"# {service}\n\nGenerated by `deploy/render.py`. Expects a Secret `{service}-secrets` with: "
             + ", ".join(f"`{s}`" for s in secrets)
@@ -800,7 +799,7 @@ def dev_overlay() -> str:
 def prod_overlay() -> str:
     lines = []
     for s in SERVICES:
-        _, secrets, optional = _settings_env(s)
+        _, secrets, optional, _ = setting_sources(s)
         lines.append(
             f"#   {s}-secrets: {', '.join(secrets)}" + (f" (optional: {', '.join(optional)})" if optional else "")
         )

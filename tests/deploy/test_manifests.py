@@ -26,11 +26,12 @@ from siyu_shared.services import SERVICES, role_of
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S_VERSION = "1.33"
-TAGS = {"dev": "dev", "prod": "0.1.0"}  # the image tag each overlay deploys
 OPERATOR_GROUPS = {"postgresql.cnpg.io", "kafka.strimzi.io"}  # custom resources, validated against their CRDs
 sys.path.insert(0, str(ROOT / "deploy"))
 import render  # noqa: E402
 import tools  # noqa: E402
+
+TAGS = {"dev": render.DEV_TAG, "prod": render.PROD_TAG}  # the image tag each overlay deploys
 
 
 @pytest.fixture(scope="session")
@@ -186,29 +187,21 @@ def test_a_pod_opens_at_most_twice_its_pool_through_the_engine() -> None:
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_every_setting_a_service_reads_is_set_in_its_manifests(kustomize: str, service: str) -> None:
-    config, secrets = render.settings_env(service)
-    needed = set(config) | set(secrets)
+    """Each ConfigMap entry and required secret in the container's environment; each optional secret referenced,
+    to be set by adding it to the Secret (the dev overlay leaves them out: those features are off)."""
+    sources = render.setting_sources(service)
     docs = build(kustomize, "dev")
     by_name = {(d["kind"], d["metadata"]["name"]): d for d in docs}
     for workload in (f"{service}-api", f"{service}-worker", f"{service}-migrate-{TAGS['dev']}"):
         kind = "Job" if "-migrate-" in workload else "Deployment"
         pod = by_name[(kind, workload)]["spec"]["template"]["spec"]
         for container in pod.get("initContainers", []) + pod["containers"]:
-            provided = _provided(by_name, container)
-            assert needed <= provided, (workload, container["name"], sorted(needed - provided))
-
-
-def _provided(by_name: dict[tuple[str, str], dict[str, Any]], container: dict[str, Any]) -> set[str]:
-    """The names a container's environment holds (its ``env`` and every ConfigMap and Secret it loads)."""
-    provided: set[str] = {e["name"] for e in container.get("env", [])}
-    for source in container["envFrom"]:
-        if "configMapRef" in source:
-            provided |= set(by_name[("ConfigMap", source["configMapRef"]["name"])]["data"])
-        if "secretRef" in source:
-            secret = by_name[("Secret", source["secretRef"]["name"])]
-            provided |= set(secret["data"])
-            assert all(base64.b64decode(v) for v in secret["data"].values())
-    return provided
+            where = (workload, container["name"])
+            provided = set(process_env(docs, container, service))
+            needed = set(sources.config) | set(sources.secrets)
+            assert needed <= provided, (*where, sorted(needed - provided))
+            referenced = {e["name"] for e in container.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})}
+            assert set(sources.optional) <= referenced, (*where, sorted(set(sources.optional) - referenced))
 
 
 def test_compose_runs_everything_with_migrations_first() -> None:
@@ -239,7 +232,7 @@ def process_env(docs: list[dict[str, Any]], container: dict[str, Any], service: 
     """The environment the kubelet gives ``container``: its ConfigMaps and Secrets from the build, and for a Secret
     the operator supplies (not in the build) a dummy value for every key it must hold; optional keys stay unset."""
     by_name = {(d["kind"], d["metadata"]["name"]): d for d in docs}
-    _, required, _ = render._settings_env(service)
+    required = render.setting_sources(service).secrets
     supplied = {
         env: f"postgresql://{role_of(service)}:dummy@siyu-postgres-rw:5432/siyu"
         if env.endswith("DATABASE_URL")
@@ -251,7 +244,9 @@ def process_env(docs: list[dict[str, Any]], container: dict[str, Any], service: 
         found = by_name.get(("Secret", name))
         if found is None:
             return supplied
-        return {k: base64.b64decode(v).decode() for k, v in found.get("data", {}).items()}
+        values = {k: base64.b64decode(v).decode() for k, v in found.get("data", {}).items()}
+        assert all(values.values()), (name, sorted(k for k, v in values.items() if not v))
+        return values
 
     env: dict[str, str] = {}
     for source in container.get("envFrom", []):

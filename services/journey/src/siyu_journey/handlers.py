@@ -46,9 +46,9 @@ class Handlers:
 
     def table(self) -> Mapping[str, Handler]:
         return {
-            ContactAdded.event_type: self.contact_added,
-            ContactRemoved.event_type: self.contact_removed,
-            GroupJoined.event_type: self.group_joined,
+            ContactAdded.event_type: self.in_run,
+            ContactRemoved.event_type: self.in_run,
+            GroupJoined.event_type: self.in_run,
             LeadCaptured.event_type: self.lead_captured,
             OrderPaid.event_type: self.order_paid,
             TagsChanged.event_type: self.tags_changed,
@@ -121,6 +121,10 @@ class Handlers:
         ]
         await service.enter_many(session, requests, now=now, persons=persons, queued=self._queued)
 
+    async def in_run(self, event: Received[Any], session: AsyncSession) -> None:
+        """An event of an ``_IN_RUNS`` type on its own: a run of one (``on_batch`` gathers them into longer runs)."""
+        await self._run([event], session)
+
     async def _enter(self, event: Received[Any], session: AsyncSession, person_id: str, what: Occurrence) -> None:
         await service.enter(
             session,
@@ -136,26 +140,6 @@ class Handlers:
         await service.exit_where(
             session, tenant=event.tenant, person_id=person_id, event=what, now=self._clock(), topics=self._topics, **kw
         )
-
-    async def contact_added(self, event: Received[ContactAdded], session: AsyncSession) -> None:
-        data, now = event.data, self._clock()
-        await repo.ensure_person(
-            session,
-            tenant=event.tenant,
-            person_id=data.person_id,
-            now=now,
-            owner_staff_id=data.staff_id,
-            external_userid=data.external_userid,
-        )
-        await self._enter(event, session, data.person_id, Occurrence("contact.added"))
-
-    async def contact_removed(self, event: Received[ContactRemoved], session: AsyncSession) -> None:
-        data = event.data
-        await self._exit(event, session, data.person_id, "contact.removed")
-        await repo.forget_contacts(session, ended=[(event.tenant, data.person_id, data.staff_id)], now=self._clock())
-
-    async def group_joined(self, event: Received[GroupJoined], session: AsyncSession) -> None:
-        await self._enter(event, session, event.data.person_id, Occurrence("group.joined"))
 
     async def lead_captured(self, event: Received[LeadCaptured], session: AsyncSession) -> None:
         data, now = event.data, self._clock()

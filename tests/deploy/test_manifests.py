@@ -398,7 +398,9 @@ def test_pods_wait_for_the_migrations_of_their_image_and_jobs_are_named_for_it(k
 def test_compose_postgres_is_healthy_only_once_it_listens_on_tcp() -> None:
     """The official image runs its init scripts on a temporary server that listens on the unix socket only
     (``listen_addresses=''``); a socket ``pg_isready`` passes then, and the migrations would start before the init
-    script has created their roles. Over TCP it passes only on the final server."""
+    script has created their roles. Over TCP it passes only on the final server.
+
+    This pins the setting render writes, no more: there is no Docker here to run the image and watch the check."""
     (check,) = [
         part
         for part in yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["postgres"]["healthcheck"][

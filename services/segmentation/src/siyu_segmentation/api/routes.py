@@ -6,107 +6,43 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from siyu_segmentation import service
 from siyu_segmentation.adapters import jobs, profiles, rule_store, tags
+from siyu_segmentation.api.schemas import (
+    BACKFILL_EXAMPLE,
+    CONDITION_MEMBERS_CSV,
+    CONDITION_MEMBERS_EXAMPLE,
+    INSTALLED_EXAMPLE,
+    PERSON_EXAMPLE,
+    RULE_EXAMPLE,
+    TAG_COUNTS_EXAMPLE,
+    TAG_MEMBERS_CSV,
+    TAG_MEMBERS_EXAMPLE,
+    Backfill,
+    CancelRequested,
+    ConditionMembers,
+    DryRun,
+    FamilyIn,
+    Installed,
+    MembersQuery,
+    Person,
+    PersonTag,
+    RuleOut,
+    SavedRule,
+    TagCounts,
+    TagMember,
+    TagMembers,
+)
 from siyu_segmentation.domain.rules import RuleError, parse_condition
 from siyu_segmentation.domain.tagging import SLUG, RuleBody, jsonable
-from siyu_segmentation.packs import shipped_packs
+from siyu_segmentation.packs import Pack, shipped_packs
 from siyu_shared.http.deps import Admin, DbSession, Reader, Writer
 from siyu_shared.http.openapi import example_response
 
 router = APIRouter(prefix="/v1", tags=["segmentation"])
 RuleId = Annotated[str, Field(pattern=SLUG)]
-PERSON = "0ffcac61-6a5a-57ea-9704-7facedd10830"
-RULE_EXAMPLE: dict[str, Any] = {
-    "tag": "super_vip",
-    "family": "value",
-    "priority": 10,
-    "description": "More than 10 orders in the last year.",
-    "enabled": True,
-    "when": {"count": "orders", "within": "365d", "gt": 10},
-}
-BACKFILL_EXAMPLE: dict[str, Any] = {
-    "id": 12,
-    "tenant": "glowlab",
-    "reason": "rule super-vip v2",
-    "scope": ["super_vip"],
-    "status": "running",
-    "total": 20000,
-    "processed": 5000,
-    "changed": 312,
-    "cursor": PERSON,
-    "cancel_requested": False,
-    "error": None,
-    "started_at": "2026-11-22T08:00:00Z",
-    "finished_at": None,
-}
-
-
-class RuleOut(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "rule_id": "super-vip",
-                    "version": 2,
-                    "pack": None,
-                    "body": RULE_EXAMPLE,
-                    "time_dependent": True,
-                    "updated_at": "2026-11-22T08:00:00Z",
-                }
-            ]
-        }
-    )
-
-    rule_id: str
-    version: int
-    pack: str | None
-    body: dict[str, Any]
-    time_dependent: bool
-    updated_at: datetime
-
-
-class SavedRule(BaseModel):
-    rule_id: str = Field(examples=["super-vip"])
-    version: int = Field(examples=[2], description="The new version; 0 when the rule was deleted.")
-    backfill_id: int = Field(description="The backfill that re-decides the tag for the whole tenant.", examples=[12])
-
-
-class DryRun(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"gain": 2, "lose": 0, "sample_gain": [PERSON, "a8d1…"], "sample_lose": []}]}
-    )
-
-    gain: int
-    lose: int
-    sample_gain: list[str]
-    sample_lose: list[str]
-
-
-class FamilyIn(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"exclusive": True, "description": "Value tier: one per person."}]},
-    )
-
-    exclusive: bool = Field(examples=[True])
-    description: str = ""
-
-
-class MembersQuery(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [{"when": {"fact": "last_order_at", "older_than": "90d"}, "after": None, "limit": 100}]
-        },
-    )
-
-    when: dict[str, Any] = Field(examples=[{"fact": "last_order_at", "older_than": "90d"}])
-    after: str | None = None
-    limit: int = Field(default=100, ge=1, le=10000)
-
 
 _RULE_BODY: dict[str, Any] = {"requestBody": {"content": {"application/json": {"example": RULE_EXAMPLE}}}}
 
@@ -166,15 +102,12 @@ async def put_family(
 
 
 @router.get("/packs", responses=example_response([shipped_packs()["channel"].model_dump(mode="json")]))
-async def list_packs(principal: Reader) -> list[dict[str, Any]]:
-    return [p.model_dump(mode="json") for p in shipped_packs().values()]
+async def list_packs(principal: Reader) -> list[Pack]:
+    return list(shipped_packs().values())
 
 
-@router.post(
-    "/packs/{name}/install",
-    responses=example_response({"pack": "dcba", "rules": ["dcba-a", "dcba-b", "dcba-c", "dcba-d"], "backfill_id": 12}),
-)
-async def install_pack(name: str, principal: Admin, session: DbSession) -> dict[str, Any]:
+@router.post("/packs/{name}/install", responses=example_response(INSTALLED_EXAMPLE))
+async def install_pack(name: str, principal: Admin, session: DbSession) -> Installed:
     pack = shipped_packs().get(name)
     if pack is None:
         raise HTTPException(404, detail="no such pack")
@@ -182,20 +115,20 @@ async def install_pack(name: str, principal: Admin, session: DbSession) -> dict[
         installed, job = await service.install_pack(session, tenant=principal.tenant, pack=pack)
     except service.Conflict as exc:
         raise HTTPException(409, detail=str(exc)) from None
-    return {"pack": name, "rules": installed, "backfill_id": job}
+    return Installed(pack=name, rules=installed, backfill_id=job)
 
 
 @router.get("/backfills", responses=example_response([BACKFILL_EXAMPLE]))
-async def list_backfills(principal: Reader, session: DbSession) -> list[dict[str, Any]]:
-    return [dict(r) for r in await jobs.list_backfills(session, tenant=principal.tenant)]
+async def list_backfills(principal: Reader, session: DbSession) -> list[Backfill]:
+    return [Backfill.model_validate(dict(r)) for r in await jobs.list_backfills(session, tenant=principal.tenant)]
 
 
 @router.get("/backfills/{job_id}", responses=example_response(BACKFILL_EXAMPLE))
-async def get_backfill(job_id: int, principal: Reader, session: DbSession) -> dict[str, Any]:
+async def get_backfill(job_id: int, principal: Reader, session: DbSession) -> Backfill:
     row = await jobs.get_backfill(session, tenant=principal.tenant, job_id=job_id)
     if row is None:
         raise HTTPException(404, detail="no such backfill")
-    return dict(row)
+    return Backfill.model_validate(dict(row))
 
 
 @router.post(
@@ -203,70 +136,32 @@ async def get_backfill(job_id: int, principal: Reader, session: DbSession) -> di
     status_code=status.HTTP_202_ACCEPTED,
     responses=example_response({"backfill_id": 12, "cancel_requested": True}, status=status.HTTP_202_ACCEPTED),
 )
-async def cancel_backfill(job_id: int, principal: Writer, session: DbSession) -> dict[str, Any]:
+async def cancel_backfill(job_id: int, principal: Writer, session: DbSession) -> CancelRequested:
     if not await jobs.request_cancel(session, tenant=principal.tenant, job_id=job_id):
         raise HTTPException(404, detail="no such running backfill")
-    return {"backfill_id": job_id, "cancel_requested": True}
+    return CancelRequested(backfill_id=job_id, cancel_requested=True)
 
 
-@router.get(
-    "/persons/{person_id}",
-    responses=example_response(
-        {
-            "person_id": PERSON,
-            "facts": {
-                "first_channel": "xiaohongshu",
-                "channels": ["tmall", "wecom", "xiaohongshu"],
-                "wecom_status": "friend",
-                "order_count": 2,
-                "net_fen": 59800,
-                "last_order_at": "2026-11-20T12:30:00+00:00",
-            },
-            "attributes": {"skin_type": "dry"},
-            "orders": 2,
-            "tags": [
-                {
-                    "tag": "dcba_a_buying",
-                    "family": "dcba",
-                    "rule_id": "dcba-a",
-                    "rule_version": 1,
-                    "tagged_at": "2026-11-20T12:30:01Z",
-                    "facts": {"order_count": 2},
-                }
-            ],
-        }
-    ),
-)
-async def get_person(person_id: str, principal: Reader, session: DbSession) -> dict[str, Any]:
+@router.get("/persons/{person_id}", responses=example_response(PERSON_EXAMPLE))
+async def get_person(person_id: str, principal: Reader, session: DbSession) -> Person:
     """The person's facts and tags, each tag with the rule version, time and facts that put it there."""
     profile = await profiles.load_profile(session, tenant=principal.tenant, person_id=person_id)
     if profile is None:
         raise HTTPException(404, detail="no such person")
     reasons = await tags.person_tag_rows(session, tenant=principal.tenant, person_id=person_id)
-    return {
-        "person_id": person_id,
-        "facts": {name: jsonable(value) for name, value in profile.values.items()},
-        "attributes": profile.attributes,
-        "orders": len(profile.orders),
-        "tags": [
-            {k: r[k] for k in ("tag", "family", "rule_id", "rule_version", "tagged_at", "facts")} for r in reasons
-        ],
-    }
+    return Person(
+        person_id=person_id,
+        facts={name: jsonable(value) for name, value in profile.values.items()},
+        attributes=profile.attributes,
+        orders=len(profile.orders),
+        tags=[PersonTag.model_validate(dict(r)) for r in reasons],
+    )
 
 
 @router.get(
     "/tags/{tag}/members",
-    response_model=None,
-    responses=example_response(
-        {
-            "members": [
-                {"person_id": PERSON, "rule_id": "super-vip", "rule_version": 2, "tagged_at": "2026-11-22T08:00:05Z"}
-            ],
-            "next_after": PERSON,
-        },
-        schema={"type": "object"},
-        csv=f"person_id,rule_id,rule_version,tagged_at\r\n{PERSON},super-vip,2,2026-11-22T08:00:05+00:00\r\n",
-    ),
+    response_model=TagMembers,
+    responses=example_response(TAG_MEMBERS_EXAMPLE, csv=TAG_MEMBERS_CSV),
 )
 async def tag_members(
     tag: str,
@@ -275,27 +170,25 @@ async def tag_members(
     after: str | None = None,
     limit: Annotated[int, Query(ge=1, le=10000)] = 100,
     format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
-) -> dict[str, Any] | Response:
+) -> TagMembers | Response:
     rows = await service.members_of_tag(session, tenant=principal.tenant, tag=tag, after=after, limit=limit)
     if format == "csv":
-        csv_text = service.to_csv(rows, ["person_id", "rule_id", "rule_version", "tagged_at"])
-        return Response(csv_text, media_type="text/csv")
-    return {"members": rows, "next_after": rows[-1]["person_id"] if len(rows) == limit else None}
+        return Response(service.to_csv(rows, list(TagMember.model_fields)), media_type="text/csv")
+    members = [TagMember.model_validate(r) for r in rows]
+    return TagMembers(members=members, next_after=rows[-1]["person_id"] if len(rows) == limit else None)
 
 
 @router.post(
     "/members/query",
-    response_model=None,
-    responses=example_response(
-        {"members": [PERSON], "next_after": PERSON}, schema={"type": "object"}, csv=f"person_id\r\n{PERSON}\r\n"
-    ),
+    response_model=ConditionMembers,
+    responses=example_response(CONDITION_MEMBERS_EXAMPLE, csv=CONDITION_MEMBERS_CSV),
 )
 async def query_members(
     query: MembersQuery,
     principal: Reader,
     session: DbSession,
     format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
-) -> dict[str, Any] | Response:
+) -> ConditionMembers | Response:
     """Members of an ad-hoc condition (the rule language), paginated by person id."""
     try:
         condition = parse_condition(query.when)
@@ -306,22 +199,11 @@ async def query_members(
     )
     if format == "csv":
         return Response(service.to_csv([{"person_id": i} for i in ids], ["person_id"]), media_type="text/csv")
-    return {"members": ids, "next_after": ids[-1] if len(ids) == query.limit else None}
+    return ConditionMembers(members=ids, next_after=ids[-1] if len(ids) == query.limit else None)
 
 
-@router.get(
-    "/tags/counts",
-    responses=example_response(
-        {
-            "now": {"dcba_a_buying": 58, "super_vip": 3},
-            "daily": [
-                {"day": "2026-11-21", "tag": "dcba_a_buying", "members": 55},
-                {"day": "2026-11-21", "tag": "super_vip", "members": 3},
-            ],
-        }
-    ),
-)
-async def counts(principal: Reader, session: DbSession, since: date | None = None) -> dict[str, Any]:
+@router.get("/tags/counts", responses=example_response(TAG_COUNTS_EXAMPLE))
+async def counts(principal: Reader, session: DbSession, since: date | None = None) -> TagCounts:
     """Members per tag now, and per day as snapshotted by the sweep (segment sizes over time)."""
     now, daily = await jobs.tag_counts_now_and_daily(session, tenant=principal.tenant, since=since)
-    return {"now": now, "daily": daily}
+    return TagCounts.model_validate({"now": now, "daily": daily})

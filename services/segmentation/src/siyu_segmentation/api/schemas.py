@@ -7,16 +7,26 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from siyu_segmentation.domain.tagging import RuleBody
 from siyu_segmentation.packs import shipped_packs
 
 PERSON = "0ffcac61-6a5a-57ea-9704-7facedd10830"
+
+
+def field_example(model: type[BaseModel], name: str) -> Any:
+    """The first example a model's field declares: an example built from it cannot drift from the field's."""
+    examples = model.model_fields[name].examples
+    assert examples, f"{model.__name__}.{name} declares no example"
+    return examples[0]
+
+
 RULE_EXAMPLE: dict[str, Any] = {
-    "tag": "super_vip",
-    "family": "value",
+    "tag": field_example(RuleBody, "tag"),
+    "family": field_example(RuleBody, "family"),
     "priority": 10,
     "description": "More than 10 orders in the last year.",
     "enabled": True,
-    "when": {"count": "orders", "within": "365d", "gt": 10},
+    "when": field_example(RuleBody, "when"),
 }
 
 
@@ -79,7 +89,7 @@ class MembersQuery(BaseModel):
         },
     )
 
-    when: dict[str, Any] = Field(examples=[{"fact": "last_order_at", "older_than": "90d"}])
+    when: dict[str, Any] = Field(description="A condition in the rule language (a rule's `when`).")
     after: str | None = None
     limit: int = Field(default=100, ge=1, le=10000)
 

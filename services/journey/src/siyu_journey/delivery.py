@@ -32,6 +32,7 @@ from siyu_journey.adapters import repository as repo
 from siyu_journey.adapters.senders import ChannelRouter, Delivered, Failed, Outgoing, RetryLater
 from siyu_journey.domain import guardrails
 from siyu_journey.domain.localtime import start_of_month, start_of_week
+from siyu_journey.domain.people import friendship
 from siyu_journey.domain.templates import render
 from siyu_journey.service import change
 from siyu_journey.touch_events import TouchOutcome, insert_decided, record
@@ -131,7 +132,7 @@ async def decide(
         status = guardrails.PersonStatus(
             opted_out=bool(person and person.opted_out),
             consents=frozenset(person.consents if person else ()),
-            wecom_contact=bool(person and person.external_userid),
+            wecom_contact=person is not None and friendship(person.owner_staff_id, person.external_userid) is not None,
         )
         past = history.setdefault((touch.tenant, touch.person_id), [])
         decision = guardrails.decide(

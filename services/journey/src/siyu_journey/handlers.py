@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from siyu_journey import service
 from siyu_journey.adapters import repository as repo
+from siyu_journey.domain.people import Friendship, after_added, after_removed, friendship
 from siyu_journey.domain.triggers import Occurrence
 from siyu_shared.events.catalog import (
     ContactAdded,
@@ -80,7 +81,8 @@ class Handlers:
         await self._run(run, session)
 
     async def _run(self, run: list[Received[Any]], session: AsyncSession) -> None:
-        """Events of ``_IN_RUNS`` types, one per person: exits, then person upserts, then entries, in bulk."""
+        """Events of ``_IN_RUNS`` types, one per person: exits, then person upserts with their WeCom friendships
+        (decided by ``domain/people.py`` on the locked rows), then entries, in bulk."""
         if not run:
             return
         now = self._clock()
@@ -92,23 +94,34 @@ class Handlers:
                 now=now,
                 topics=self._topics,
             )
-            await repo.forget_contacts(
-                session, ended=[(e.tenant, e.data.person_id, e.data.staff_id) for e in removed], now=now
-            )
-        added = [e for e in run if e.envelope.type == ContactAdded.event_type]
+        contacts = [e for e in run if e.envelope.type != GroupJoined.event_type]
         persons = await repo.ensure_people(
             session,
             rows=[
+                # What a new person starts with: a first add's friendship; nothing before a removal.
                 {
                     "tenant": e.tenant,
                     "person_id": e.data.person_id,
-                    "owner_staff_id": e.data.staff_id,
-                    "external_userid": e.data.external_userid,
+                    "owner_staff_id": e.data.staff_id if e.envelope.type == ContactAdded.event_type else None,
+                    "external_userid": e.data.external_userid if e.envelope.type == ContactAdded.event_type else None,
                 }
-                for e in added
+                for e in contacts
             ],
             now=now,
         )
+        changed: list[tuple[str, str, Friendship | None]] = []
+        for e in contacts:
+            row = persons[(e.tenant, e.data.person_id)]
+            current = friendship(row.owner_staff_id, row.external_userid)
+            new: Friendship | None
+            if e.envelope.type == ContactAdded.event_type:
+                new = after_added(current, Friendship(e.data.staff_id, e.data.external_userid))
+            else:
+                new = after_removed(current, e.data.staff_id)
+            stored = (row.owner_staff_id, row.external_userid)
+            if stored != ((new.owner_staff_id, new.external_userid) if new else (None, None)):
+                changed.append((e.tenant, e.data.person_id, new))
+        persons |= await repo.set_friendships(session, changes=changed, now=now)
         requests = [
             service.EntryRequest(
                 e.tenant,

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from siyu_journey.adapters import progress
 from siyu_journey.adapters import repository as repo
-from siyu_journey.domain import machine
+from siyu_journey.domain import machine, people
 from siyu_journey.domain.definition import JourneyDefinition
 from siyu_journey.domain.machine import Enrolment, PersonView, Transition
 from siyu_journey.domain.triggers import Occurrence, matches
@@ -334,12 +334,16 @@ async def merge(
         if merged is not None:
             tags |= set(merged.tags)
             facts = {**merged.facts, **facts}
+            pair = people.after_merge(
+                people.friendship(survivor.owner_staff_id, survivor.external_userid),
+                people.friendship(merged.owner_staff_id, merged.external_userid),
+            )
             await repo.update_person(
                 session,
                 tenant=tenant,
                 person_id=survivor_id,
-                owner_staff_id=survivor.owner_staff_id or merged.owner_staff_id,
-                external_userid=survivor.external_userid or merged.external_userid,
+                owner_staff_id=pair.owner_staff_id if pair else None,
+                external_userid=pair.external_userid if pair else None,
                 opted_out=survivor.opted_out or merged.opted_out,
                 paid_total_fen=survivor.paid_total_fen + merged.paid_total_fen,
                 last_paid_at=max((d for d in (survivor.last_paid_at, merged.last_paid_at) if d), default=None),

@@ -63,7 +63,9 @@ async def _waiting(sessions: SessionFactory, tenant: str, people: list[str]) -> 
             session, tenant=tenant, journey_id="greeting", version=version, status="published", now=NOW
         )
         for person in people:
-            await repo.ensure_person(session, tenant=tenant, person_id=person, now=NOW, external_userid=f"wm_{person}")
+            await repo.ensure_person(
+                session, tenant=tenant, person_id=person, now=NOW, owner_staff_id="s1", external_userid=f"wm_{person}"
+            )
             await session.execute(
                 text(
                     "INSERT INTO enrolments (enrolment_id, tenant, journey_id, version, person_id, entry_key, "

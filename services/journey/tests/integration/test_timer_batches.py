@@ -62,11 +62,11 @@ JOURNEYS = [
 ]
 PEOPLE = [
     # person, opted out, consents, tags, owner, WeCom external_userid (p5 is no WeCom friend: 1v1 skipped)
-    ("p0", False, [], [], None, "wm_p0"),
+    ("p0", False, [], [], "staff-0", "wm_p0"),
     ("p1", False, ["sms"], ["vip"], "staff-1", "wm_p1"),
-    ("p2", True, ["sms"], [], None, "wm_p2"),
+    ("p2", True, ["sms"], [], "staff-2", "wm_p2"),
     ("p3", False, ["sms"], [], "staff-3", "wm_p3"),
-    ("p4", False, [], ["vip"], None, "wm_p4"),
+    ("p4", False, [], ["vip"], "staff-4", "wm_p4"),
     ("p5", False, [], [], None, None),
 ]
 

@@ -101,3 +101,44 @@ async def test_only_wecom_friends_get_one_to_one_messages(harness: Harness) -> N
             ("skipped", "no_wecom_contact"),
         ]
         assert await harness.deliveries(lead) == 2
+
+
+def _removed(person_id: str, staff: str, harness: Harness) -> ContactRemoved:
+    return ContactRemoved(
+        person_id=person_id,
+        external_userid=f"wm_{person_id}",
+        staff_id=staff,
+        removed_by="customer",
+        occurred_at=harness.clock.now,
+    )
+
+
+async def test_the_friendship_changes_as_a_pair_owner_and_external_userid(harness: Harness) -> None:
+    async with harness.service() as (app, http):
+        harness.bind(app, http)
+        await harness.issue_key()
+        await harness.publish_journey(AFTER_PAYMENT)
+        customer = person()
+        await harness.emit(contact_added(customer, harness.clock.now, staff="staff-1"), subject=customer)
+        await harness.emit(_paid(customer, harness), subject=customer)
+        assert await _outcomes(harness, customer, 1) == [("sent", None)]
+
+        # The owner loses the customer, another staff account adds them again: the friendship is staff-2's now,
+        # so the next 1v1 goes out from staff-2 (from staff-1 WeCom would list the customer as unreachable).
+        await harness.emit(_removed(customer, "staff-1", harness), subject=customer)
+        await harness.emit(contact_added(customer, harness.clock.now, staff="staff-2"), subject=customer)
+        await harness.emit(_paid(customer, harness), subject=customer)
+        assert await _outcomes(harness, customer, 2) == [("sent", None), ("sent", None)]
+        touches = (await harness.history(customer))["touches"]
+        assert sorted(t["staff_id"] for t in touches) == ["staff-1", "staff-2"]
+
+        # staff-2 owns it while it lasts: staff-2 losing the customer ends it.
+        await harness.emit(_removed(customer, "staff-2", harness), subject=customer)
+        await harness.emit(_paid(customer, harness), subject=customer)
+        assert await _outcomes(harness, customer, 3) == [
+            ("sent", None),
+            ("sent", None),
+            ("skipped", "no_wecom_contact"),
+        ]
+        assert await _external_userid(harness, customer) is None
+        assert await harness.deliveries(customer) == 2

@@ -18,6 +18,7 @@ from siyu_journey.adapters.tables import enrolments, journeys, people, policies,
 from siyu_journey.domain.definition import JourneyDefinition
 from siyu_journey.domain.guardrails import GuardrailPolicy
 from siyu_journey.domain.machine import PersonView
+from siyu_journey.domain.people import Friendship
 
 # ---- journeys ---------------------------------------------------------------------------------------------
 
@@ -158,16 +159,11 @@ async def ensure_person(
 ) -> Row[Any]:
     """The person's row (created if new), locked, after applying ``values`` — one round trip.
 
-    ``owner_staff_id`` only fills an empty owner: the staff who first added the person owns the relationship.
+    ``values`` are written as given: the WeCom friendship (owner, ``external_userid``) changes by the rules of
+    ``domain/people.py``, through ``ensure_people`` and ``set_friendships``, not here.
     """
     stmt = pg_insert(people).values(tenant=tenant, person_id=person_id, updated_at=now, **values)
-    changes: dict[str, Any] = {"updated_at": now}
-    for name in values:
-        changes[name] = (
-            func.coalesce(people.c.owner_staff_id, stmt.excluded.owner_staff_id)
-            if name == "owner_staff_id"
-            else stmt.excluded[name]
-        )
+    changes: dict[str, Any] = {"updated_at": now} | {name: stmt.excluded[name] for name in values}
     row = (
         await session.execute(
             stmt.on_conflict_do_update(index_elements=["tenant", "person_id"], set_=changes).returning(*people.c)
@@ -178,20 +174,17 @@ async def ensure_person(
 
 
 _PEOPLE_TEXT_COLUMNS = frozenset({"owner_staff_id", "external_userid"})
-"""What ``ensure_people`` may set besides the key (text columns, as the handlers give them)."""
+"""What ``ensure_people`` may give a new row besides the key (text columns, as the handlers give them)."""
 
 
 @lru_cache(maxsize=16)
 def _ensure_people_statement(names: tuple[str, ...]) -> Any:
     """One constant statement per set of columns: the rows arrive as arrays (no statement per batch size)."""
     columns = ("tenant", "person_id", *names)
-    sets = ["updated_at = excluded.updated_at"] + [
-        f"{n} = coalesce(people.{n}, excluded.{n})" if n == "owner_staff_id" else f"{n} = excluded.{n}" for n in names
-    ]
     return text(
         f"INSERT INTO people ({', '.join(columns)}, updated_at) "
         f"SELECT *, CAST(:now AS timestamptz) FROM unnest({', '.join(f'CAST(:{c} AS text[])' for c in columns)}) "
-        f"ON CONFLICT (tenant, person_id) DO UPDATE SET {', '.join(sets)} "
+        "ON CONFLICT (tenant, person_id) DO UPDATE SET updated_at = excluded.updated_at "
         "RETURNING *"
     )
 
@@ -199,9 +192,10 @@ def _ensure_people_statement(names: tuple[str, ...]) -> Any:
 async def ensure_people(
     session: AsyncSession, *, rows: Iterable[dict[str, Any]], now: datetime
 ) -> dict[tuple[str, str], Row[Any]]:
-    """``ensure_person`` for many: rows of tenant, person_id and the same optional values (owner_staff_id,
-    external_userid); each (tenant, person) at most once. The rows are created if new, locked (in key order), and
-    returned by key, in one statement."""
+    """People's rows, created if new, locked (in key order) and returned by key, in one statement: rows of
+    tenant, person_id and the same optional values (owner_staff_id, external_userid), each (tenant, person) at most
+    once. The values are only those a new row starts with: an existing row keeps its own (the caller decides what
+    changes and writes it, e.g. with ``set_friendships``)."""
     batch = sorted(rows, key=lambda r: (r["tenant"], r["person_id"]))
     if not batch:
         return {}
@@ -214,26 +208,36 @@ async def ensure_people(
     return {(r.tenant, r.person_id): r for r in result}
 
 
-_FORGET_CONTACTS = text(
+_SET_FRIENDSHIPS = text(
     """
-    UPDATE people p SET external_userid = NULL, updated_at = CAST(:now AS timestamptz)
-    FROM unnest(CAST(:ts AS text[]), CAST(:ps AS text[]), CAST(:ss AS text[])) AS k(tenant, person, staff)
+    UPDATE people p SET owner_staff_id = k.owner, external_userid = k.contact, updated_at = CAST(:now AS timestamptz)
+    FROM unnest(CAST(:ts AS text[]), CAST(:ps AS text[]), CAST(:os AS text[]), CAST(:cs AS text[]))
+        AS k(tenant, person, owner, contact)
     WHERE p.tenant = k.tenant AND p.person_id = k.person
-      AND (p.owner_staff_id IS NULL OR p.owner_staff_id = k.staff)
+    RETURNING p.*
     """
 )
 
 
-async def forget_contacts(session: AsyncSession, *, ended: Iterable[tuple[str, str, str]], now: datetime) -> None:
-    """WeCom friendships that ended, as (tenant, person, staff): the person is no longer reachable one to one
-    (``external_userid`` cleared) when the staff was the person's owner. A friendship with another staff account
-    than the owner leaves the person as they were."""
-    rows = sorted(set(ended))
-    if rows:
-        await session.execute(
-            _FORGET_CONTACTS,
-            {"ts": [t for t, _, _ in rows], "ps": [p for _, p, _ in rows], "ss": [s for _, _, s in rows], "now": now},
-        )
+async def set_friendships(
+    session: AsyncSession, *, changes: Iterable[tuple[str, str, Friendship | None]], now: datetime
+) -> dict[tuple[str, str], Row[Any]]:
+    """Writes each person's WeCom friendship, as (tenant, person, friendship or none), both columns together;
+    returns the updated rows by key. The caller decides the pairs (``domain/people.py``) on rows it holds locked."""
+    rows = sorted({(t, p): f for t, p, f in changes}.items())
+    if not rows:
+        return {}
+    result = await session.execute(
+        _SET_FRIENDSHIPS,
+        {
+            "ts": [t for (t, _), _ in rows],
+            "ps": [p for (_, p), _ in rows],
+            "os": [f.owner_staff_id if f else None for _, f in rows],
+            "cs": [f.external_userid if f else None for _, f in rows],
+            "now": now,
+        },
+    )
+    return {(r.tenant, r.person_id): r for r in result}
 
 
 async def update_person(session: AsyncSession, *, tenant: str, person_id: str, **values: Any) -> None:

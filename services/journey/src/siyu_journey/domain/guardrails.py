@@ -58,7 +58,11 @@ class PersonStatus:
     opted_out: bool = False
     consents: frozenset[str] = field(default_factory=frozenset)
     wecom_contact: bool = False
-    """A WeCom friend of the brand now (added, not removed since)."""
+    """A WeCom friend of the brand now: the person has a friendship, an owner staff account and an
+    ``external_userid`` (``domain/people.py``). Both are set by the first staff account to add the person while
+    they have no friendship (a later add by another account keeps the owner's), both cleared when the owner
+    removes them (another account's removal changes nothing), and a merge keeps the survivor's pair, else the
+    merged person's."""
 
 
 @dataclass(frozen=True, slots=True)

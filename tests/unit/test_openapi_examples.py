@@ -243,3 +243,8 @@ def test_ingest_documents_its_routes_each_channel_body_and_the_webhook_failures(
         webhook["requestBody"]["content"]["application/json"]["examples"]
     )
     assert {"400", "401", "404", "413", "503"} <= set(webhook["responses"])
+    verification = paths["/v1/webhooks/{tenant}/{channel}"]["get"]["responses"]
+    assert {"oceanengine"} <= set(verification["200"]["content"]["application/json"]["examples"])
+    assert {"douyin", "doudian", "tmall", "xiaohongshu"} <= set(
+        verification["405"]["content"]["application/json"]["examples"]
+    )

@@ -92,19 +92,30 @@ def _acks() -> dict[str, Any]:
     }
 
 
-_VERIFIED: dict[str, Any] = {
-    "description": "The URL is verified: the platform's challenge echoed back",
-    "content": {
-        "application/json": {
-            "examples": {
-                "oceanengine": {
-                    "value": {"challenge": 1234567890, "BaseResp": {"StatusCode": 200, "StatusMessage": "success"}}
-                }
-            }
+def _verifications() -> dict[int | str, dict[str, Any]]:
+    """The GET replies, as each adapter makes them: Ocean Engine echoes its challenge, WeCom its decrypted
+    `echostr` (shown as text: making one needs a signed, encrypted query), and the channels that verify no URL by
+    GET answer 405."""
+    challenge = WebhookRequest(body=b"", query={"event": "verify_webhook", "challenge": "1234567890"})
+    echoed = ADAPTERS["oceanengine"].verify_get(challenge, {})
+    refused = {
+        name: {"value": orjson.loads(reply.body)}
+        for name, adapter in sorted(ADAPTERS.items())
+        if name != "wecom" and (reply := adapter.verify_get(challenge, {})).status == 405
+    }
+    return {
+        200: {
+            "description": "The URL is verified: the platform's challenge echoed back",
+            "content": {
+                "application/json": {"examples": {"oceanengine": {"value": orjson.loads(echoed.body)}}},
+                "text/plain": {"examples": {"wecom": {"value": "5923404417914735617"}}},
+            },
         },
-        "text/plain": {"examples": {"wecom": {"value": "5923404417914735617"}}},
-    },
-}
+        405: {
+            "description": "The channel verifies no URL by GET",
+            "content": {"application/json": {"examples": refused}},
+        },
+    }
 
 
 def _reply(reply: Reply) -> Response:
@@ -198,7 +209,7 @@ def webhook_router(ctx: IngestContext) -> APIRouter:
 
     fast.route = router.routes[-1]
 
-    @router.get(WEBHOOK_PATH, responses={200: _VERIFIED, **_RESPONSES}, summary="Answer a URL verification")
+    @router.get(WEBHOOK_PATH, responses={**_verifications(), **_RESPONSES}, summary="Answer a URL verification")
     async def verify_url(tenant: TenantPath, channel: ChannelPath, request: Request) -> Response:
         """WeCom `echostr` (verified and decrypted) and the Ocean Engine `challenge` echo."""
         adapter, creds = await context_of(request.app.state.runtime.sessions, tenant, channel)

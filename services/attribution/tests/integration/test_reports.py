@@ -1,5 +1,6 @@
 """Reports over real data: channel/source shares, repurchase, super users, funnel, per-payee sales and commission,
-and KOL source credit flowing through to the partner's commission."""
+KOL source credit flowing through to the partner's commission, and how each order was attributed (KOL and staff,
+activity credit only, nobody)."""
 
 from __future__ import annotations
 
@@ -27,13 +28,16 @@ T0 = datetime(2026, 10, 2, 4, tzinfo=UTC)
 async def test_reports_and_kol_source_credit(migrated: Stack, topic_prefix: str, producer: AIOKafkaProducer) -> None:
     tenant = f"t{uuid4().hex[:8]}"
     kol_fan, loyal, stranger = (f"p{uuid4().hex[:8]}" for _ in range(3))
+    stranger_order_no = uuid4().hex
     upstream = Upstream(producer, TopicNames(topic_prefix), tenant)
-    async with running_service("attribution", migrated, topic_prefix=topic_prefix, clock=FakeClock()) as (
+    clock = FakeClock()
+    async with running_service("attribution", migrated, topic_prefix=topic_prefix, clock=clock) as (
         app,
         http,
     ):
         async with unit_of_work(app.state.runtime.sessions) as session:
             reader = {"X-API-Key": (await issue_key(session, tenant=tenant, scopes=("read",), name="bi")).plaintext}
+            writer = {"X-API-Key": (await issue_key(session, tenant=tenant, scopes=("write",), name="crm")).plaintext}
 
         source = SourceRef(channel="xiaohongshu", account_kind="kol", partner_id="kol_mia", note_id="n1")
         await upstream.send(
@@ -68,7 +72,7 @@ async def test_reports_and_kol_source_credit(migrated: Stack, topic_prefix: str,
             await upstream.send(
                 OrderPaid(
                     order_id=uuid4().hex,
-                    order_no=uuid4().hex,
+                    order_no=stranger_order_no if person == stranger else uuid4().hex,
                     channel=channel,
                     person_id=person,
                     amount_fen=amount,
@@ -118,6 +122,23 @@ async def test_reports_and_kol_source_credit(migrated: Stack, topic_prefix: str,
         ]
         assert [r["order_share"] for r in outcomes] == [
             pytest.approx(11 / 12, abs=1e-4),
+            pytest.approx(1 / 12, abs=1e-4),
+        ]
+
+        # A group activator claims the stranger's order: activity credit, and still no commission for anyone.
+        clock.now = T0 + timedelta(days=4)
+        claim = {"order_no": stranger_order_no, "staff_id": "activator", "role": "group_activator", "via": "group"}
+        claimed = await http.post("/v1/claims", json=claim, headers=writer)
+        assert claimed.status_code == 201 and claimed.json()["reattributed"] is True, claimed.text
+        outcomes = (await http.get("/v1/reports/attribution", params={"period": "2026-10"}, headers=reader)).json()
+        assert [(r["credited_to"], r["orders"], r["gmv_fen"]) for r in outcomes] == [
+            ("none", 10, 50_000),
+            ("activity_only", 1, 30_000),
+            ("kol+staff_1v1", 1, 20_000),
+        ]
+        assert [r["order_share"] for r in outcomes] == [
+            pytest.approx(10 / 12, abs=1e-4),
+            pytest.approx(1 / 12, abs=1e-4),
             pytest.approx(1 / 12, abs=1e-4),
         ]
 

@@ -327,28 +327,25 @@ async def merge(
     """Folds merged persons into the survivor: enrolments and touches move (ids unchanged, so nothing is sent
     again); an enrolment the survivor already has an entry for is exited instead of duplicated."""
     survivor = await repo.ensure_person(session, tenant=tenant, person_id=survivor_id, now=now)
-    tags = set(survivor.tags)
-    facts = dict(survivor.facts)
+    rows = [await repo.person_row(session, tenant=tenant, person_id=m) for m in dict.fromkeys(merged_ids)]
+    merged = [r for r in rows if r is not None]
+    folded = people.fold(_person(survivor), [_person(r) for r in merged])
+    friendship = folded.friendship
+    await repo.update_person(
+        session,
+        tenant=tenant,
+        person_id=survivor_id,
+        tags=sorted(folded.tags),
+        facts=dict(folded.facts),
+        opted_out=folded.opted_out,
+        paid_total_fen=folded.paid_total_fen,
+        last_paid_at=folded.last_paid_at,
+        owner_staff_id=friendship.owner_staff_id if friendship else None,
+        external_userid=friendship.external_userid if friendship else None,
+    )
+    for row in merged:
+        await repo.delete_person(session, tenant=tenant, person_id=row.person_id)
     for merged_id in merged_ids:
-        merged = await repo.person_row(session, tenant=tenant, person_id=merged_id)
-        if merged is not None:
-            tags |= set(merged.tags)
-            facts = {**merged.facts, **facts}
-            pair = people.after_merge(
-                people.friendship(survivor.owner_staff_id, survivor.external_userid),
-                people.friendship(merged.owner_staff_id, merged.external_userid),
-            )
-            await repo.update_person(
-                session,
-                tenant=tenant,
-                person_id=survivor_id,
-                owner_staff_id=pair.owner_staff_id if pair else None,
-                external_userid=pair.external_userid if pair else None,
-                opted_out=survivor.opted_out or merged.opted_out,
-                paid_total_fen=survivor.paid_total_fen + merged.paid_total_fen,
-                last_paid_at=max((d for d in (survivor.last_paid_at, merged.last_paid_at) if d), default=None),
-            )
-            await repo.delete_person(session, tenant=tenant, person_id=merged_id)
         duplicates = await progress.move_enrolments(
             session, tenant=tenant, merged_id=merged_id, survivor_id=survivor_id
         )
@@ -358,4 +355,14 @@ async def merge(
             await end(
                 session, [machine.exit_now(e, "merged_duplicate") for _, e in held.values()], now=now, topics=topics
             )
-    await repo.update_person(session, tenant=tenant, person_id=survivor_id, tags=sorted(tags), facts=facts)
+
+
+def _person(row: Row[Any]) -> people.Person:
+    return people.Person(
+        tags=frozenset(row.tags),
+        facts=dict(row.facts),
+        opted_out=row.opted_out,
+        paid_total_fen=row.paid_total_fen,
+        last_paid_at=row.last_paid_at,
+        friendship=people.friendship(row.owner_staff_id, row.external_userid),
+    )

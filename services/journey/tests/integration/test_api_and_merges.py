@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from siyu_devstack.testing import eventually
+from siyu_journey import service
+from siyu_journey.adapters import repository as repo
 from siyu_shared.auth.keys import issue_key
-from siyu_shared.db.engine import unit_of_work
+from siyu_shared.db.engine import create_engine, session_factory, unit_of_work
 from siyu_shared.events.catalog import PersonMerged
 
 from .conftest import Harness, person
@@ -121,3 +124,49 @@ async def test_a_merge_moves_enrolments_to_the_survivor_without_duplicating_touc
         assert await harness.deliveries(merged) == 0
         sent = [t for t in (await harness.history(survivor))["touches"] if t["status"] == "sent"]
         assert sorted(t["journey_id"] for t in sent) == ["later", "second"]
+
+
+async def test_a_merge_of_several_persons_folds_every_one_into_the_survivor(harness: Harness) -> None:
+    now = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+    engine = create_engine(harness.stack.service_dsn("journey"), schema="journey", pool_size=2)
+    sessions = session_factory(engine)
+    tenant, survivor, first, second = harness.tenant, person(), person(), person()
+    seeds: dict[str, dict[str, Any]] = {
+        survivor: {"tags": ["vip"], "facts": {"skin": "dry"}, "paid_total_fen": 100},
+        first: {
+            "tags": ["a"],
+            "facts": {"skin": "oily", "city": "杭州"},
+            "paid_total_fen": 9900,
+            "last_paid_at": datetime(2026, 11, 20, tzinfo=UTC),
+        },
+        second: {
+            "tags": ["b"],
+            "facts": {"city": "上海", "age": "30"},
+            "paid_total_fen": 5000,
+            "last_paid_at": datetime(2026, 11, 21, tzinfo=UTC),
+            "opted_out": True,
+            "owner_staff_id": "staff-2",
+            "external_userid": f"wm_{second}",
+        },
+    }
+    try:
+        async with unit_of_work(sessions) as session:
+            for person_id, values in seeds.items():
+                await repo.ensure_person(session, tenant=tenant, person_id=person_id, now=now, **values)
+        async with unit_of_work(sessions) as session:
+            await service.merge(
+                session, tenant=tenant, survivor_id=survivor, merged_ids=[first, second], now=now, topics=harness.topics
+            )
+        async with unit_of_work(sessions) as session:
+            row = await repo.person_row(session, tenant=tenant, person_id=survivor)
+            gone = [await repo.person_row(session, tenant=tenant, person_id=p) for p in (first, second)]
+        assert row is not None
+        assert gone == [None, None]
+        assert row.paid_total_fen == 100 + 9900 + 5000  # both merged persons' payments, not only the last one's
+        assert row.last_paid_at == datetime(2026, 11, 21, tzinfo=UTC)
+        assert sorted(row.tags) == ["a", "b", "vip"]
+        assert row.facts == {"skin": "dry", "city": "杭州", "age": "30"}
+        assert row.opted_out is True
+        assert (row.owner_staff_id, row.external_userid) == ("staff-2", f"wm_{second}")
+    finally:
+        await engine.dispose()

@@ -174,8 +174,9 @@ backfills = Table(
     Column("id", BigInteger, primary_key=True, autoincrement=True),
     Column("tenant", TENANT, nullable=False, index=True),
     Column("reason", Text, nullable=False),
-    Column("scope", JSONB, nullable=False),  # the tags re-evaluated
-    Column("status", String(16), nullable=False),  # running | done | cancelled | failed
+    Column("scope", JSONB, nullable=False),  # {"rule_ids": [...], "drop_tags": [...]}: what is re-evaluated
+    # pending | running | done | cancelled; a step that raises is logged and retried, so `error` stays unwritten
+    Column("status", String(16), nullable=False),
     Column("total", BigInteger, nullable=False, server_default="0"),
     Column("processed", BigInteger, nullable=False, server_default="0"),
     Column("changed", BigInteger, nullable=False, server_default="0"),

@@ -149,19 +149,12 @@ async def active_enrolments_of(
     return out
 
 
-async def enrolments_by_id(
-    session: AsyncSession, *, ids: Sequence[str], skip_locked: bool = False
-) -> dict[str, tuple[str, Enrolment]]:
-    """Locked enrolments by id, with their tenant (the timer worker claims across tenants).
-
-    With ``skip_locked`` an enrolment another transaction holds (an exit being handled) is left out rather than
-    waited for: the timer worker, which already holds timer rows, then never waits while holding them, so it
-    cannot deadlock with a handler that holds the enrolment and deletes its timer.
-    """
+async def enrolments_by_id(session: AsyncSession, *, ids: Sequence[str]) -> dict[str, tuple[str, Enrolment]]:
+    """Locked enrolments by id, with their tenant."""
     if not ids:
         return {}
     result = await session.execute(
-        select(enrolments).where(enrolments.c.enrolment_id == any_text(ids)).with_for_update(skip_locked=skip_locked)
+        select(enrolments).where(enrolments.c.enrolment_id == any_text(ids)).with_for_update()
     )
     return {r.enrolment_id: (r.tenant, _enrolment(r)) for r in result}
 

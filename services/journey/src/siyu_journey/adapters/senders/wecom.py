@@ -140,6 +140,8 @@ class WeComSender:
         api = API_OF_CHANNEL.get(touch.channel)
         if api is None:
             return Failed(f"wecom cannot send channel {touch.channel}")
+        # Not reached from delivery (its guardrail skips 1v1 to a person with no friendship: no_wecom_contact);
+        # kept for other callers of the sender, so none can send a 1v1 without a recipient.
         if touch.channel == "wecom_1v1" and not touch.recipient:
             return Failed("no_recipient: the person has no WeCom external_userid")
         limiter = bucket(self._corp_id, api, rate=self._rate, burst=self._burst)

@@ -4,11 +4,12 @@ restarted.
 The demo story (smaller) is posted phase by phase; in the middle of each phase something fails. Channels and tools
 retry as the platforms do. Journey sends 1v1 WeCom touches through its real WeCom sender (no idempotency key) to the
 WeCom simulator, which records every message it is asked to send. Afterwards, against the story's ground truth
-(``story_truth``): every event the webhooks mean is there once (no event lost or duplicated), persons after merges
-and each person's DCBA stage as the story determines, nothing in a dead-letter topic, no WeCom message sent twice
-(counted by WeCom, not by us) and each greeting and group invitation sent once, or, for a touch a crash caught
-between WeCom's answer and its commit, recorded ``failed: outcome_unknown`` as journey's README promises; the
-ledger balanced and every payee's commission exactly what the story earns, to the fen.
+(``story_truth``): every event the webhooks mean is there once (no event lost or duplicated), every order-number
+claim held by attribution, persons after merges and each person's DCBA stage as the story determines, nothing in a
+dead-letter topic, no WeCom message sent twice (counted by WeCom, not by us) and each greeting and group invitation
+sent once, or, for a touch a crash caught between WeCom's answer and its commit, recorded ``failed: outcome_unknown``
+as journey's README promises; the ledger balanced and every payee's commission exactly what the story earns, to the
+fen.
 
 Postgres is restarted with a fast shutdown, not killed: the test stack runs it with ``synchronous_commit=off``
 (``Stack(fast=True)``), under which a SIGKILL may drop commits already acknowledged, a loss no service could see.
@@ -105,7 +106,7 @@ async def test_kills_and_restarts_lose_nothing_and_count_nothing_twice(platform:
     details = [d for d in stored if d["dedupe_key"].startswith("detail:")]
     assert (len(stored) - len(details), len(details)) == (story.deliveries, len(story.contacts)) and len(stored) < 500
     assert {d["status"] for d in stored} == {"processed"}
-    assert report.claims == story.claims
+    await _every_claim_recorded(brand, story)
     events = await _no_event_lost(brand, story)
     await _nothing_dead_lettered(brand)
     await _dcba_as_the_story_says(brand, story, events)
@@ -129,6 +130,22 @@ async def _no_event_lost(brand: Brand, story: dataset.Dataset) -> list[dict[str,
     )
     assert from_events(events).persons == story.expected_persons
     return events
+
+
+async def _every_claim_recorded(brand: Brand, story: dataset.Dataset) -> None:
+    """Attribution holds every claim the story posts (order, staff, role), its phase posted around attribution's
+    crash. A claim carries no idempotency key: a post retried after a crash that had already committed it is held
+    twice, which the first-claim rule makes harmless, so claims are compared as a set."""
+    posted = {(s.order_no, s.staff_id, s.role) for p in story.phases for s in p.steps if isinstance(s, dataset.Claim)}
+    conn = await asyncpg.connect(brand.platform.stack.admin_dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT order_no, staff_id, role FROM attribution.claims WHERE tenant = $1", brand.tenant
+        )
+    finally:
+        await conn.close()
+    assert len(posted) == story.claims > 0
+    assert {(r["order_no"], r["staff_id"], r["role"]) for r in rows} == posted
 
 
 async def _nothing_dead_lettered(brand: Brand) -> None:

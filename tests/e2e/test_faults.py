@@ -191,6 +191,7 @@ async def _each_message_sent_once(brand: Brand, story: dataset.Dataset, before: 
     its commit: then journey records it ``failed: outcome_unknown`` after its lease (the README's promise: never a
     second message; such a touch may or may not have reached the person)."""
     await eventually(lambda: _none_sending(brand), timeout_s=SENDING_LEASE_S + 60, interval_s=1.0)
+    await brand.settle()  # the outcome a lease recovery just committed may still be in journey's outbox
     messages = brand.platform.wecom.messages(before)
     assert [m for m in messages if m.fail_list] == [], "a message to someone who is not the sender's friend"
     received = Counter((recipient, m.content) for m in messages for recipient in m.external_userids)

@@ -75,7 +75,7 @@ def removed_friends(story: dataset.Dataset) -> set[str]:
 
 def external_userid(story: dataset.Dataset, human: dataset.Human) -> str:
     """The WeCom id the story gives a human who becomes a friend (its contacts are keyed by it)."""
-    external = f"wmDemo{human.index:05d}"
+    external = dataset.external_userid(human)
     assert human.friend_of is not None and story.contacts[external].staff_id == human.friend_of
     return external
 

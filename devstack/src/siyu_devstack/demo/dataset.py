@@ -170,7 +170,7 @@ def build(*, now: datetime, persons: int = 120, seed: int = 7) -> Dataset:
     for human in humans:
         if human.friend_of is None:
             continue
-        external = _external(human)
+        external = external_userid(human)
         contacts[external] = SimContact(
             external_userid=external,
             staff_id=human.friend_of,
@@ -189,7 +189,7 @@ def build(*, now: datetime, persons: int = 120, seed: int = 7) -> Dataset:
     for human in humans:
         if human.group_of is not None:
             xml = samples.wecom_group_join(
-                external_userids=[_external(human)],
+                external_userids=[external_userid(human)],
                 chat_id=GROUP_CHATS[human.group_of],
                 create_time=int(clock.tick().timestamp()),
             )
@@ -213,7 +213,7 @@ def build(*, now: datetime, persons: int = 120, seed: int = 7) -> Dataset:
     for human in humans:
         if human.friend_of is not None and rng.random() < 0.05:
             xml = samples.wecom_contact_removed(
-                external_userid=_external(human), staff=human.friend_of, create_time=int(clock.tick().timestamp())
+                external_userid=external_userid(human), staff=human.friend_of, create_time=int(clock.tick().timestamp())
             )
             after.append(delivery("wecom", samples.wecom(xml)))
 
@@ -247,7 +247,8 @@ def _human(rng: random.Random, index: int) -> Human:
     return Human(index, origin, phone, staff, friend and rng.random() < 0.85, group, orders)
 
 
-def _external(human: Human) -> str:
+def external_userid(human: Human) -> str:
+    """The WeCom ``external_userid`` the story gives a human who becomes a friend."""
     return f"wmDemo{human.index:05d}"
 
 

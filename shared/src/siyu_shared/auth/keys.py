@@ -18,6 +18,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from siyu_shared.messaging.tables import api_keys_table
+from siyu_shared.values import TENANT_PATTERN, is_tenant
 
 Scope = Literal["read", "write", "admin"]
 SCOPES: tuple[Scope, ...] = ("read", "write", "admin")
@@ -27,7 +28,6 @@ _IMPLIED: dict[Scope, frozenset[Scope]] = {
     "admin": frozenset({"read", "write", "admin"}),
 }
 _KEY = re.compile(r"^siyu_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
-TENANT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +56,7 @@ def hash_secret(secret: str) -> bytes:
 
 def new_key(*, tenant: str, scopes: tuple[Scope, ...]) -> tuple[IssuedKey, bytes]:
     """A fresh key and the hash to store. The plaintext is shown once and never stored."""
-    if not re.match(TENANT_PATTERN, tenant):
+    if not is_tenant(tenant):
         raise ValueError(f"tenant {tenant!r} must match {TENANT_PATTERN}")
     unknown = set(scopes) - set(SCOPES)
     if unknown or not scopes:

@@ -15,6 +15,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from siyu_shared.ids import url_ids
+from siyu_shared.values import TENANT_PATTERN, check_datetime
 
 SPEC_VERSION: Literal["1.0"] = "1.0"
 CONTENT_TYPE = "application/json"
@@ -33,7 +34,7 @@ class CloudEvent(BaseModel):
     subject: str | None = Field(
         default=None, description="What the event is about, and its Kafka key (see the event type's key)."
     )
-    tenant: str = Field(min_length=1, max_length=64, description="The brand the event belongs to.")
+    tenant: str = Field(pattern=TENANT_PATTERN, description="The brand the event belongs to.")
     datacontenttype: Literal["application/json"] = "application/json"
     dataschema: str | None = None
     data: dict[str, Any]
@@ -41,9 +42,7 @@ class CloudEvent(BaseModel):
     @field_validator("time")
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("time must carry a timezone")
-        return value.astimezone(UTC)
+        return check_datetime(value).astimezone(UTC)
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json", exclude_none=True))

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from siyu_shared.events.envelope import CloudEvent, new_event_id
 from siyu_shared.events.topics import Topic
+from siyu_shared.values import unstorable
 
 SCHEMA_BASE_URI = "https://siyu.dev/schemas/events"
 PERSON_KEY = "The id of the person the event is about (`data.person_id`); also the CloudEvents `subject`."
@@ -23,6 +24,15 @@ class EventData(BaseModel):
 
     event_type: ClassVar[str]
     topic: ClassVar[Topic]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        """Refuse, where the event is built, what a consumer's database could not hold (NUL, beyond int64)."""
+        reason = unstorable(data, where=cls.__name__)
+        if reason:
+            raise ValueError(reason)
+        return data
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,12 +9,14 @@ from fastapi import APIRouter, HTTPException, Path, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from siyu_shared.auth.keys import TENANT_PATTERN, Scope, issue_key, revoke_key
+from siyu_shared.auth.keys import Scope, issue_key, revoke_key
 from siyu_shared.http.deps import Admin, DbSession
 from siyu_shared.messaging.tables import api_keys_table
+from siyu_shared.values import TENANT_PATTERN, Text
 
 router = APIRouter(prefix="/v1/tenants/{tenant}/api-keys", tags=["api keys"])
 TenantPath = Annotated[str, Path(pattern=TENANT_PATTERN, examples=["glowlab"])]
+KeyIdPath = Annotated[Text, Path(max_length=64, examples=["3f9a1c2e7b4d6a05"])]
 
 
 class ApiKeyCreate(BaseModel):
@@ -22,7 +24,7 @@ class ApiKeyCreate(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"name": "bi-export", "scopes": ["read"]}]}
     )
 
-    name: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
     scopes: list[Scope] = Field(min_length=1)
 
 
@@ -91,7 +93,7 @@ async def create_key(tenant: TenantPath, body: ApiKeyCreate, principal: Admin, s
 
 
 @router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Revoke one of the tenant's keys")
-async def delete_key(tenant: TenantPath, key_id: str, principal: Admin, session: DbSession) -> None:
+async def delete_key(tenant: TenantPath, key_id: KeyIdPath, principal: Admin, session: DbSession) -> None:
     owner = await session.scalar(select(api_keys_table.c.tenant).where(api_keys_table.c.key_id == key_id))
     # Another tenant's key is reported as absent: a key must not even learn that it exists.
     if owner != principal.tenant or not await revoke_key(session, key_id=key_id):

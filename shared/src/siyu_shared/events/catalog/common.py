@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from siyu_shared.values import Timestamp
 
 Channel = Literal["douyin", "oceanengine", "xiaohongshu", "doudian", "tmall", "wecom", "import", "other"]
 AccountKind = Literal["enterprise", "kol", "koc", "brand", "staff", "shop", "unknown"]
 
 PersonId = Field(min_length=1, max_length=64, description="Siyu person id (stable; survives merges as survivor).")
 Fen = Field(ge=0, description="Money in integer fen (1 CNY = 100 fen).")
-Timestamp = AwareDatetime
+__all__ = ["AccountKind", "Channel", "Fen", "PersonId", "SourceRef", "Timestamp"]
 
 
 class SourceRef(BaseModel):

@@ -1,0 +1,114 @@
+"""Values every edge accepts only in the range the whole stack can hold.
+
+Python, pydantic and JSON accept values that PostgreSQL refuses: a NUL character in text (``text`` and ``jsonb``
+cannot hold ``\\u0000``), integers beyond int64 (``bigint``), years a ``timestamptz`` cannot take once the value
+is moved to UTC (Python's own ``datetime`` stops at years 1 and 9999), and UTC offsets that no place uses
+(``+23:30`` parses, and a consumer that hands the text to Postgres then fails). A value like that must be refused
+where it enters (a 422 at the API, a 400 for a webhook, a ``ValueError`` when an event is built), never where it
+is stored or consumed. These types are what every edge uses: path and query parameters, request bodies, webhook
+payload fields and the event models.
+
+The tenant id has one rule, here, for API keys, webhook paths and events alike.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints
+
+NUL = "\x00"
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+TENANT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+"""A tenant id: lower-case letters, digits, ``_`` and ``-``, starting with a letter or digit, at most 64."""
+_TENANT = re.compile(TENANT_PATTERN)
+
+MAX_UTC_OFFSET = timedelta(hours=14)
+"""The widest offset in use anywhere (UTC-12 to UTC+14); PostgreSQL refuses some beyond it."""
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9998, 12, 31, tzinfo=UTC)
+"""Well inside Python's years 1..9999, so a value moved to any offset, its calendar month (a statement
+period) and the month after it all stay in range; PostgreSQL's ``timestamptz`` holds far more. Nothing a platform
+or an operator sends lies outside."""
+
+PERIOD_PATTERN = r"^(?:19[0-9]{2}|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-(?:0[1-9]|1[0-2])$"
+"""A calendar month ``YYYY-MM`` in the years :data:`Timestamp` takes (1900..9998)."""
+
+
+def is_tenant(value: str) -> bool:
+    return _TENANT.fullmatch(value) is not None
+
+
+def refuse_nul(value: str) -> str:
+    if NUL in value:
+        raise ValueError("text must not contain the NUL character (U+0000)")
+    return value
+
+
+def check_datetime(value: datetime) -> datetime:
+    """``value`` if it carries an offset of at most 14 hours and lies between 1900 and 9998 in UTC."""
+    offset = value.utcoffset()
+    if offset is None:
+        raise ValueError("a time must carry a UTC offset")
+    if abs(offset) > MAX_UTC_OFFSET:
+        raise ValueError("a UTC offset must lie between -14:00 and +14:00")
+    # Compare as naive UTC: astimezone() itself overflows near the ends of the range.
+    utc = value.replace(tzinfo=None) - offset
+    if not EARLIEST.replace(tzinfo=None) <= utc <= LATEST.replace(tzinfo=None):
+        raise ValueError("a time must lie between 1900-01-01 and 9998-12-31 (UTC)")
+    return value
+
+
+def unstorable(value: Any, *, where: str = "$") -> str | None:
+    """Why a decoded JSON (or XML) document cannot be stored as it is, or None when it can.
+
+    Walks keys and values: text with a NUL, or an integer outside int64 (what ``jsonb`` numbers round-trip
+    through every consumer as, and what any id column holds).
+    """
+    if isinstance(value, str):
+        return f"{where} contains the NUL character (U+0000)" if NUL in value else None
+    if isinstance(value, bool) or value is None or isinstance(value, float):
+        return None
+    if isinstance(value, int):
+        return None if INT64_MIN <= value <= INT64_MAX else f"{where} is an integer beyond 64 bits"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and NUL in key:
+                return f"a key under {where} contains the NUL character (U+0000)"
+            reason = unstorable(item, where=f"{where}.{key}")
+            if reason:
+                return reason
+        return None
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            reason = unstorable(item, where=f"{where}[{index}]")
+            if reason:
+                return reason
+    return None
+
+
+def storable_json(value: Any) -> Any:
+    """A validator for free-form JSON fields (``dict[str, Any]``): refuses what :func:`unstorable` finds."""
+    reason = unstorable(value)
+    if reason:
+        raise ValueError(reason)
+    return value
+
+
+Text = Annotated[str, AfterValidator(refuse_nul)]
+"""Any text that is stored or published: no NUL. Add length and pattern with ``Field`` as usual."""
+Tenant = Annotated[str, StringConstraints(pattern=TENANT_PATTERN), Field(examples=["glowlab"])]
+Period = Annotated[str, StringConstraints(pattern=PERIOD_PATTERN), Field(examples=["2026-11"])]
+Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
+Count = Annotated[int, Field(ge=0, le=INT64_MAX)]
+"""A non-negative integer a ``bigint`` holds: amounts in fen, counts, cursors such as ``after_id``."""
+Id = Annotated[int, Field(ge=1, le=INT64_MAX)]
+"""A positive ``bigint`` id."""
+Timestamp = Annotated[AwareDatetime, AfterValidator(check_datetime)]
+"""A time with its UTC offset, in the range every layer holds (see :func:`check_datetime`)."""
+JsonObject = Annotated[dict[str, Any], AfterValidator(storable_json)]
+"""A free-form JSON object that can be stored in ``jsonb`` and published."""

@@ -43,4 +43,7 @@ async def test_the_demo_replays_and_its_summary_matches_the_story(platform: Plat
     }
     assert seen.funnel["leads"] == len(story.humans)  # every lead of the story falls in this month
     text = "\n".join(result.lines())
+    held = sum(n for tags in seen.tag_counts.values() for n in tags.values())
+    assert f"tags held now:          {held} (" in text  # the total is the sum of its own lines
+    assert held <= seen.tags_added - seen.tags_removed  # what is held was added and not removed
     assert "leads per channel" in text and "commissions per payee" in text and "funnel" in text

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from collections.abc import Callable
 
 import uvicorn
+from pydantic import ValidationError
 
 from siyu_shared.app import create_app
 from siyu_shared.auth.keys import SCOPES, Scope, issue_key, revoke_key
 from siyu_shared.db.engine import create_engine, session_factory, unit_of_work
 from siyu_shared.db.migrate import applied, upgrade, wait_until_applied
 from siyu_shared.service import ServiceSpec
+from siyu_shared.settings import explain
 
 
 def service_main(spec_factory: Callable[[], ServiceSpec], argv: list[str] | None = None) -> int:
@@ -43,7 +46,11 @@ def service_main(spec_factory: Callable[[], ServiceSpec], argv: list[str] | None
     revoke.add_argument("key_id")
     args = parser.parse_args(argv)
 
-    spec = spec_factory()
+    try:
+        spec = spec_factory()
+    except ValidationError as error:  # a missing or bad setting: say which variable, not pydantic's dump
+        print(explain(error), file=sys.stderr)
+        return 2
     if args.command == "serve":
         app = create_app(spec, role=args.role)
         uvicorn.run(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from siyu_shared.events.topics import TopicNames
@@ -83,3 +83,34 @@ def to_asyncpg_url(url: str) -> str:
 def to_libpq_url(url: str) -> str:
     """The URL without a SQLAlchemy driver suffix, for asyncpg.connect and psql."""
     return "postgresql://" + to_asyncpg_url(url).removeprefix("postgresql+asyncpg://")
+
+
+def explain(error: ValidationError) -> str:
+    """What an operator must set, in environment variable names, when a service's settings do not validate.
+
+    pydantic's own message names fields (``database_url``) and its URL; the operator sets ``INGEST_DATABASE_URL``
+    (or the unprefixed fallback) and needs to read that.
+    """
+    settings_class = _settings_class(error.title)
+    prefix = str(settings_class.model_config.get("env_prefix", "")) if settings_class else ""
+    lines = [f"{error.title}: the environment does not configure this service:"]
+    for problem in error.errors():
+        field = str(problem["loc"][0]) if problem["loc"] else ""
+        names = [f"{prefix}{field.upper()}"]
+        if field in _UNPREFIXED_FALLBACKS:
+            names.append(_UNPREFIXED_FALLBACKS[field])
+        info = settings_class.model_fields.get(field) if settings_class else None
+        described = info.description if info else None
+        what = "is not set" if problem["type"] == "missing" else f"is invalid: {problem['msg']}"
+        lines.append(f"  {' or '.join(names)} {what}" + (f": {described.rstrip('.')}" if described else ""))
+    return "\n".join(lines)
+
+
+def _settings_class(name: str) -> type[ServiceSettings] | None:
+    pending: list[type[ServiceSettings]] = [ServiceSettings]
+    while pending:
+        cls = pending.pop()
+        if cls.__name__ == name:
+            return cls
+        pending.extend(cls.__subclasses__())
+    return None

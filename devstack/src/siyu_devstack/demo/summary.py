@@ -30,6 +30,9 @@ class Summary:
     persons: int = 0
     contacts: Counter[str] = field(default_factory=Counter)
     tags_changed: int = 0
+    """``siyu.tags.changed`` events: each adds and removes any number of tags for one person."""
+    tags_added: int = 0
+    tags_removed: int = 0
     tag_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     touches: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
@@ -79,6 +82,8 @@ def from_events(events: list[dict[str, Any]]) -> Summary:
                 summary.skipped[data.get("reason") or "-"] += 1
         elif kind == "siyu.tags.changed":
             summary.tags_changed += 1
+            summary.tags_added += len(data.get("added", ()))
+            summary.tags_removed += len(data.get("removed", ()))
     summary.persons_seen = len(persons)
     summary.persons = len(persons - merged)
     return summary
@@ -141,7 +146,14 @@ def render(summary: Summary, *, humans: int, expected_persons: int) -> list[str]
         "expected, as some never showed a usable phone)"
     )
     lines.append("  WeCom:                  " + ", ".join(f"{k} {n}" for k, n in sorted(summary.contacts.items())))
-    lines.append(f"  tag changes emitted:    {summary.tags_changed}")
+    lines.append(
+        f"  tag changes emitted:    {summary.tags_changed} events, "
+        f"{summary.tags_added} tags added and {summary.tags_removed} removed"
+    )
+    held = sum(n for tags in summary.tag_counts.values() for n in tags.values())
+    net = summary.tags_added - summary.tags_removed
+    why = "" if held == net else f"; added − removed is {net}: {net - held} left with persons merged away"
+    lines.append(f"  tags held now:          {held} (per family below{why})")
     for family, tags in sorted(summary.tag_counts.items()):
         lines.append(f"    {family:<20} " + ", ".join(f"{t} {n}" for t, n in tags.items()))
     outcomes = {"sent": 0, "skipped": 0, **summary.touches}

@@ -39,6 +39,10 @@ PERIOD_PATTERN = r"^(?:19[0-9]{2}|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[
 """A calendar month ``YYYY-MM`` in the years :data:`Timestamp` takes (1900..9998)."""
 
 
+_NAIVE_EARLIEST, _NAIVE_LATEST = EARLIEST.replace(tzinfo=None), LATEST.replace(tzinfo=None)
+_WALL_EARLIEST, _WALL_LATEST = _NAIVE_EARLIEST - MAX_UTC_OFFSET, _NAIVE_LATEST + MAX_UTC_OFFSET
+
+
 def is_tenant(value: str) -> bool:
     return _TENANT.fullmatch(value) is not None
 
@@ -56,9 +60,9 @@ def check_datetime(value: datetime) -> datetime:
         raise ValueError("a time must carry a UTC offset")
     if abs(offset) > MAX_UTC_OFFSET:
         raise ValueError("a UTC offset must lie between -14:00 and +14:00")
-    # Compare as naive UTC: astimezone() itself overflows near the ends of the range.
-    utc = value.replace(tzinfo=None) - offset
-    if not EARLIEST.replace(tzinfo=None) <= utc <= LATEST.replace(tzinfo=None):
+    # Wall time first (moving a time at Python's own ends to UTC overflows), then the instant, as naive UTC.
+    wall = value.replace(tzinfo=None)
+    if not _WALL_EARLIEST <= wall <= _WALL_LATEST or not _NAIVE_EARLIEST <= wall - offset <= _NAIVE_LATEST:
         raise ValueError("a time must lie between 1900-01-01 and 9998-12-31 (UTC)")
     return value
 

@@ -152,7 +152,11 @@ def render(summary: Summary, *, humans: int, expected_persons: int) -> list[str]
     )
     held = sum(n for tags in summary.tag_counts.values() for n in tags.values())
     net = summary.tags_added - summary.tags_removed
-    why = "" if held == net else f"; added − removed is {net}: {net - held} left with persons merged away"
+    why = (
+        ""
+        if held == net
+        else f"; added − removed is {net}: {net - held} were held by persons since merged away or erased"
+    )
     lines.append(f"  tags held now:          {held} (per family below{why})")
     for family, tags in sorted(summary.tag_counts.items()):
         lines.append(f"    {family:<20} " + ", ".join(f"{t} {n}" for t, n in tags.items()))

@@ -95,7 +95,7 @@ def order_from_columns(col: Mapping[str, str | None]) -> dict[str, Any]:
     if nick and "*" not in nick:
         identifiers.append(["taobao_nick", nick])
     if not identifiers:
-        raise Malformed("no buyer identifier (buyer_open_uid, an unmasked phone or buyer nick)")
+        raise Malformed("no buyer identifier (buyer_open_uid, a Chinese mobile number or buyer nick)")
     paid_at = _time(col["paid_at"])
     return {
         "type": "order",
@@ -133,7 +133,7 @@ def lead_from_columns(col: Mapping[str, str | None]) -> dict[str, Any]:
     if col["xhs_user_id"]:
         identifiers.append(["xhs_user_id", col["xhs_user_id"]])
     if not identifiers:
-        raise Malformed("no identifier (a valid phone, open_id or xhs_user_id)")
+        raise Malformed("no identifier (a Chinese mobile number, open_id or xhs_user_id)")
     return {
         "type": "lead",
         "lead_id": f"import:{channel}:{lead_id}",

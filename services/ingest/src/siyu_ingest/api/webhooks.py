@@ -2,8 +2,9 @@
 
 Nothing is parsed beyond what the dedupe key needs: processing happens in the worker, so the reply is fast
 and a parse bug can never lose a delivery. Status codes: 401 bad signature (nothing stored), 400 malformed,
-404 unknown channel or not configured for the tenant, 413 too large, 503 when the database is away (the
-platform retries); never 500.
+404 unknown channel or not configured for the tenant, 413 too large, 400 when Postgres refuses what the delivery
+holds (a permanent fault, alone: its neighbours in the same group commit are stored), 503 with ``Retry-After``
+whenever storage fails for any other reason (the platform retries); never 500.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import asyncpg
 import orjson
 from fastapi import APIRouter, HTTPException, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -27,22 +27,31 @@ from siyu_ingest import samples
 from siyu_ingest.adapters import deliveries
 from siyu_ingest.adapters.channels import ADAPTERS
 from siyu_ingest.adapters.channels.base import ChannelAdapter, Credentials, Reply, WebhookRequest
+from siyu_ingest.adapters.deliveries import StorageUnavailable, Unstorable
 from siyu_ingest.context import IngestContext
 from siyu_ingest.domain.errors import BadSignature, Malformed
+from siyu_ingest.metrics import REFUSED_DELIVERIES
 from siyu_shared.db.engine import SessionFactory
+from siyu_shared.logging import get_logger
 from siyu_shared.settings import to_libpq_url
 
+log = get_logger(__name__)
+RETRY_AFTER_S = 5
+"""What a 503 tells the platform to wait before it retries (most platforms retry on their own schedule anyway)."""
 TENANT_PATTERN = r"^[A-Za-z0-9_.-]+$"
 TENANT_MAX = 64
 WEBHOOK_PATH = "/v1/webhooks/{tenant}/{channel}"
 TenantPath = Annotated[str, Path(min_length=1, max_length=TENANT_MAX, pattern=TENANT_PATTERN)]
 ChannelPath = Annotated[str, Path(description=f"one of {', '.join(sorted(ADAPTERS))}", examples=["xiaohongshu"])]
 _RESPONSES: dict[int | str, dict[str, str]] = {
-    400: {"description": "malformed body (the reason is in `detail`)"},
+    400: {
+        "description": "malformed body, or one that Postgres cannot store: a permanent fault, not to be retried; the "
+        "reason is in `detail`"
+    },
     401: {"description": "signature does not match the tenant's credentials"},
     404: {"description": "unknown channel, or the channel is not configured for the tenant"},
     413: {"description": "body larger than the limit"},
-    503: {"description": "storage unavailable: the platform should retry"},
+    503: {"description": "storage unavailable: the platform should retry (after `Retry-After` seconds)"},
 }
 
 
@@ -122,6 +131,17 @@ def _reply(reply: Reply) -> Response:
     return Response(content=reply.body, status_code=reply.status, media_type=reply.media_type)
 
 
+def storage_unavailable(exc: BaseException) -> HTTPException:
+    """The 503 of any storage failure on the webhook path, whatever its class (logged with its cause)."""
+    log.warning("webhook_storage_unavailable", error=repr(exc)[:300])
+    return HTTPException(503, detail="storage unavailable, retry later", headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+def refused(channel: str, reason: str) -> HTTPException:
+    REFUSED_DELIVERIES.labels(channel).inc()
+    return HTTPException(400, detail=f"the delivery cannot be stored: {reason}")
+
+
 def webhook_router(ctx: IngestContext) -> APIRouter:
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
@@ -135,6 +155,7 @@ def webhook_router(ctx: IngestContext) -> APIRouter:
             server_settings={"search_path": runtime.spec.schema, "application_name": "ingest-webhooks"},
         )
         ctx.webhook_writer = deliveries.GroupWriter(pool, max_inflight=ctx.settings.webhook_commits_in_flight)
+        app.state.ingest = ctx  # what the routes share, for tools and tests that drive the app in-process
         try:
             yield
         finally:
@@ -150,8 +171,10 @@ def webhook_router(ctx: IngestContext) -> APIRouter:
             raise HTTPException(404, detail=f"unknown channel {channel!r}")
         try:
             creds = await ctx.credentials.load(sessions, tenant=tenant, channel=channel)
-        except (OperationalError, DBAPIError, OSError) as exc:
-            raise HTTPException(503, detail="storage unavailable, retry later") from exc
+        except Exception as exc:
+            # A read of one row by a valid tenant and a known channel: nothing the caller sent can make it fail, so
+            # whatever does (SQLAlchemy, the driver, the network, a timeout, the vault) is ours, and retried.
+            raise storage_unavailable(exc) from exc
         if creds is None:
             raise HTTPException(404, detail=f"channel {channel!r} is not configured for this tenant")
         return adapter, creds
@@ -182,8 +205,10 @@ def webhook_router(ctx: IngestContext) -> APIRouter:
                 headers=kept,
                 query=delivery.query,
             )
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
-            raise HTTPException(503, detail="storage unavailable, retry later") from exc
+        except Unstorable as exc:
+            raise refused(channel, str(exc)) from exc
+        except StorageUnavailable as exc:
+            raise storage_unavailable(exc) from exc
         return adapter.ack()
 
     # The hot path: a plain ASGI route ahead of the documented one serves every POST (no dependency injection,

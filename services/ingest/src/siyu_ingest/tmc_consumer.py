@@ -17,6 +17,8 @@ from siyu_shared.service import BackgroundLoop, Runtime
 
 log = get_logger(__name__)
 ORIGIN = {"x-siyu-origin": "tmc"}
+"""Provenance of a polled message, for whoever reads the row: nothing decides anything by it, and the webhook route
+never keeps this header from a caller (no adapter lists it among the headers it keeps)."""
 
 
 async def tmc_tenants(runtime: Runtime, ctx: IngestContext) -> list[tuple[str, dict[str, Any]]]:

@@ -5,6 +5,10 @@ and a parse bug can never lose a delivery. Status codes: 401 bad signature (noth
 404 unknown channel or not configured for the tenant, 413 too large, 400 when Postgres refuses what the delivery
 holds (a permanent fault, alone: its neighbours in the same group commit are stored), 503 with ``Retry-After``
 whenever storage fails for any other reason (the platform retries); never 500.
+
+Only the platforms' deliveries come this way. What ingest stores itself (the worker's WeCom contact details, the TMC
+poller's messages, imports) is written by its own code path, on channels no route here serves or with nothing a
+caller could select: no header or field of a request decides how a delivery is read.
 """
 
 from __future__ import annotations
@@ -195,7 +199,7 @@ def webhook_router(ctx: IngestContext) -> APIRouter:
         except Malformed as exc:
             raise HTTPException(400, detail=str(exc)) from exc
         headers = delivery.headers
-        kept = {h: headers[h] for h in adapter.signature_headers if h in headers and h != "x-siyu-origin"}
+        kept = {h: headers[h] for h in adapter.signature_headers if h in headers}
         try:
             await ctx.webhook_writer.store(
                 tenant=tenant,

@@ -43,7 +43,7 @@ TOPICS: dict[str, OrderChangeKind] = {
 class TmallAdapter:
     name = "tmall"
     required_secrets: tuple[str, ...] = ("relay_secret",)
-    signature_headers: tuple[str, ...] = ("x-siyu-signature", "content-type", "x-siyu-origin")
+    signature_headers: tuple[str, ...] = ("x-siyu-signature", "content-type")
 
     def verify(self, request: WebhookRequest, creds: Credentials) -> None:
         given = request.headers.get("x-siyu-signature", "").strip().lower()

@@ -7,7 +7,8 @@ Dedupe: ``FromUserName:CreateTime:ChangeType`` as the platform suggests, plus th
 and the member list: ``FromUserName`` is always ``sys``, so two friends added in the same second would
 otherwise collide.
 Details (remark mobiles, unionid) are not in the callback: the worker fetches them with
-``externalcontact/get`` and stores the answer as a delivery of its own (``x-siyu-origin: wecom-api``).
+``externalcontact/get`` and stores the answer as a delivery of its own, on the internal channel
+:data:`CONTACT_DETAIL_CHANNEL` that no webhook route serves (:func:`parse_contact_detail` reads it).
 """
 
 from __future__ import annotations
@@ -25,13 +26,15 @@ from siyu_ingest.domain.models import ContactChange, Fact, GroupChange, Identifi
 from siyu_ingest.domain.normalise import epoch_time, normalise_phone
 from siyu_shared.events.catalog.common import SourceRef
 
-API_ORIGIN = "wecom-api"
+CONTACT_DETAIL_CHANNEL = "wecom_contact_detail"
+"""The channel of the ``externalcontact/get`` answers the worker stores: internal, never an adapter's name, so no
+caller can post to it and nothing a caller sends (a header, a body) can make a callback one of these."""
 
 
 class WeComAdapter:
     name = "wecom"
     required_secrets: tuple[str, ...] = ("token", "encoding_aes_key", "corp_id")
-    signature_headers: tuple[str, ...] = ("content-type", "x-siyu-origin")
+    signature_headers: tuple[str, ...] = ("content-type",)
 
     def verify(self, request: WebhookRequest, creds: Credentials) -> None:
         encrypted = _encrypted(request.body)
@@ -61,8 +64,6 @@ class WeComAdapter:
         return Reply(status=200, body=plain, media_type="text/plain")
 
     def dedupe_key(self, request: WebhookRequest, creds: Credentials) -> str:
-        if request.headers.get("x-siyu-origin") == API_ORIGIN:
-            return "detail:" + hashlib.sha256(request.body).hexdigest()[:32]
         event = _event(request, creds)
         parts = [
             event.get("FromUserName", ""),
@@ -82,14 +83,10 @@ class WeComAdapter:
         return text_reply("success")
 
     def parse(self, request: WebhookRequest, creds: Credentials) -> list[Fact]:
-        if request.headers.get("x-siyu-origin") == API_ORIGIN:
-            return parse_contact_detail(request.body)
         return facts_of(_event(request, creds))
 
     def detail_wanted(self, request: WebhookRequest, creds: Credentials) -> str | None:
         """The external_userid whose detail (remark mobiles, unionid) is worth fetching after this event."""
-        if request.headers.get("x-siyu-origin") == API_ORIGIN:
-            return None
         event = _event(request, creds)
         if event.get("Event") == "change_external_contact" and event.get("ChangeType") in (
             "add_external_contact",
@@ -161,6 +158,11 @@ def facts_of(event: dict[str, Any]) -> list[Fact]:
     return []
 
 
+def contact_detail_key(body: bytes) -> str:
+    """The dedupe key of a stored ``externalcontact/get`` answer (on :data:`CONTACT_DETAIL_CHANNEL`)."""
+    return "detail:" + hashlib.sha256(body).hexdigest()[:32]
+
+
 def parse_contact_detail(body: bytes) -> list[Fact]:
     """``externalcontact/get`` answer → the identifiers known together for that contact."""
     try:
@@ -226,4 +228,11 @@ def _xml(data: bytes) -> ET.Element:
         raise Malformed(f"body is not XML: {exc}") from exc
 
 
-__all__ = ["API_ORIGIN", "BadSignature", "WeComAdapter", "facts_of", "parse_contact_detail"]
+__all__ = [
+    "CONTACT_DETAIL_CHANNEL",
+    "BadSignature",
+    "WeComAdapter",
+    "contact_detail_key",
+    "facts_of",
+    "parse_contact_detail",
+]

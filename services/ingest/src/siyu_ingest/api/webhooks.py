@@ -1,10 +1,12 @@
 """`/v1/webhooks/{tenant}/{channel}`: verify on the raw bytes, store durably, reply as the platform expects.
 
 Nothing is parsed beyond what the dedupe key needs: processing happens in the worker, so the reply is fast
-and a parse bug can never lose a delivery. Status codes: 401 bad signature (nothing stored), 400 malformed,
-404 unknown channel or not configured for the tenant, 413 too large, 400 when Postgres refuses what the delivery
-holds (a permanent fault, alone: its neighbours in the same group commit are stored), 503 with ``Retry-After``
-whenever storage fails for any other reason (the platform retries); never 500.
+and a parse bug can never lose a delivery. Status codes: 401 bad signature (nothing stored), 400 malformed or
+unstorable (a NUL or an integer beyond int64 in the
+decoded payload, the dedupe id, the query or a kept header: a permanent fault the platform must not retry), 404
+unknown channel or not configured for the tenant, 413 too large, 422 a tenant id outside the one rule
+(``siyu_shared.values.TENANT_PATTERN``), 503 with ``Retry-After`` whenever storage fails for any other reason (the
+platform retries); never 500.
 
 Only the platforms' deliveries come this way. What ingest stores itself (the worker's WeCom contact details, the TMC
 poller's messages, imports) is written by its own code path, on channels no route here serves or with nothing a
@@ -14,7 +16,6 @@ caller could select: no header or field of a request decides how a delivery is r
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -32,25 +33,27 @@ from siyu_ingest.adapters import deliveries
 from siyu_ingest.adapters.channels import ADAPTERS
 from siyu_ingest.adapters.channels.base import ChannelAdapter, Credentials, Reply, WebhookRequest
 from siyu_ingest.adapters.deliveries import StorageUnavailable, Unstorable
+from siyu_ingest.api.params import TenantPath
 from siyu_ingest.context import IngestContext
 from siyu_ingest.domain.errors import BadSignature, Malformed
 from siyu_ingest.metrics import REFUSED_DELIVERIES
 from siyu_shared.db.engine import SessionFactory
 from siyu_shared.logging import get_logger
 from siyu_shared.settings import to_libpq_url
+from siyu_shared.values import TENANT_PATTERN, Text, is_tenant, unstorable
 
 log = get_logger(__name__)
+WEBHOOK_PATH = "/v1/webhooks/{tenant}/{channel}"
 RETRY_AFTER_S = 5
 """What a 503 tells the platform to wait before it retries (most platforms retry on their own schedule anyway)."""
-TENANT_PATTERN = r"^[A-Za-z0-9_.-]+$"
-TENANT_MAX = 64
-WEBHOOK_PATH = "/v1/webhooks/{tenant}/{channel}"
-TenantPath = Annotated[str, Path(min_length=1, max_length=TENANT_MAX, pattern=TENANT_PATTERN)]
-ChannelPath = Annotated[str, Path(description=f"one of {', '.join(sorted(ADAPTERS))}", examples=["xiaohongshu"])]
+CHANNEL_MAX = 32
+ChannelPath = Annotated[
+    Text, Path(max_length=CHANNEL_MAX, description=f"one of {', '.join(sorted(ADAPTERS))}", examples=["xiaohongshu"])
+]
 _RESPONSES: dict[int | str, dict[str, str]] = {
     400: {
-        "description": "malformed body, or one that Postgres cannot store: a permanent fault, not to be retried; the "
-        "reason is in `detail`"
+        "description": "malformed or unstorable (a NUL or an integer beyond int64 in the payload, dedupe id, query or "
+        "headers): a permanent fault, not to be retried; the reason is in `detail`"
     },
     401: {"description": "signature does not match the tenant's credentials"},
     404: {"description": "unknown channel, or the channel is not configured for the tenant"},
@@ -188,18 +191,26 @@ def webhook_router(ctx: IngestContext) -> APIRouter:
         tenant, channel = delivery.tenant, delivery.channel
         adapter, creds = await context_of(sessions, tenant, channel)
         incoming = WebhookRequest(body=delivery.body, headers=delivery.headers, query=delivery.query)
+        headers = delivery.headers
+        kept = {h: headers[h] for h in adapter.signature_headers if h in headers}
         try:
             adapter.verify(incoming, creds)
             challenge = adapter.challenge(incoming, creds)
             if challenge is not None:
                 return challenge
             dedupe_key = adapter.dedupe_key(incoming, creds)
+            reason = (
+                unstorable(dedupe_key, where="the dedupe id")
+                or unstorable(delivery.query, where="query")
+                or unstorable(kept, where="headers")
+                or adapter.unstorable(incoming, creds)
+            )
         except BadSignature as exc:
             raise HTTPException(401, detail=str(exc)) from exc
         except Malformed as exc:
             raise HTTPException(400, detail=str(exc)) from exc
-        headers = delivery.headers
-        kept = {h: headers[h] for h in adapter.signature_headers if h in headers}
+        if reason:
+            raise refused(channel, reason)
         try:
             await ctx.webhook_writer.store(
                 tenant=tenant,
@@ -279,7 +290,6 @@ class Incoming:
 
 
 Accept = Callable[[SessionFactory, Incoming], Awaitable[Reply]]
-_TENANT = re.compile(TENANT_PATTERN)
 
 
 class WebhookEndpoint:
@@ -300,7 +310,7 @@ class WebhookEndpoint:
             scope["route"] = self.route
         params = scope["path_params"]
         tenant, channel = params["tenant"], params["channel"]
-        _check_tenant(tenant)
+        _check_path(tenant, channel)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         declared = headers.get("content-length")
         limit = self._limit
@@ -329,15 +339,25 @@ class WebhookEndpoint:
         await send({"type": "http.response.body", "body": reply.body})
 
 
-def _check_tenant(tenant: str) -> None:
-    """The documented path constraint of ``tenant``, with FastAPI's 422 (handled by the app's validation handler)."""
-    if len(tenant) > TENANT_MAX:
-        error = {"type": "string_too_long", "msg": f"String should have at most {TENANT_MAX} characters"}
-    elif not _TENANT.match(tenant):
+def _check_path(tenant: str, channel: str) -> None:
+    """The documented path constraints (the one tenant rule; a channel name of text), with FastAPI's 422 (handled by
+    the app's validation handler)."""
+    errors: list[dict[str, Any]] = []
+    if not is_tenant(tenant):
         error = {"type": "string_pattern_mismatch", "msg": f"String should match pattern '{TENANT_PATTERN}'"}
-    else:
-        return
-    raise RequestValidationError([{**error, "loc": ("path", "tenant"), "input": tenant}])
+        errors.append({**error, "loc": ("path", "tenant"), "input": tenant})
+    # ``Text`` runs its NUL check first and pydantic applies ``max_length`` to its result: the same order here.
+    if "\x00" in channel:
+        error = {"type": "value_error", "msg": "Value error, text must not contain the NUL character (U+0000)"}
+        errors.append({**error, "loc": ("path", "channel"), "input": channel})
+    elif len(channel) > CHANNEL_MAX:
+        error = {
+            "type": "too_long",
+            "msg": f"Value should have at most {CHANNEL_MAX} items after validation, not {len(channel)}",
+        }
+        errors.append({**error, "loc": ("path", "channel"), "input": channel})
+    if errors:
+        raise RequestValidationError(errors)
 
 
 async def _receive_limited(receive: Receive, limit: int) -> bytes | None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from siyu_ingest.adapters.channels.base import (
     Credentials,
+    JsonPayload,
     Reply,
     WebhookRequest,
     account_kind,
@@ -40,7 +41,7 @@ TOPICS: dict[str, OrderChangeKind] = {
 }
 
 
-class TmallAdapter:
+class TmallAdapter(JsonPayload):
     name = "tmall"
     required_secrets: tuple[str, ...] = ("relay_secret",)
     signature_headers: tuple[str, ...] = ("x-siyu-signature", "content-type")

@@ -20,11 +20,19 @@ from typing import Any
 import orjson
 
 from siyu_ingest.adapters.channels import wecom_crypto
-from siyu_ingest.adapters.channels.base import Credentials, Reply, WebhookRequest, secret, text_reply
+from siyu_ingest.adapters.channels.base import (
+    Credentials,
+    Reply,
+    WebhookRequest,
+    payload_unstorable,
+    secret,
+    text_reply,
+)
 from siyu_ingest.domain.errors import BadSignature, Malformed
 from siyu_ingest.domain.models import ContactChange, Fact, GroupChange, Identifier, IdentityObservation
 from siyu_ingest.domain.normalise import epoch_time, normalise_phone
 from siyu_shared.events.catalog.common import SourceRef
+from siyu_shared.values import INT64_MAX, INT64_MIN
 
 CONTACT_DETAIL_CHANNEL = "wecom_contact_detail"
 """The channel of the ``externalcontact/get`` answers the worker stores: internal, never an adapter's name, so no
@@ -62,6 +70,9 @@ class WeComAdapter:
             echostr, encoding_aes_key=secret(creds, "encoding_aes_key"), receive_id=secret(creds, "corp_id")
         )
         return Reply(status=200, body=plain, media_type="text/plain")
+
+    def unstorable(self, request: WebhookRequest, creds: Credentials) -> str | None:
+        return payload_unstorable(_event(request, creds))
 
     def dedupe_key(self, request: WebhookRequest, creds: Credentials) -> str:
         event = _event(request, creds)
@@ -144,6 +155,8 @@ def facts_of(event: dict[str, Any]) -> list[Fact]:
             scene = int(event.get(scene_field) or 0)
         except ValueError as exc:
             raise Malformed(f"{scene_field} is not a number") from exc
+        if not INT64_MIN <= scene <= INT64_MAX:
+            raise Malformed(f"{scene_field} is beyond 64 bits")
         return [
             GroupChange(
                 joined=detail == "add_member",

@@ -1,10 +1,11 @@
 """What the webhook edge refuses before anything is stored: unstorable payloads (found at any depth, the fast
-pre-check never hiding one), challenges that are not 64-bit integers, and an internal header that selects
-nothing."""
+pre-check never hiding one), challenges that are not 64-bit integers, WeCom timestamps that are not epoch seconds,
+and an internal header that selects nothing."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -20,6 +21,7 @@ from siyu_ingest.adapters.channels.base import (
     json_unstorable,
     payload_unstorable,
 )
+from siyu_ingest.adapters.channels.wecom import WeComAdapter
 from siyu_ingest.domain.errors import Malformed
 from siyu_shared.values import INT64_MAX, INT64_MIN, NUL
 
@@ -105,6 +107,17 @@ def test_a_json_challenge_must_be_a_64_bit_integer(value: object) -> None:
     else:
         with pytest.raises(Malformed):
             int64_challenge(value)
+
+
+@given(st.text(max_size=20) | st.text("0123456789", max_size=14) | st.sampled_from(["²", "9" * 5000, "9" * 12]))
+def test_the_wecom_timestamp_is_epoch_seconds_or_malformed(raw: str) -> None:
+    adapter = WeComAdapter()
+    try:
+        sent = adapter.signed_at(WebhookRequest(body=b"", query={"timestamp": raw}))
+    except Malformed:
+        assert not (raw.isascii() and raw.isdigit() and len(raw) <= 10)
+    else:
+        assert sent == datetime.fromtimestamp(int(raw), UTC)
 
 
 def test_no_header_of_a_caller_selects_how_a_delivery_is_read() -> None:

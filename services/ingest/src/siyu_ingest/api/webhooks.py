@@ -1,8 +1,8 @@
 """`/v1/webhooks/{tenant}/{channel}`: verify on the raw bytes, store durably, reply as the platform expects.
 
 Nothing is parsed beyond what the dedupe key needs: processing happens in the worker, so the reply is fast
-and a parse bug can never lose a delivery. Status codes: 401 bad signature (nothing stored), 400 malformed or
-unstorable (a NUL or an integer beyond int64 in the
+and a parse bug can never lose a delivery. Status codes: 401 bad signature (nothing stored), 400 malformed, stale
+(a signed send time outside ``INGEST_CALLBACK_MAX_AGE_S``) or unstorable (a NUL or an integer beyond int64 in the
 decoded payload, the dedupe id, the query or a kept header: a permanent fault the platform must not retry), 404
 unknown channel or not configured for the tenant, 413 too large, 422 a tenant id outside the one rule
 (``siyu_shared.values.TENANT_PATTERN``), 503 with ``Retry-After`` whenever storage fails for any other reason (the
@@ -36,7 +36,7 @@ from siyu_ingest.adapters.deliveries import StorageUnavailable, Unstorable
 from siyu_ingest.api.params import TenantPath
 from siyu_ingest.context import IngestContext
 from siyu_ingest.domain.errors import BadSignature, Malformed
-from siyu_ingest.metrics import REFUSED_DELIVERIES
+from siyu_ingest.metrics import REFUSED_DELIVERIES, STALE_CALLBACKS
 from siyu_shared.db.engine import SessionFactory
 from siyu_shared.logging import get_logger
 from siyu_shared.settings import to_libpq_url
@@ -52,8 +52,9 @@ ChannelPath = Annotated[
 ]
 _RESPONSES: dict[int | str, dict[str, str]] = {
     400: {
-        "description": "malformed or unstorable (a NUL or an integer beyond int64 in the payload, dedupe id, query or "
-        "headers): a permanent fault, not to be retried; the reason is in `detail`"
+        "description": "malformed, stale (signed send time outside the freshness window) or unstorable (a NUL or an "
+        "integer beyond int64 in the payload, dedupe id, query or headers): a permanent fault, not to be retried; the "
+        "reason is in `detail`"
     },
     401: {"description": "signature does not match the tenant's credentials"},
     404: {"description": "unknown channel, or the channel is not configured for the tenant"},
@@ -195,6 +196,7 @@ def webhook_router(ctx: IngestContext) -> APIRouter:
         kept = {h: headers[h] for h in adapter.signature_headers if h in headers}
         try:
             adapter.verify(incoming, creds)
+            check_fresh(adapter, incoming)
             challenge = adapter.challenge(incoming, creds)
             if challenge is not None:
                 return challenge
@@ -225,6 +227,18 @@ def webhook_router(ctx: IngestContext) -> APIRouter:
         except StorageUnavailable as exc:
             raise storage_unavailable(exc) from exc
         return adapter.ack()
+
+    max_age = ctx.settings.callback_max_age_s
+
+    def check_fresh(adapter: ChannelAdapter, incoming: WebhookRequest) -> None:
+        """A signed send time (WeCom's) must lie within ``callback_max_age_s`` of now, either way."""
+        sent = adapter.signed_at(incoming)
+        if sent is None:
+            return
+        skew = abs((incoming.received_at - sent).total_seconds())
+        if skew > max_age:
+            STALE_CALLBACKS.labels(adapter.name).inc()
+            raise Malformed(f"the callback's timestamp is {skew:.0f} s from now, beyond the {max_age:.0f} s window")
 
     # The hot path: a plain ASGI route ahead of the documented one serves every POST (no dependency injection,
     # no Request/Response objects: a third of the api's CPU per delivery). Same checks, same replies.

@@ -63,6 +63,9 @@ class ChannelAdapter(Protocol):
     def unstorable(self, request: WebhookRequest, creds: Credentials) -> str | None:
         """Why the decoded payload could not be stored (a NUL, an integer beyond int64, at any depth), or None."""
 
+    def signed_at(self, request: WebhookRequest) -> datetime | None:
+        """When the platform says it sent the delivery, if its signature covers such a time (WeCom's timestamp)."""
+
     def ack(self) -> Reply:
         """The success reply the platform expects (also for a duplicate)."""
 
@@ -71,10 +74,13 @@ class ChannelAdapter(Protocol):
 
 
 class JsonPayload:
-    """What the channels whose body is JSON share: the storability check of the decoded body."""
+    """What the channels whose body is JSON share: the storability check of the decoded body, no signed time."""
 
     def unstorable(self, request: WebhookRequest, creds: Credentials) -> str | None:
         return json_unstorable(request.body)
+
+    def signed_at(self, request: WebhookRequest) -> datetime | None:
+        return None
 
 
 _SUSPECT = re.compile(rb"\\u00|[0-9]{19}")

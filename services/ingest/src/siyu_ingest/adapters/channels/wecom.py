@@ -6,6 +6,8 @@ token/timestamp/nonce/Encrypt, decrypt (AES-256-CBC), check the CorpID, reply ``
 Dedupe: ``FromUserName:CreateTime:ChangeType`` as the platform suggests, plus the contact or chat, the staff
 and the member list: ``FromUserName`` is always ``sys``, so two friends added in the same second would
 otherwise collide.
+The query's ``timestamp`` is covered by the signature: it is the callback's send time (:meth:`signed_at`), which
+the webhook edge holds to a freshness window.
 Details (remark mobiles, unionid) are not in the callback: the worker fetches them with
 ``externalcontact/get`` and stores the answer as a delivery of its own, on the internal channel
 :data:`CONTACT_DETAIL_CHANNEL` that no webhook route serves (:func:`parse_contact_detail` reads it).
@@ -14,7 +16,9 @@ Details (remark mobiles, unionid) are not in the callback: the worker fetches th
 from __future__ import annotations
 
 import hashlib
+import re
 import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -37,6 +41,8 @@ from siyu_shared.values import INT64_MAX, INT64_MIN
 CONTACT_DETAIL_CHANNEL = "wecom_contact_detail"
 """The channel of the ``externalcontact/get`` answers the worker stores: internal, never an adapter's name, so no
 caller can post to it and nothing a caller sends (a header, a body) can make a callback one of these."""
+_EPOCH_SECONDS = re.compile(r"[0-9]{1,10}", re.ASCII)
+"""Epoch seconds up to 9999999999 (the year 2286): any real send time, and always a datetime."""
 
 
 class WeComAdapter:
@@ -73,6 +79,12 @@ class WeComAdapter:
 
     def unstorable(self, request: WebhookRequest, creds: Credentials) -> str | None:
         return payload_unstorable(_event(request, creds))
+
+    def signed_at(self, request: WebhookRequest) -> datetime | None:
+        raw = request.query.get("timestamp", "")
+        if not _EPOCH_SECONDS.fullmatch(raw):
+            raise Malformed("timestamp must be epoch seconds")
+        return datetime.fromtimestamp(int(raw), UTC)
 
     def dedupe_key(self, request: WebhookRequest, creds: Credentials) -> str:
         event = _event(request, creds)

@@ -68,6 +68,9 @@ def test_amounts_beyond_any_order_and_values_that_cannot_be_stored_are_row_error
     record = rules.order_record({"order_no": "1", "buyer_open_uid": "AAH", "payment": "1"})
     with pytest.raises(Malformed, match="cannot be stored"):
         rules.encoded({**record, "shop_id": 2**70})
+    for unstorable in ({"shop_id": 2**63}, {"order_no": "1\x00"}, {"shop_id": "\x00"}, {"lines": [{"sku": "a\x00"}]}):
+        with pytest.raises(Malformed, match="cannot be stored"):
+            rules.encoded({**record, **unstorable})
 
 
 def _zoneinfo_utc(naive: datetime) -> datetime:

@@ -8,6 +8,7 @@ bad row is reported with its line number straight away and never stored.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
@@ -18,8 +19,10 @@ from siyu_ingest.domain.errors import Malformed
 from siyu_ingest.domain.models import Fact, Identifier, Lead, OrderChange, OrderLineFact
 from siyu_ingest.domain.normalise import clean_name, normalise_phone, shanghai_time_iso, yuan_to_fen
 from siyu_shared.events.catalog.common import SourceRef
+from siyu_shared.values import unstorable
 
 ImportKind = Literal["orders", "leads"]
+_SUSPECT = re.compile(rb"\\u0000|[0-9]{19}")
 
 
 # Tmall/Taobao 订单导出 headers next to plain English ones.
@@ -157,6 +160,10 @@ def encoded(record: Mapping[str, Any]) -> tuple[str, bytes]:
         body = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
     except orjson.JSONEncodeError as exc:  # e.g. an amount beyond 64 bits
         raise Malformed(f"a value cannot be stored: {exc}") from exc
+    if _SUSPECT.search(body):  # orjson writes a NUL as \u0000; an integer beyond int64 has 19 digits or more
+        reason = unstorable(record)
+        if reason:
+            raise Malformed(f"a value cannot be stored: {reason}")
     digest = hashlib.sha256(body).hexdigest()[:16]
     if record["type"] == "order":
         return f"order:{record['channel']}:{str(record['order_no'])[:150]}:{digest}", body

@@ -8,7 +8,6 @@ bad row is reported with its line number straight away and never stored.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
@@ -22,7 +21,8 @@ from siyu_shared.events.catalog.common import SourceRef
 from siyu_shared.values import unstorable
 
 ImportKind = Literal["orders", "leads"]
-_SUSPECT = re.compile(rb"\\u0000|[0-9]{19}")
+_DIGITS = bytes(0x30 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
+_DIGIT_RUN = b"0" * 19
 
 
 # Tmall/Taobao 订单导出 headers next to plain English ones.
@@ -160,7 +160,9 @@ def encoded(record: Mapping[str, Any]) -> tuple[str, bytes]:
         body = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
     except orjson.JSONEncodeError as exc:  # e.g. an amount beyond 64 bits
         raise Malformed(f"a value cannot be stored: {exc}") from exc
-    if _SUSPECT.search(body):  # orjson writes a NUL as \u0000; an integer beyond int64 has 19 digits or more
+    # orjson writes a NUL as \u0000 and an integer beyond int64 has 19 digits or more: only then is the record
+    # walked (two scans in C, about a microsecond, where the walk would take several per row).
+    if b"\\u0000" in body or _DIGIT_RUN in body.translate(_DIGITS):
         reason = unstorable(record)
         if reason:
             raise Malformed(f"a value cannot be stored: {reason}")

@@ -83,18 +83,25 @@ class JsonPayload:
         return None
 
 
-_SUSPECT = re.compile(rb"\\u00|[0-9]{19}")
-"""What a JSON text must contain for its decoded value to hold a NUL or an integer beyond int64 at any depth: a NUL
-is only ever written as the escape ``\\u0000`` (raw control characters are not JSON), a character escaped inside a
-JSON string nested in a string starts ``\\u00`` or doubles the backslash (``\\\\u0000``, which contains it), and
-such an integer has at least 19 digits (written as digits, or with escapes again)."""
+def may_hold_unstorable(body: bytes) -> bool:
+    """Whether a JSON text can decode to a NUL or an integer beyond int64 at any depth: only if it holds the escape
+    ``\\u00`` or 19 digits in a row. A NUL is only ever written as the escape ``\\u0000`` (raw control characters
+    are not JSON); a character escaped inside a JSON string nested in a string starts ``\\u00`` or doubles the
+    backslash (``\\\\u0000``, which contains it); such an integer has at least 19 digits (as digits, or with
+    escapes again). Two scans in C, about a microsecond for a delivery, where decoding and walking takes tens."""
+    return b"\\u00" in body or _DIGIT_RUN in body.translate(_DIGITS)
+
+
+_DIGITS = bytes(0x30 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
+"""Every ASCII digit becomes ``0`` and every other byte a space: a run of 19 digits becomes :data:`_DIGIT_RUN`."""
+_DIGIT_RUN = b"0" * 19
 
 
 def json_unstorable(body: bytes) -> str | None:
     """Why the JSON ``body``, decoded (with the JSON objects and arrays that its strings hold: platforms send
     ``content`` and ``data`` that way), could not be stored; None when it can, or when it is not JSON at all
     (that is the parser's to say, with its own reason)."""
-    if _SUSPECT.search(body) is None:
+    if not may_hold_unstorable(body):
         return None  # the common case: nothing to decode
     try:
         document = orjson.loads(body)

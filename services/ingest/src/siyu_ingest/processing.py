@@ -16,7 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from siyu_ingest.adapters import deliveries, identity, records
 from siyu_ingest.adapters.channels import ADAPTERS
 from siyu_ingest.adapters.channels.base import Credentials, WebhookRequest
-from siyu_ingest.adapters.channels.wecom import API_ORIGIN, WeComAdapter
+from siyu_ingest.adapters.channels.wecom import (
+    CONTACT_DETAIL_CHANNEL,
+    WeComAdapter,
+    contact_detail_key,
+    parse_contact_detail,
+)
 from siyu_ingest.adapters.deliveries import Delivery
 from siyu_ingest.adapters.row_writes import RowWrites
 from siyu_ingest.context import IngestContext
@@ -156,6 +161,8 @@ async def parse_delivery(session: AsyncSession, *, ctx: IngestContext, delivery:
     """The facts a stored delivery states (pure parsing once the credentials are known)."""
     if delivery.channel == IMPORT_CHANNEL:
         return Parsed(imports.facts_of(orjson.loads(delivery.body)))
+    if delivery.channel == CONTACT_DETAIL_CHANNEL:
+        return Parsed(parse_contact_detail(delivery.body))
     adapter = ADAPTERS.get(delivery.channel)
     if adapter is None:
         raise NotConfigured(f"unknown channel {delivery.channel!r}")
@@ -360,14 +367,13 @@ async def _fetch_contact_detail(unit: Unit, adapter: WeComAdapter, request: Webh
     except Exception as exc:
         log.warning("wecom_contact_detail_failed", error=repr(exc))
         return
-    headers = {"x-siyu-origin": API_ORIGIN}
-    detail = WebhookRequest(body=body, headers=headers)
+    # Stored on an internal channel that no webhook route serves: nothing a caller sends can become one of these.
     await deliveries.store(
         unit.session,
         tenant=unit.tenant,
-        channel="wecom",
-        dedupe_key=adapter.dedupe_key(detail, creds),
+        channel=CONTACT_DETAIL_CHANNEL,
+        dedupe_key=contact_detail_key(body),
         body=body,
-        headers=headers,
+        headers={},
         query={},
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from typing import Any
 
 import orjson
@@ -230,7 +231,9 @@ def wecom_xml(fields: dict[str, Any]) -> bytes:
     return ("<xml>" + "".join(parts) + "</xml>").encode()
 
 
-def wecom(event_xml: bytes, *, token: str | None = None, timestamp: str = "1403610513") -> Signed:
+def wecom(event_xml: bytes, *, token: str | None = None, timestamp: str | None = None) -> Signed:
+    """A signed callback; its ``timestamp`` (signed, held to the freshness window) is now unless given."""
+    timestamp = str(int(time.time())) if timestamp is None else timestamp
     creds = CREDENTIALS["wecom"]
     encrypted = wecom_crypto.encrypt(event_xml, encoding_aes_key=creds["encoding_aes_key"], receive_id=creds["corp_id"])
     nonce = secrets.token_hex(4)

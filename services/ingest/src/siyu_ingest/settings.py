@@ -19,6 +19,14 @@ class IngestSettings(ServiceSettings):
         ge=1,
         description="Concurrent group commits of webhook deliveries; fewer means more deliveries per commit.",
     )
+    callback_max_age_s: float = Field(
+        default=86_400.0,
+        gt=0,
+        description=(
+            "A callback whose signed send time (WeCom's `timestamp`) lies further than this from now, either way, is "
+            "refused (400) and counted in siyu_ingest_stale_callbacks_total."
+        ),
+    )
     identity_hmac_key: SecretStr = Field(
         default=SecretStr("dev-only-identity-hmac-key"),
         description="Key of the HMAC under which identifiers (phones…) are matched; production refuses the default.",

@@ -12,11 +12,15 @@ from siyu_ingest.adapters import deliveries
 from siyu_ingest.adapters.tables import channel_credentials
 from siyu_ingest.adapters.tmc import TmcClient, as_delivery_body
 from siyu_ingest.context import IngestContext
+from siyu_ingest.metrics import REFUSED_DELIVERIES
 from siyu_shared.logging import get_logger
 from siyu_shared.service import BackgroundLoop, Runtime
+from siyu_shared.values import unstorable
 
 log = get_logger(__name__)
 ORIGIN = {"x-siyu-origin": "tmc"}
+"""Provenance of a polled message, for whoever reads the row: nothing decides anything by it, and the webhook route
+never keeps this header from a caller (no adapter lists it among the headers it keeps)."""
 
 
 async def tmc_tenants(runtime: Runtime, ctx: IngestContext) -> list[tuple[str, dict[str, Any]]]:
@@ -42,12 +46,20 @@ async def poll_once(runtime: Runtime, ctx: IngestContext, client: TmcClient) -> 
             continue
         async with runtime.sessions() as session, session.begin():
             for message in messages:
+                row = storable_row(message)
+                if isinstance(row, str):
+                    # Never storable, so never worth a redelivery: confirmed with the rest, or it would come back
+                    # in every batch and fail the whole transaction each time.
+                    log.warning("tmc_message_unstorable", tenant=tenant, reason=row)
+                    REFUSED_DELIVERIES.labels("tmall").inc()
+                    continue
+                dedupe_key, body = row
                 await deliveries.store(
                     session,
                     tenant=tenant,
                     channel="tmall",
-                    dedupe_key=str(message.get("id"))[:200],
-                    body=as_delivery_body(message),
+                    dedupe_key=dedupe_key,
+                    body=body,
                     headers=ORIGIN,
                     query={},
                 )
@@ -55,6 +67,20 @@ async def poll_once(runtime: Runtime, ctx: IngestContext, client: TmcClient) -> 
         await client.confirm(creds, [str(m.get("id")) for m in messages])
         stored += len(messages)
     return stored
+
+
+def storable_row(message: dict[str, Any]) -> tuple[str, bytes] | str:
+    """(dedupe key, body) of a polled message, or why it cannot be stored: a NUL in its id (a ``text`` column), or a
+    body that cannot be encoded (an integer beyond 64 bits). The body itself is ``bytea``, so what it holds is the
+    parser's to judge, as for a relayed message."""
+    dedupe_key = str(message.get("id"))[:200]
+    reason = unstorable(dedupe_key, where="the TMC message id")
+    if reason:
+        return reason
+    try:
+        return dedupe_key, as_delivery_body(message)
+    except TypeError as exc:  # orjson: "Integer exceeds 64-bit range"
+        return f"the TMC message cannot be encoded: {exc}"
 
 
 def tmc_loop(ctx: IngestContext) -> BackgroundLoop:

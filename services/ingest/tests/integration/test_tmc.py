@@ -47,6 +47,12 @@ async def test_tmc_feed_is_consumed_stored_confirmed_and_parsed_like_relayed_mes
     queue = [
         samples.tmall_message(message_id="tmc-a", topic="taobao_trade_TradeBuyerPay", tid=tid, buyer="AAHtmc"),
         samples.tmall_message(message_id="tmc-b", topic="taobao_trade_TradeSuccess", tid=tid, buyer="AAHtmc"),
+        # Never storable: refused alone (and confirmed, or it would come back and fail every batch).
+        samples.tmall_message(message_id="tmc-\x00", topic="taobao_trade_TradeSuccess", tid=tid, buyer="AAHtmc"),
+        {
+            **samples.tmall_message(message_id="tmc-big", topic="taobao_trade_TradeSuccess", tid=tid, buyer="b"),
+            "n": 2**70,
+        },
     ]
     confirmed: list[str] = []
     async with serving(top_gateway(queue, confirmed)) as base:
@@ -62,7 +68,7 @@ async def test_tmc_feed_is_consumed_stored_confirmed_and_parsed_like_relayed_mes
         )
         assert made.status_code == 200
         events = await eventually(lambda: _two(ingest))
-        assert sorted(confirmed) == ["tmc-a", "tmc-b"]
+        assert sorted(confirmed) == ["tmc-\x00", "tmc-a", "tmc-b", "tmc-big"]
     assert [e["type"] for e in events] == ["siyu.order.paid", "siyu.order.completed"]
     # The same message relayed over HTTP as well: deduplicated on the TMC id.
     assert (await ingest.post("tmall", samples.tmall(queue[0]))).status_code == 200

@@ -55,11 +55,14 @@ async def test_fast_path_replies_like_the_documented_route(ingest: Ingest) -> No
         ("text reply", "wecom", samples.wecom(samples.wecom_add_contact(external_userid="wm-fp"))),
         ("query kept", "oceanengine", (b"", {}, {"event": "verify_webhook", "challenge": "998"})),
         ("unknown channel", "kuaishou", samples.sign_raw("douyin", b"{}")),
+        ("NUL in the channel", "dou%00yin", samples.sign_raw("douyin", b"{}")),
+        ("long channel", "c" * 33, samples.sign_raw("douyin", b"{}")),
+        ("NUL in the query", "xiaohongshu", (*samples.xiaohongshu(lead)[:2], {"utm": "a\x00"})),
         ("oversize", "doudian", (b"[" + b" " * 2_000_000 + b"]", {}, {})),
     ]
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=probe), base_url="http://probe") as slow:
         for name, channel, (body, headers, query) in cases:
-            for tenant in (ingest.tenant, "no-such-tenant", "bad tenant!", "t" * 65):
+            for tenant in (ingest.tenant, "no-such-tenant", "bad tenant!", "t" * 65, "Acme.CN", "a%00b"):
                 url = f"/v1/webhooks/{tenant}/{channel}"
                 fast_answer = await ingest.http.post(url, content=body, headers=headers, params=query)
                 slow_answer = await slow.post(url, content=body, headers=headers, params=query)

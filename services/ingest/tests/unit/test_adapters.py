@@ -178,7 +178,7 @@ def test_fuzz_signed_garbage_is_malformed_never_a_crash(channel: str, body: byte
     incoming = request(sign(channel, body))
     creds: dict[str, Any] = CREDS[channel]
     adapter.verify(incoming, creds)
-    for step in (adapter.challenge, adapter.dedupe_key, adapter.parse):
+    for step in (adapter.challenge, adapter.dedupe_key, adapter.unstorable, adapter.parse):
         with contextlib.suppress(Malformed):
             step(incoming, creds)  # type: ignore[operator]
 

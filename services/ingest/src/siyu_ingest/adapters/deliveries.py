@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 import orjson
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -88,6 +89,44 @@ ON CONFLICT ON CONSTRAINT deliveries_dedupe DO NOTHING
 """
 
 StoredRow = tuple[str, str, str, bytes, str, str]
+_DATA_FAULT_CLASSES = frozenset({"22", "23"})
+"""SQLSTATE classes in which Postgres refused the values themselves: data exception (NUL in text, a number out of
+range, a string too long…) and integrity constraint violation. Every other class (08 connection, 53 resources, 57
+operator intervention such as a shutdown, 58 system, XX internal…) says nothing about the row."""
+
+
+class Unstorable(Exception):
+    """Postgres refused what the delivery holds: a permanent fault of this delivery (a 400, never retried)."""
+
+
+class StorageUnavailable(Exception):
+    """The delivery could not be stored now, whatever the reason (an outage, a dropped connection, a driver in a
+    state it cannot leave, a timeout): a 503, the platform retries."""
+
+
+def is_data_fault(exc: BaseException) -> bool:
+    """Whether ``exc`` says the values were refused (permanent), as opposed to the storage being unavailable.
+
+    Looks at the SQLSTATE Postgres gave (on the exception or anything it wraps: SQLAlchemy's ``orig``, the cause
+    chain), and at asyncpg's client-side refusal of a query argument. Anything without such evidence, of any class,
+    is not a data fault: the storage is treated as unavailable.
+    """
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, asyncpg.exceptions._base.DataError):
+            return True  # asyncpg refused to encode an argument (it never reached the server)
+        for attribute in ("sqlstate", "pgcode"):
+            state = getattr(current, attribute, None)
+            if isinstance(state, str) and len(state) == 5:
+                return state[:2] in _DATA_FAULT_CLASSES
+        orig = getattr(current, "orig", None)
+        pending += [orig if isinstance(orig, BaseException) else None, current.__cause__, current.__context__]
+    return False
 
 
 class GroupWriter:
@@ -95,6 +134,11 @@ class GroupWriter:
     together by the next one (one INSERT … SELECT FROM unnest, one commit), and every request is answered only
     after the commit that holds its row. At low load a delivery is written alone and at once (no added wait);
     under load the number of commits per second stops being the limit (each one waits for the WAL flush).
+
+    One row never fails its neighbours: when Postgres refuses a batch for its data (:func:`is_data_fault`), the
+    batch is written again one row per statement, so only the row that is refused alone fails (with
+    :class:`Unstorable`); the others are stored. Any other failure fails the rows it touched with
+    :class:`StorageUnavailable`. Those are the only two exceptions ``store`` raises.
     """
 
     def __init__(self, pool: Any, *, max_batch: int = 500, max_inflight: int = 4) -> None:
@@ -115,7 +159,8 @@ class GroupWriter:
         headers: Mapping[str, str],
         query: Mapping[str, str],
     ) -> None:
-        """Return once the delivery is committed (or already was: a duplicate is not an error)."""
+        """Return once the delivery is committed (or already was: a duplicate is not an error); raise
+        :class:`Unstorable` or :class:`StorageUnavailable` else."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         row = (
             tenant,
@@ -139,19 +184,53 @@ class GroupWriter:
 
     async def _flush(self, batch: list[tuple[StoredRow, asyncio.Future[None]]]) -> None:
         try:
-            columns = list(zip(*(row for row, _ in batch), strict=True))
-            await self._pool.execute(_GROUP_INSERT, *(list(c) for c in columns))
-        except Exception as exc:
-            for _, done in batch:
-                if not done.done():
-                    done.set_exception(exc)
-        else:
-            for _, done in batch:
-                if not done.done():
-                    done.set_result(None)
+            try:
+                await self._write([row for row, _ in batch])
+            except Exception as exc:
+                if len(batch) > 1 and is_data_fault(exc):
+                    await self._one_by_one(batch)
+                else:
+                    _fail(batch, exc)
+            else:
+                _succeed(batch)
         finally:
             self._inflight -= 1
             self._kick()
+
+    async def _one_by_one(self, batch: list[tuple[StoredRow, asyncio.Future[None]]]) -> None:
+        """Each row in a statement of its own: the one Postgres refuses fails alone."""
+        for index, (row, done) in enumerate(batch):
+            try:
+                await self._write([row])
+            except Exception as exc:
+                if not is_data_fault(exc):
+                    _fail(batch[index:], exc)  # the storage went away: no point trying the rest now
+                    return
+                _fail([(row, done)], exc)
+            else:
+                _succeed([(row, done)])
+
+    async def _write(self, rows: list[StoredRow]) -> None:
+        columns = list(zip(*rows, strict=True))
+        await self._pool.execute(_GROUP_INSERT, *(list(c) for c in columns))
+
+
+def _succeed(batch: Sequence[tuple[StoredRow, asyncio.Future[None]]]) -> None:
+    for _, done in batch:
+        if not done.done():
+            done.set_result(None)
+
+
+def _fail(batch: Sequence[tuple[StoredRow, asyncio.Future[None]]], exc: Exception) -> None:
+    error: Exception
+    if is_data_fault(exc):
+        error = Unstorable(str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__)
+    else:
+        error = StorageUnavailable(f"{type(exc).__name__}: {exc}"[:300])
+    error.__cause__ = exc
+    for _, done in batch:
+        if not done.done():
+            done.set_exception(error)
 
 
 async def mark_processed(session: AsyncSession, *, delivery_ids: Sequence[int]) -> None:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from siyu_ingest.adapters import deliveries, identity
 from siyu_ingest.adapters.channels import ADAPTERS
 from siyu_ingest.adapters.deliveries import Delivery
+from siyu_ingest.api.params import ChannelName, DeliveryIdPath, PersonIdPath, TenantPath
 from siyu_ingest.context import IngestContext
 from siyu_ingest.domain.errors import Malformed
 from siyu_ingest.domain.identity import lookup_identifier
@@ -22,6 +23,7 @@ from siyu_shared.events.registry import envelope
 from siyu_shared.http.deps import Admin, DbSession, Reader, Writer
 from siyu_shared.http.openapi import example_response
 from siyu_shared.messaging.outbox import add_to_outbox
+from siyu_shared.values import Count, JsonObject, Text
 
 Status = Literal["pending", "processed", "failed"]
 
@@ -34,8 +36,8 @@ class ChannelCredentialsIn(BaseModel):
         },
     )
 
-    secrets: dict[str, str] = Field(description="The channel's signing/decryption secrets (stored encrypted).")
-    options: dict[str, Any] = Field(
+    secrets: dict[Text, Text] = Field(description="The channel's signing/decryption secrets (stored encrypted).")
+    options: JsonObject = Field(
         default_factory=dict, description="Non-secret options, e.g. `accounts` ({account_id: enterprise|kol|koc})."
     )
 
@@ -112,7 +114,7 @@ class LookupIn(BaseModel):
     )
 
     kind: IdentifierKind
-    value: str = Field(min_length=1, max_length=200, description="As the channel names it; phones in any form.")
+    value: Text = Field(min_length=1, max_length=200, description="As the channel names it; phones in any form.")
 
 
 class PersonOut(BaseModel):
@@ -142,7 +144,7 @@ def admin_router(ctx: IngestContext) -> APIRouter:
 
     @router.put("/v1/tenants/{tenant}/channels/{channel}", response_model=ChannelOut)
     async def put_channel(
-        tenant: str, channel: str, body: ChannelCredentialsIn, principal: Admin, session: DbSession
+        tenant: TenantPath, channel: ChannelName, body: ChannelCredentialsIn, principal: Admin, session: DbSession
     ) -> ChannelOut:
         """Set the tenant's credentials of one channel (secrets are write-only)."""
         adapter = ADAPTERS.get(channel)
@@ -157,25 +159,27 @@ def admin_router(ctx: IngestContext) -> APIRouter:
         return ChannelOut.model_validate({"channel": channel, "options": body.options, "from": "api"})
 
     @router.get("/v1/tenants/{tenant}/channels", response_model=list[ChannelOut])
-    async def list_channels(tenant: str, principal: Admin, session: DbSession) -> list[ChannelOut]:
+    async def list_channels(tenant: TenantPath, principal: Admin, session: DbSession) -> list[ChannelOut]:
         """Channels configured for the tenant (through this API or the demo config file); never the secrets."""
         listed = await ctx.credentials.configured(session, tenant=principal.tenant)
         return [ChannelOut.model_validate(c) for c in listed]
 
     @router.delete("/v1/tenants/{tenant}/channels/{channel}", status_code=204)
-    async def delete_channel(tenant: str, channel: str, principal: Admin, session: DbSession) -> Response:
+    async def delete_channel(
+        tenant: TenantPath, channel: ChannelName, principal: Admin, session: DbSession
+    ) -> Response:
         if not await ctx.credentials.remove(session, tenant=principal.tenant, channel=channel):
             raise HTTPException(404, detail="no such channel configuration")
         return Response(status_code=204)
 
     @router.get("/v1/tenants/{tenant}/deliveries", response_model=list[DeliveryOut])
     async def list_deliveries(
-        tenant: str,
+        tenant: TenantPath,
         principal: Reader,
         session: DbSession,
         status: Status | None = None,
-        channel: str | None = None,
-        after_id: Annotated[int, Query(ge=0)] = 0,
+        channel: Annotated[Text | None, Query(max_length=32)] = None,
+        after_id: Annotated[Count, Query()] = 0,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> list[DeliveryOut]:
         """Raw deliveries (without bodies: they hold personal data), e.g. `?status=failed` with the error."""
@@ -185,14 +189,18 @@ def admin_router(ctx: IngestContext) -> APIRouter:
         return [DeliveryOut.of(d) for d in rows]
 
     @router.get("/v1/tenants/{tenant}/deliveries/{delivery_id}", response_model=DeliveryOut)
-    async def get_delivery(tenant: str, delivery_id: int, principal: Reader, session: DbSession) -> DeliveryOut:
+    async def get_delivery(
+        tenant: TenantPath, delivery_id: DeliveryIdPath, principal: Reader, session: DbSession
+    ) -> DeliveryOut:
         found = await deliveries.get(session, tenant=principal.tenant, delivery_id=delivery_id)
         if found is None:
             raise HTTPException(404, detail="no such delivery")
         return DeliveryOut.of(found)
 
     @router.post("/v1/tenants/{tenant}/deliveries/{delivery_id}/reprocess", response_model=Requeued, status_code=202)
-    async def reprocess_one(tenant: str, delivery_id: int, principal: Writer, session: DbSession) -> Requeued:
+    async def reprocess_one(
+        tenant: TenantPath, delivery_id: DeliveryIdPath, principal: Writer, session: DbSession
+    ) -> Requeued:
         """Queue a failed delivery again (after a fix); its events keep their ids, so nothing goes out twice."""
         found = await deliveries.get(session, tenant=principal.tenant, delivery_id=delivery_id)
         if found is None:
@@ -202,12 +210,14 @@ def admin_router(ctx: IngestContext) -> APIRouter:
         return Requeued(requeued=await deliveries.requeue(session, tenant=principal.tenant, delivery_ids=[delivery_id]))
 
     @router.post("/v1/tenants/{tenant}/deliveries/reprocess", response_model=Requeued, status_code=202)
-    async def reprocess_failed(tenant: str, principal: Writer, session: DbSession) -> Requeued:
+    async def reprocess_failed(tenant: TenantPath, principal: Writer, session: DbSession) -> Requeued:
         """Queue every failed delivery of the tenant again."""
         return Requeued(requeued=await deliveries.requeue(session, tenant=principal.tenant))
 
     @router.get("/v1/tenants/{tenant}/persons/{person_id}", response_model=PersonOut)
-    async def get_person(tenant: str, person_id: str, principal: Reader, session: DbSession) -> PersonOut:
+    async def get_person(
+        tenant: TenantPath, person_id: PersonIdPath, principal: Reader, session: DbSession
+    ) -> PersonOut:
         found = await identity.describe(session, tenant=principal.tenant, person_id=person_id)
         if found is None:
             raise HTTPException(404, detail="no such person")
@@ -218,7 +228,7 @@ def admin_router(ctx: IngestContext) -> APIRouter:
         response_model=PersonOut,
         responses={404: {"description": "No person has this identifier"}, 422: {"description": "Never matches"}},
     )
-    async def lookup_person(tenant: str, body: LookupIn, principal: Reader, session: DbSession) -> PersonOut:
+    async def lookup_person(tenant: TenantPath, body: LookupIn, principal: Reader, session: DbSession) -> PersonOut:
         """The person behind an identifier (a WeCom external_userid, a phone, a Taobao buyer...), after merges: how
         an internal tool finds the person id to record a touch or claim for. A POST, so that a phone number never
         appears in a URL or an access log; the reply never shows identifier values."""
@@ -241,7 +251,9 @@ def admin_router(ctx: IngestContext) -> APIRouter:
             404: {"description": "No such person"},
         },
     )
-    async def erase_person(tenant: str, person_id: str, principal: Admin, session: DbSession) -> dict[str, str]:
+    async def erase_person(
+        tenant: TenantPath, person_id: PersonIdPath, principal: Admin, session: DbSession
+    ) -> dict[str, str]:
         """Wipe the person's personal data in ingest and tell every service (`siyu.person.erased`)."""
         survivor = await identity.current(session, tenant=principal.tenant, person_id=person_id)
         if not await identity.erase(session, tenant=principal.tenant, person_id=survivor):

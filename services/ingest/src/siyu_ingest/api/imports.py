@@ -21,6 +21,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from siyu_ingest.adapters import imports as import_store
+from siyu_ingest.api.params import ImportIdPath, TenantPath
 from siyu_ingest.domain import imports as rules
 from siyu_ingest.domain.errors import Malformed
 from siyu_shared.db.engine import SessionFactory, unit_of_work
@@ -121,7 +122,7 @@ def imports_router() -> APIRouter:
 
     @router.post("/v1/tenants/{tenant}/imports", response_model=ImportOut, status_code=201)
     async def bulk_import(
-        tenant: str,
+        tenant: TenantPath,
         request: Request,
         principal: Writer,
         kind: Annotated[Literal["orders", "leads"], Query(description="orders (e.g. a Tmall export) or leads")],
@@ -191,7 +192,9 @@ def imports_router() -> APIRouter:
         return ImportOut.model_validate(job)
 
     @router.get("/v1/tenants/{tenant}/imports/{import_id}", response_model=ImportOut)
-    async def get_import(tenant: str, import_id: str, principal: Reader, session: DbSession) -> ImportOut:
+    async def get_import(
+        tenant: TenantPath, import_id: ImportIdPath, principal: Reader, session: DbSession
+    ) -> ImportOut:
         """Progress of an import (committed per chunk) with its per-row errors (the first 1,000)."""
         job = await import_store.get(session, tenant=principal.tenant, import_id=import_id)
         if job is None:

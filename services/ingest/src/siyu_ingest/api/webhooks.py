@@ -1,15 +1,21 @@
 """`/v1/webhooks/{tenant}/{channel}`: verify on the raw bytes, store durably, reply as the platform expects.
 
 Nothing is parsed beyond what the dedupe key needs: processing happens in the worker, so the reply is fast
-and a parse bug can never lose a delivery. Status codes: 401 bad signature (nothing stored), 400 malformed,
-404 unknown channel or not configured for the tenant, 413 too large, 503 when the database is away (the
+and a parse bug can never lose a delivery. Status codes: 401 bad signature (nothing stored), 400 malformed, stale
+(a signed send time outside ``INGEST_CALLBACK_MAX_AGE_S``) or unstorable (a NUL or an integer beyond int64 in the
+decoded payload, the dedupe id, the query or a kept header: a permanent fault the platform must not retry), 404
+unknown channel or not configured for the tenant, 413 too large, 422 a tenant id outside the one rule
+(``siyu_shared.values.TENANT_PATTERN``), 503 with ``Retry-After`` whenever storage fails for any other reason (the
 platform retries); never 500.
+
+Only the platforms' deliveries come this way. What ingest stores itself (the worker's WeCom contact details, the TMC
+poller's messages, imports) is written by its own code path, on channels no route here serves or with nothing a
+caller could select: no header or field of a request decides how a delivery is read.
 """
 
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -19,7 +25,6 @@ import asyncpg
 import orjson
 from fastapi import APIRouter, HTTPException, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -27,22 +32,34 @@ from siyu_ingest import samples
 from siyu_ingest.adapters import deliveries
 from siyu_ingest.adapters.channels import ADAPTERS
 from siyu_ingest.adapters.channels.base import ChannelAdapter, Credentials, Reply, WebhookRequest
+from siyu_ingest.adapters.deliveries import StorageUnavailable, Unstorable
+from siyu_ingest.api.params import TenantPath
 from siyu_ingest.context import IngestContext
 from siyu_ingest.domain.errors import BadSignature, Malformed
+from siyu_ingest.metrics import REFUSED_DELIVERIES, STALE_CALLBACKS
 from siyu_shared.db.engine import SessionFactory
+from siyu_shared.logging import get_logger
 from siyu_shared.settings import to_libpq_url
+from siyu_shared.values import TENANT_PATTERN, Text, is_tenant, unstorable
 
-TENANT_PATTERN = r"^[A-Za-z0-9_.-]+$"
-TENANT_MAX = 64
+log = get_logger(__name__)
 WEBHOOK_PATH = "/v1/webhooks/{tenant}/{channel}"
-TenantPath = Annotated[str, Path(min_length=1, max_length=TENANT_MAX, pattern=TENANT_PATTERN)]
-ChannelPath = Annotated[str, Path(description=f"one of {', '.join(sorted(ADAPTERS))}", examples=["xiaohongshu"])]
+RETRY_AFTER_S = 5
+"""What a 503 tells the platform to wait before it retries (most platforms retry on their own schedule anyway)."""
+CHANNEL_MAX = 32
+ChannelPath = Annotated[
+    Text, Path(max_length=CHANNEL_MAX, description=f"one of {', '.join(sorted(ADAPTERS))}", examples=["xiaohongshu"])
+]
 _RESPONSES: dict[int | str, dict[str, str]] = {
-    400: {"description": "malformed body (the reason is in `detail`)"},
+    400: {
+        "description": "malformed, stale (signed send time outside the freshness window) or unstorable (a NUL or an "
+        "integer beyond int64 in the payload, dedupe id, query or headers): a permanent fault, not to be retried; the "
+        "reason is in `detail`"
+    },
     401: {"description": "signature does not match the tenant's credentials"},
     404: {"description": "unknown channel, or the channel is not configured for the tenant"},
     413: {"description": "body larger than the limit"},
-    503: {"description": "storage unavailable: the platform should retry"},
+    503: {"description": "storage unavailable: the platform should retry (after `Retry-After` seconds)"},
 }
 
 
@@ -122,6 +139,17 @@ def _reply(reply: Reply) -> Response:
     return Response(content=reply.body, status_code=reply.status, media_type=reply.media_type)
 
 
+def storage_unavailable(exc: BaseException) -> HTTPException:
+    """The 503 of any storage failure on the webhook path, whatever its class (logged with its cause)."""
+    log.warning("webhook_storage_unavailable", error=repr(exc)[:300])
+    return HTTPException(503, detail="storage unavailable, retry later", headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+def refused(channel: str, reason: str) -> HTTPException:
+    REFUSED_DELIVERIES.labels(channel).inc()
+    return HTTPException(400, detail=f"the delivery cannot be stored: {reason}")
+
+
 def webhook_router(ctx: IngestContext) -> APIRouter:
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
@@ -135,6 +163,7 @@ def webhook_router(ctx: IngestContext) -> APIRouter:
             server_settings={"search_path": runtime.spec.schema, "application_name": "ingest-webhooks"},
         )
         ctx.webhook_writer = deliveries.GroupWriter(pool, max_inflight=ctx.settings.webhook_commits_in_flight)
+        app.state.ingest = ctx  # what the routes share, for tools and tests that drive the app in-process
         try:
             yield
         finally:
@@ -150,8 +179,10 @@ def webhook_router(ctx: IngestContext) -> APIRouter:
             raise HTTPException(404, detail=f"unknown channel {channel!r}")
         try:
             creds = await ctx.credentials.load(sessions, tenant=tenant, channel=channel)
-        except (OperationalError, DBAPIError, OSError) as exc:
-            raise HTTPException(503, detail="storage unavailable, retry later") from exc
+        except Exception as exc:
+            # A read of one row by a valid tenant and a known channel: nothing the caller sent can make it fail, so
+            # whatever does (SQLAlchemy, the driver, the network, a timeout, the vault) is ours, and retried.
+            raise storage_unavailable(exc) from exc
         if creds is None:
             raise HTTPException(404, detail=f"channel {channel!r} is not configured for this tenant")
         return adapter, creds
@@ -161,18 +192,27 @@ def webhook_router(ctx: IngestContext) -> APIRouter:
         tenant, channel = delivery.tenant, delivery.channel
         adapter, creds = await context_of(sessions, tenant, channel)
         incoming = WebhookRequest(body=delivery.body, headers=delivery.headers, query=delivery.query)
+        headers = delivery.headers
+        kept = {h: headers[h] for h in adapter.signature_headers if h in headers}
         try:
             adapter.verify(incoming, creds)
+            check_fresh(adapter, incoming)
             challenge = adapter.challenge(incoming, creds)
             if challenge is not None:
                 return challenge
             dedupe_key = adapter.dedupe_key(incoming, creds)
+            reason = (
+                unstorable(dedupe_key, where="the dedupe id")
+                or unstorable(delivery.query, where="query")
+                or unstorable(kept, where="headers")
+                or adapter.unstorable(incoming, creds)
+            )
         except BadSignature as exc:
             raise HTTPException(401, detail=str(exc)) from exc
         except Malformed as exc:
             raise HTTPException(400, detail=str(exc)) from exc
-        headers = delivery.headers
-        kept = {h: headers[h] for h in adapter.signature_headers if h in headers and h != "x-siyu-origin"}
+        if reason:
+            raise refused(channel, reason)
         try:
             await ctx.webhook_writer.store(
                 tenant=tenant,
@@ -182,9 +222,23 @@ def webhook_router(ctx: IngestContext) -> APIRouter:
                 headers=kept,
                 query=delivery.query,
             )
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
-            raise HTTPException(503, detail="storage unavailable, retry later") from exc
+        except Unstorable as exc:
+            raise refused(channel, str(exc)) from exc
+        except StorageUnavailable as exc:
+            raise storage_unavailable(exc) from exc
         return adapter.ack()
+
+    max_age = ctx.settings.callback_max_age_s
+
+    def check_fresh(adapter: ChannelAdapter, incoming: WebhookRequest) -> None:
+        """A signed send time (WeCom's) must lie within ``callback_max_age_s`` of now, either way."""
+        sent = adapter.signed_at(incoming)
+        if sent is None:
+            return
+        skew = abs((incoming.received_at - sent).total_seconds())
+        if skew > max_age:
+            STALE_CALLBACKS.labels(adapter.name).inc()
+            raise Malformed(f"the callback's timestamp is {skew:.0f} s from now, beyond the {max_age:.0f} s window")
 
     # The hot path: a plain ASGI route ahead of the documented one serves every POST (no dependency injection,
     # no Request/Response objects: a third of the api's CPU per delivery). Same checks, same replies.
@@ -250,7 +304,6 @@ class Incoming:
 
 
 Accept = Callable[[SessionFactory, Incoming], Awaitable[Reply]]
-_TENANT = re.compile(TENANT_PATTERN)
 
 
 class WebhookEndpoint:
@@ -271,7 +324,7 @@ class WebhookEndpoint:
             scope["route"] = self.route
         params = scope["path_params"]
         tenant, channel = params["tenant"], params["channel"]
-        _check_tenant(tenant)
+        _check_path(tenant, channel)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         declared = headers.get("content-length")
         limit = self._limit
@@ -300,15 +353,25 @@ class WebhookEndpoint:
         await send({"type": "http.response.body", "body": reply.body})
 
 
-def _check_tenant(tenant: str) -> None:
-    """The documented path constraint of ``tenant``, with FastAPI's 422 (handled by the app's validation handler)."""
-    if len(tenant) > TENANT_MAX:
-        error = {"type": "string_too_long", "msg": f"String should have at most {TENANT_MAX} characters"}
-    elif not _TENANT.match(tenant):
+def _check_path(tenant: str, channel: str) -> None:
+    """The documented path constraints (the one tenant rule; a channel name of text), with FastAPI's 422 (handled by
+    the app's validation handler)."""
+    errors: list[dict[str, Any]] = []
+    if not is_tenant(tenant):
         error = {"type": "string_pattern_mismatch", "msg": f"String should match pattern '{TENANT_PATTERN}'"}
-    else:
-        return
-    raise RequestValidationError([{**error, "loc": ("path", "tenant"), "input": tenant}])
+        errors.append({**error, "loc": ("path", "tenant"), "input": tenant})
+    # ``Text`` runs its NUL check first and pydantic applies ``max_length`` to its result: the same order here.
+    if "\x00" in channel:
+        error = {"type": "value_error", "msg": "Value error, text must not contain the NUL character (U+0000)"}
+        errors.append({**error, "loc": ("path", "channel"), "input": channel})
+    elif len(channel) > CHANNEL_MAX:
+        error = {
+            "type": "too_long",
+            "msg": f"Value should have at most {CHANNEL_MAX} items after validation, not {len(channel)}",
+        }
+        errors.append({**error, "loc": ("path", "channel"), "input": channel})
+    if errors:
+        raise RequestValidationError(errors)
 
 
 async def _receive_limited(receive: Receive, limit: int) -> bytes | None:

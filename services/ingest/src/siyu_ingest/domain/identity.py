@@ -56,12 +56,15 @@ def resolve(
 
 
 def lookup_identifier(kind: IdentifierKind, value: str) -> Identifier:
-    """The identifier a lookup names, normalised the way the channels normalise it (phones to E.164, China by
-    default); Malformed when it could never match anything (a masked or invalid phone, an empty value)."""
+    """The identifier a lookup names, normalised the way the channels normalise it (Chinese mobiles to E.164);
+    Malformed when it could never match anything (a masked or invalid phone, an empty value)."""
     if kind == "phone":
         phone = normalise_phone(value)
         if phone is None or phone.e164 is None:
-            raise Malformed("not a complete, valid phone number (masked numbers are never matched)")
+            raise Malformed(
+                "not a complete Chinese mobile number (masked numbers, landlines and numbers outside China are "
+                "never matched)"
+            )
         return Identifier("phone", phone.e164)
     text = value.strip()
     if not text:

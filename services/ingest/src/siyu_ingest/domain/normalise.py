@@ -1,4 +1,4 @@
-"""Normalisation rules: phones to E.164, money to fen, platform clocks to UTC, names NFKC-trimmed."""
+"""Normalisation rules: Chinese mobiles to E.164, money to fen, platform clocks to UTC, names NFKC-trimmed."""
 
 from __future__ import annotations
 
@@ -26,14 +26,27 @@ _MAX_FEN = Decimal(10) ** 17
 
 @dataclass(frozen=True, slots=True)
 class Phone:
-    """A phone number as given: E.164 when complete and valid, else the masked/partial form (never matched)."""
+    """A phone number as given: E.164 when it is a person's own number, else the form given (never matched).
+
+    Only a Chinese mobile number identifies a person (``phonenumbers`` says: region CN, type MOBILE). A landline
+    (a shop's, an office's, a family's), a service number (400…, 95…), a number outside China, a masked or an
+    invalid one is shared or unknowable: matched as an identity it would merge strangers, so it is kept as
+    ``partial`` (encrypted beside the lead) and never matched.
+    """
 
     e164: str | None = None
     partial: str | None = None
 
 
 def normalise_phone(raw: str | None, *, region: str = "CN") -> Phone | None:
-    """E.164 for a valid number (China by default); masked numbers like ``138****0000`` are kept as partial."""
+    """E.164 for a Chinese mobile number, in any common writing; anything else is kept as partial.
+
+    Written without ``+``, a number is read in China's national plan. ``8613800138000`` (13 digits) is read as
+    ``+86 138 0013 8000``: no national number has 13 digits, and after ``86`` come the 11 digits of a mobile, so it
+    can only be the country code written without ``+`` or ``00`` (``phonenumbers`` reads it so; a form or an export
+    that drops the ``+`` writes exactly this). The same number as ``+86…``, ``0086…``, ``0138…`` or with spaces,
+    dashes and full-width digits is the same E.164.
+    """
     if raw is None:
         return None
     text = unicodedata.normalize("NFKC", str(raw)).strip()
@@ -45,15 +58,27 @@ def normalise_phone(raw: str | None, *, region: str = "CN") -> Phone | None:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
         return Phone(partial=text) if _DIGITISH.match(text) else None
-    if not phonenumbers.is_valid_number(number):
+    if not is_personal_mobile(number):
         return Phone(partial=text)
     return Phone(e164=phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
 
 
+def is_personal_mobile(number: phonenumbers.PhoneNumber) -> bool:
+    """A valid Chinese mobile number: the only kind of phone that stands for one person."""
+    return (
+        phonenumbers.is_valid_number(number)
+        and phonenumbers.region_code_for_number(number) == "CN"
+        and phonenumbers.number_type(number) == phonenumbers.PhoneNumberType.MOBILE
+    )
+
+
 def phones_in_text(text: str, *, region: str = "CN") -> list[str]:
-    """Every valid phone number written inside free text (a Douyin private message), in E.164."""
+    """Every Chinese mobile number written inside free text (a Douyin private message), in E.164; landlines and
+    other numbers in the text are not identities (see :class:`Phone`)."""
     found: list[str] = []
     for match in phonenumbers.PhoneNumberMatcher(unicodedata.normalize("NFKC", text), region):
+        if not is_personal_mobile(match.number):
+            continue
         e164 = phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
         if e164 not in found:
             found.append(e164)

@@ -14,6 +14,7 @@ from typing import Any
 
 from siyu_ingest.adapters.channels.base import (
     Credentials,
+    JsonPayload,
     Reply,
     WebhookRequest,
     as_object,
@@ -31,7 +32,7 @@ from siyu_shared.events.catalog.common import SourceRef
 TAGS: dict[str, OrderChangeKind] = {"110": "paid", "103": "completed", "106": "closed", "206": "refunded"}
 
 
-class DoudianAdapter:
+class DoudianAdapter(JsonPayload):
     name = "doudian"
     required_secrets: tuple[str, ...] = ("app_key", "app_secret")
     signature_headers: tuple[str, ...] = ("app-id", "event-sign", "content-type")

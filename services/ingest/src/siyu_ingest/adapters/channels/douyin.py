@@ -13,10 +13,12 @@ from typing import Any
 
 from siyu_ingest.adapters.channels.base import (
     Credentials,
+    JsonPayload,
     Reply,
     WebhookRequest,
     account_kind,
     as_object,
+    int64_challenge,
     json_reply,
     load_json,
     required_text,
@@ -40,7 +42,7 @@ LEAD_EVENTS: dict[str, LeadKind] = {
 }
 
 
-class DouyinAdapter:
+class DouyinAdapter(JsonPayload):
     name = "douyin"
     required_secrets: tuple[str, ...] = ("client_secret",)
     signature_headers: tuple[str, ...] = ("x-douyin-signature", "msg-id", "content-type")
@@ -56,7 +58,7 @@ class DouyinAdapter:
         if body.get("event") != "verify_webhook":
             return None
         content = as_object(body.get("content"), "content")
-        return json_reply({"challenge": content.get("challenge")})
+        return json_reply({"challenge": int64_challenge(content.get("challenge"))})
 
     def verify_get(self, request: WebhookRequest, creds: Credentials) -> Reply:
         return json_reply({"detail": "douyin verifies with a POST"}, status=405)

@@ -1,7 +1,8 @@
 """Ocean Engine (巨量引擎) SPI lead push.
 
 Signature: ``X-Open-Signature = hex(HMAC-SHA256(secret, raw_body))``. Verification: ``event=verify_webhook`` with a
-``challenge`` (GET query or POST body), echoed back. Dedupe: ``message_id``. ``data`` is a JSON string (or an
+``challenge`` (GET query or POST body), a random ``int64`` in the SDK's model, echoed back as that integer
+(anything else is a 400). Dedupe: ``message_id``. ``data`` is a JSON string (or an
 object) carrying the clue fields of the clue API (``clue_id``, ``telephone``, ad/creative/promotion ids…), at
 its top level or under ``content``. Reply ``{"BaseResp":{"StatusCode":200,...}}`` (4xx: no retry).
 """
@@ -14,10 +15,12 @@ from typing import Any
 
 from siyu_ingest.adapters.channels.base import (
     Credentials,
+    JsonPayload,
     Reply,
     WebhookRequest,
     account_kind,
     as_object,
+    int64_challenge,
     json_reply,
     load_json,
     required_text,
@@ -39,7 +42,7 @@ def _ok(extra: dict[str, Any] | None = None) -> Reply:
     return json_reply({**(extra or {}), "BaseResp": {"StatusCode": 200, "StatusMessage": "success"}})
 
 
-class OceanEngineAdapter:
+class OceanEngineAdapter(JsonPayload):
     name = "oceanengine"
     required_secrets: tuple[str, ...] = ("secret",)
     signature_headers: tuple[str, ...] = ("x-open-signature", "content-type")
@@ -54,14 +57,13 @@ class OceanEngineAdapter:
         body = as_object(load_json(request.body), "body")
         if body.get("event") != "verify_webhook":
             return None
-        return _ok({"challenge": body.get("challenge")})
+        return _ok({"challenge": int64_challenge(body.get("challenge"))})
 
     def verify_get(self, request: WebhookRequest, creds: Credentials) -> Reply:
         # The GET challenge carries no body to sign; answering it reveals nothing but the echo.
         if request.query.get("event") != "verify_webhook" or "challenge" not in request.query:
             return json_reply({"detail": "expected event=verify_webhook&challenge=…"}, status=400)
-        challenge: Any = request.query["challenge"]
-        return _ok({"challenge": int(challenge) if challenge.isdigit() else challenge})
+        return _ok({"challenge": int64_challenge(request.query["challenge"])})
 
     def dedupe_key(self, request: WebhookRequest, creds: Credentials) -> str:
         return required_text(as_object(load_json(request.body), "body"), "message_id")[:200]

@@ -15,6 +15,7 @@ from typing import Any
 
 from siyu_ingest.adapters.channels.base import (
     Credentials,
+    JsonPayload,
     Reply,
     WebhookRequest,
     account_kind,
@@ -40,10 +41,10 @@ TOPICS: dict[str, OrderChangeKind] = {
 }
 
 
-class TmallAdapter:
+class TmallAdapter(JsonPayload):
     name = "tmall"
     required_secrets: tuple[str, ...] = ("relay_secret",)
-    signature_headers: tuple[str, ...] = ("x-siyu-signature", "content-type", "x-siyu-origin")
+    signature_headers: tuple[str, ...] = ("x-siyu-signature", "content-type")
 
     def verify(self, request: WebhookRequest, creds: Credentials) -> None:
         given = request.headers.get("x-siyu-signature", "").strip().lower()

@@ -6,32 +6,49 @@ token/timestamp/nonce/Encrypt, decrypt (AES-256-CBC), check the CorpID, reply ``
 Dedupe: ``FromUserName:CreateTime:ChangeType`` as the platform suggests, plus the contact or chat, the staff
 and the member list: ``FromUserName`` is always ``sys``, so two friends added in the same second would
 otherwise collide.
+The query's ``timestamp`` is covered by the signature: it is the callback's send time (:meth:`signed_at`), which
+the webhook edge holds to a freshness window.
 Details (remark mobiles, unionid) are not in the callback: the worker fetches them with
-``externalcontact/get`` and stores the answer as a delivery of its own (``x-siyu-origin: wecom-api``).
+``externalcontact/get`` and stores the answer as a delivery of its own, on the internal channel
+:data:`CONTACT_DETAIL_CHANNEL` that no webhook route serves (:func:`parse_contact_detail` reads it).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from siyu_ingest.adapters.channels import wecom_crypto
-from siyu_ingest.adapters.channels.base import Credentials, Reply, WebhookRequest, secret, text_reply
+from siyu_ingest.adapters.channels.base import (
+    Credentials,
+    Reply,
+    WebhookRequest,
+    payload_unstorable,
+    secret,
+    text_reply,
+)
 from siyu_ingest.domain.errors import BadSignature, Malformed
 from siyu_ingest.domain.models import ContactChange, Fact, GroupChange, Identifier, IdentityObservation
 from siyu_ingest.domain.normalise import epoch_time, normalise_phone
 from siyu_shared.events.catalog.common import SourceRef
+from siyu_shared.values import INT64_MAX, INT64_MIN
 
-API_ORIGIN = "wecom-api"
+CONTACT_DETAIL_CHANNEL = "wecom_contact_detail"
+"""The channel of the ``externalcontact/get`` answers the worker stores: internal, never an adapter's name, so no
+caller can post to it and nothing a caller sends (a header, a body) can make a callback one of these."""
+_EPOCH_SECONDS = re.compile(r"[0-9]{1,10}", re.ASCII)
+"""Epoch seconds up to 9999999999 (the year 2286): any real send time, and always a datetime."""
 
 
 class WeComAdapter:
     name = "wecom"
     required_secrets: tuple[str, ...] = ("token", "encoding_aes_key", "corp_id")
-    signature_headers: tuple[str, ...] = ("content-type", "x-siyu-origin")
+    signature_headers: tuple[str, ...] = ("content-type",)
 
     def verify(self, request: WebhookRequest, creds: Credentials) -> None:
         encrypted = _encrypted(request.body)
@@ -60,9 +77,16 @@ class WeComAdapter:
         )
         return Reply(status=200, body=plain, media_type="text/plain")
 
+    def unstorable(self, request: WebhookRequest, creds: Credentials) -> str | None:
+        return payload_unstorable(_event(request, creds))
+
+    def signed_at(self, request: WebhookRequest) -> datetime | None:
+        raw = request.query.get("timestamp", "")
+        if not _EPOCH_SECONDS.fullmatch(raw):
+            raise Malformed("timestamp must be epoch seconds")
+        return datetime.fromtimestamp(int(raw), UTC)
+
     def dedupe_key(self, request: WebhookRequest, creds: Credentials) -> str:
-        if request.headers.get("x-siyu-origin") == API_ORIGIN:
-            return "detail:" + hashlib.sha256(request.body).hexdigest()[:32]
         event = _event(request, creds)
         parts = [
             event.get("FromUserName", ""),
@@ -82,14 +106,10 @@ class WeComAdapter:
         return text_reply("success")
 
     def parse(self, request: WebhookRequest, creds: Credentials) -> list[Fact]:
-        if request.headers.get("x-siyu-origin") == API_ORIGIN:
-            return parse_contact_detail(request.body)
         return facts_of(_event(request, creds))
 
     def detail_wanted(self, request: WebhookRequest, creds: Credentials) -> str | None:
         """The external_userid whose detail (remark mobiles, unionid) is worth fetching after this event."""
-        if request.headers.get("x-siyu-origin") == API_ORIGIN:
-            return None
         event = _event(request, creds)
         if event.get("Event") == "change_external_contact" and event.get("ChangeType") in (
             "add_external_contact",
@@ -147,6 +167,8 @@ def facts_of(event: dict[str, Any]) -> list[Fact]:
             scene = int(event.get(scene_field) or 0)
         except ValueError as exc:
             raise Malformed(f"{scene_field} is not a number") from exc
+        if not INT64_MIN <= scene <= INT64_MAX:
+            raise Malformed(f"{scene_field} is beyond 64 bits")
         return [
             GroupChange(
                 joined=detail == "add_member",
@@ -159,6 +181,11 @@ def facts_of(event: dict[str, Any]) -> list[Fact]:
             if _is_external(member)
         ]
     return []
+
+
+def contact_detail_key(body: bytes) -> str:
+    """The dedupe key of a stored ``externalcontact/get`` answer (on :data:`CONTACT_DETAIL_CHANNEL`)."""
+    return "detail:" + hashlib.sha256(body).hexdigest()[:32]
 
 
 def parse_contact_detail(body: bytes) -> list[Fact]:
@@ -226,4 +253,11 @@ def _xml(data: bytes) -> ET.Element:
         raise Malformed(f"body is not XML: {exc}") from exc
 
 
-__all__ = ["API_ORIGIN", "BadSignature", "WeComAdapter", "facts_of", "parse_contact_detail"]
+__all__ = [
+    "CONTACT_DETAIL_CHANNEL",
+    "BadSignature",
+    "WeComAdapter",
+    "contact_detail_key",
+    "facts_of",
+    "parse_contact_detail",
+]

@@ -15,6 +15,7 @@ from typing import Any
 
 from siyu_ingest.adapters.channels.base import (
     Credentials,
+    JsonPayload,
     Reply,
     WebhookRequest,
     account_kind,
@@ -47,7 +48,7 @@ ATTRIBUTE_LABELS = {
 }
 
 
-class XiaohongshuAdapter:
+class XiaohongshuAdapter(JsonPayload):
     name = "xiaohongshu"
     required_secrets: tuple[str, ...] = ("token",)
     signature_headers: tuple[str, ...] = ("x-red-signature", "content-type")

@@ -96,7 +96,7 @@ class Profile:
         raw_seed = os.environ.get("SIYU_FUZZ_SEED")
         return cls(
             examples=int(os.environ.get("SIYU_FUZZ_EXAMPLES", "10")),
-            seconds_per_operation=float(os.environ.get("SIYU_FUZZ_SECONDS", "8")),
+            seconds_per_operation=float(os.environ.get("SIYU_FUZZ_SECONDS", "12")),
             seed=int(raw_seed) if raw_seed else None,
         )
 
@@ -213,13 +213,14 @@ def fuzz(target: Target, profile: Profile) -> Report:
     checks = [CHECKS.get_one(name) for name in CHECK_NAMES]
     report = Report()
     for operation in target.operations():
-        deadline = time.monotonic() + profile.seconds_per_operation
         fixed = {k: v for k, v in target.path_parameters.items() if k in _path_parameter_names(operation)}
         extra = target.extra_strategies.get(operation.label)
         modes = MODES if extra is None else (*MODES, "extra")
-        for index, mode in enumerate(modes):
-            # Each mode gets a fair share of the budget: what one mode leaves unused goes to the next.
-            share = (deadline - time.monotonic()) / (len(modes) - index)
+        # Each mode has its own share of the budget, from its own start: a mode whose generation is slow (a
+        # negative search that finds nothing to violate can take seconds) never starves the next one, so what is
+        # sent does not depend on the machine's speed unless requests themselves exhaust a share.
+        share = profile.seconds_per_operation / len(modes)
+        for mode in modes:
             examples = profile.examples
             if mode == "extra":
                 assert extra is not None
@@ -227,9 +228,12 @@ def fuzz(target: Target, profile: Profile) -> Report:
                 examples *= target.extra_weight
             elif mode == "hostile" and not _has_inputs(operation):
                 continue  # nothing to poison: the positive request already said all there is
+            elif mode == "negative" and not _negatable(operation, fixed):
+                continue  # only free text in the path: no request violates the schema (and the search is slow)
             else:
                 strategy = _strategy(operation, mode, fixed)
-            _run(target, examples, profile.seed, report, operation, mode, strategy, checks, time.monotonic() + share)
+            budget = share * (target.extra_weight if mode == "extra" else 1)
+            _run(target, examples, profile.seed, report, operation, mode, strategy, checks, time.monotonic() + budget)
         if not report.sent.get(operation.label):
             report.add(operation.label, "not fuzzed", "no request could be generated", _nothing(operation))
         elif not report.reached.get(operation.label):
@@ -239,6 +243,23 @@ def fuzz(target: Target, profile: Profile) -> Report:
 
 def _has_inputs(operation: Operation) -> bool:
     return bool(operation.definition.raw.get("parameters") or operation.definition.raw.get("requestBody"))
+
+
+_UNCONSTRAINING = {"type", "title", "description", "examples", "example"}
+
+
+def _negatable(operation: Operation, fixed: dict[str, str]) -> bool:
+    """Whether some request can violate the operation's schema: a body, a query or header parameter (it can be
+    left out or mistyped), or a path parameter that is more than free text."""
+    if operation.definition.raw.get("requestBody"):
+        return True
+    for parameter in operation.definition.raw.get("parameters", []):
+        if parameter.get("in") != "path":
+            return True
+        schema = parameter.get("schema", {})
+        if parameter["name"] not in fixed and (schema.get("type") != "string" or set(schema) - _UNCONSTRAINING):
+            return True
+    return False
 
 
 def _path_parameter_names(operation: Operation) -> set[str]:

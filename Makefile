@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PACKAGES := shared/pyproject.toml devstack/pyproject.toml $(wildcard services/*/pyproject.toml)
 
-.PHONY: install run test unit lint format bench schemas manifests stack clean
+.PHONY: install run test unit lint format bench schemas manifests stack clean fuzz
 
 install: $(STAMP)
 
@@ -30,6 +30,11 @@ test: lint
 unit: install
 	$(BIN)/python deploy/tools.py
 	$(BIN)/pytest -m "not integration and not e2e"
+
+## The API fuzzer alone, longer and with a random seed (printed on failure): FUZZ_EXAMPLES, FUZZ_SECONDS, FUZZ_SEED.
+fuzz: install
+	SIYU_FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-100} SIYU_FUZZ_SECONDS=$${FUZZ_SECONDS:-30} \
+	SIYU_FUZZ_SEED=$${FUZZ_SEED:-$$(shuf -i 1-2000000000 -n 1)} $(BIN)/pytest tests/fuzz -p no:cacheprovider -rA
 
 lint: install
 	$(BIN)/ruff format --check .

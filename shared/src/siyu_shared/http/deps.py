@@ -7,13 +7,38 @@ sent (``scope="function"``), so a 2xx always means the change is durable; any ex
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, HTTPException, Request, status
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from siyu_shared.auth.keys import Principal, Scope, authenticate
 from siyu_shared.db.engine import SessionFactory
+
+
+class ErrorOut(BaseModel):
+    """Every refusal that is not a validation error (those are 422 with their locations): why, in ``detail``."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"detail": "no such rule"}]})
+
+    detail: str
+
+
+def error(description: str) -> dict[str, Any]:
+    """One entry of a route's ``responses=``: a refusal answered as :class:`ErrorOut`."""
+    return {"model": ErrorOut, "description": description}
+
+
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: error("missing or invalid API key"),
+    403: error("the API key lacks the scope, or belongs to another tenant than the path names"),
+}
+"""What every route behind ``Reader``/``Writer``/``Admin`` may answer besides its own: put it in the router's
+``responses=`` (FastAPI documents no response of a dependency by itself)."""
+
+BODY_RESPONSES: dict[int | str, dict[str, Any]] = {400: error("the body could not be read (it is not UTF-8 text)")}
+"""What FastAPI answers, before any validation, to a JSON body whose bytes are not UTF-8."""
 
 
 def sessions_of(request: Request) -> SessionFactory:

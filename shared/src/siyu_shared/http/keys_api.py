@@ -10,11 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from siyu_shared.auth.keys import Scope, issue_key, revoke_key
-from siyu_shared.http.deps import Admin, DbSession
+from siyu_shared.http.deps import AUTH_RESPONSES, BODY_RESPONSES, Admin, DbSession, error
 from siyu_shared.messaging.tables import api_keys_table
 from siyu_shared.values import TENANT_PATTERN, Text
 
-router = APIRouter(prefix="/v1/tenants/{tenant}/api-keys", tags=["api keys"])
+router = APIRouter(prefix="/v1/tenants/{tenant}/api-keys", tags=["api keys"], responses=AUTH_RESPONSES)
 TenantPath = Annotated[str, Path(pattern=TENANT_PATTERN, examples=["glowlab"])]
 KeyIdPath = Annotated[Text, Path(max_length=64, examples=["3f9a1c2e7b4d6a05"])]
 
@@ -84,7 +84,9 @@ async def list_keys(tenant: TenantPath, principal: Admin, session: DbSession) ->
     return [ApiKeyOut.model_validate(dict(row)) for row in rows]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, summary="Issue an API key for the tenant")
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, summary="Issue an API key for the tenant", responses=BODY_RESPONSES
+)
 async def create_key(tenant: TenantPath, body: ApiKeyCreate, principal: Admin, session: DbSession) -> ApiKeyIssued:
     issued = await issue_key(session, tenant=principal.tenant, scopes=tuple(body.scopes), name=body.name)
     return ApiKeyIssued(
@@ -92,7 +94,12 @@ async def create_key(tenant: TenantPath, body: ApiKeyCreate, principal: Admin, s
     )
 
 
-@router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Revoke one of the tenant's keys")
+@router.delete(
+    "/{key_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Revoke one of the tenant's keys",
+    responses={404: error("no such active key for this tenant (another tenant's key is reported absent too)")},
+)
 async def delete_key(tenant: TenantPath, key_id: KeyIdPath, principal: Admin, session: DbSession) -> None:
     owner = await session.scalar(select(api_keys_table.c.tenant).where(api_keys_table.c.key_id == key_id))
     # Another tenant's key is reported as absent: a key must not even learn that it exists.

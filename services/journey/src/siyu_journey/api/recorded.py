@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from fastapi import APIRouter, HTTPException, Response, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from siyu_journey.adapters import recorded as store
 from siyu_journey.domain import recorded as rules
@@ -22,6 +22,7 @@ from siyu_shared.events.registry import envelope
 from siyu_shared.events.topics import TopicNames
 from siyu_shared.http.deps import DbSession, Writer
 from siyu_shared.messaging.outbox import add_to_outbox
+from siyu_shared.values import Text, Timestamp
 
 SOURCE = "/siyu/journey/recorded"
 
@@ -43,12 +44,12 @@ class RecordedTouchIn(BaseModel):
         },
     )
 
-    id: str = Field(min_length=1, max_length=128, description="The tool's own id of the touch (idempotency key).")
-    person_id: str = Field(min_length=1, max_length=64)
+    id: Text = Field(min_length=1, max_length=128, description="The tool's own id of the touch (idempotency key).")
+    person_id: Text = Field(min_length=1, max_length=64)
     channel: TouchChannel
     kind: HandKind = Field(description="`staff`: a 1v1 staff member; `group`: a group activator.")
-    staff_id: str = Field(min_length=1, max_length=64)
-    occurred_at: AwareDatetime
+    staff_id: Text = Field(min_length=1, max_length=64)
+    occurred_at: Timestamp = Field(description="When the touch was made, with its UTC offset (at most ±14:00).")
 
 
 class RecordedTouchOut(BaseModel):

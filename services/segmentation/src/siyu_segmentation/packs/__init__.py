@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from siyu_segmentation.domain.tagging import SLUG, RuleBody
+from siyu_shared.values import Text
 
 HERE = Path(__file__).parent
 
@@ -19,7 +20,7 @@ class PackFamily(BaseModel):
 
     name: str = Field(pattern=SLUG)
     exclusive: bool = False
-    description: str = ""
+    description: Text = Field(default="", max_length=500)
 
 
 class PackRule(RuleBody):
@@ -30,7 +31,7 @@ class Pack(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = Field(pattern=SLUG)
-    description: str
+    description: Text
     families: list[PackFamily] = Field(default_factory=list)
     rules: list[PackRule]
 

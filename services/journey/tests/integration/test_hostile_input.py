@@ -69,6 +69,7 @@ class Operation:
     path: str
     parameters: tuple[dict[str, Any], ...]
     body: Any  # the documented example, or None
+    unexampled: tuple[str, ...]  # the body's top-level fields its example leaves out (FastAPI drops nulls)
 
     def __str__(self) -> str:
         return f"{self.method.upper()} {self.path}"
@@ -86,6 +87,11 @@ def resolve(schema: dict[str, Any]) -> dict[str, Any]:
     while "$ref" in schema:
         schema = DOCUMENT["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
     return schema
+
+
+def body_schema(operation: dict[str, Any]) -> dict[str, Any]:
+    media = operation.get("requestBody", {}).get("content", {}).get("application/json")
+    return resolve(media["schema"]) if media else {}
 
 
 def body_example(operation: dict[str, Any]) -> Any:
@@ -108,8 +114,10 @@ def operations() -> list[Operation]:
         for method, operation in item.items():
             params = tuple(p for p in operation.get("parameters", []) if p["in"] in ("path", "query"))
             body = body_example(operation)
+            fields = tuple(body_schema(operation).get("properties", {}))
+            unexampled = tuple(f for f in fields if isinstance(body, dict) and f not in body)
             if (method, path) not in SKIPPED and (params or body is not None):
-                found.append(Operation(method, path, params, body))
+                found.append(Operation(method, path, params, body, unexampled))
     return found
 
 
@@ -181,14 +189,17 @@ def hostile(operation: Operation) -> st.SearchStrategy[Hostile]:
             options.append(hostile_values("body", pointer, value, set()))
         if isinstance(value, dict):
             options.append(hostile_values("key", pointer, value, set()))
+    options += [hostile_values("body", f"/{name}", None, set()) for name in operation.unexampled]
     return st.one_of(options)
 
 
 def replaced(document: Any, pointer: str, value: Any) -> Any:
-    """A copy of ``document`` with the value at ``pointer`` replaced."""
+    """A copy of ``document`` with the value at ``pointer`` replaced (or added, as the last step)."""
     if not pointer:
         return value
     head, _, rest = pointer[1:].partition("/")
+    if isinstance(document, dict) and not rest:
+        return {**document, head: value}
     if isinstance(document, list):
         index = int(head)
         return [

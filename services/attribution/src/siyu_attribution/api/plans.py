@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from fastapi import APIRouter, HTTPException, Path, status
+from pydantic import BaseModel, ConfigDict, Field
 
 from siyu_attribution.adapters import projections
 from siyu_attribution.domain.plans import PlanBody, PlanVersion
 from siyu_shared.http.deps import Admin, DbSession, Reader
+from siyu_shared.values import Text, Timestamp
 
 PLAN_BODY_EXAMPLE: dict[str, Any] = {
     "model": "first_claim",
@@ -41,7 +42,7 @@ class PlanIn(BaseModel):
     )
 
     plan_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
-    effective_from: AwareDatetime
+    effective_from: Timestamp
     body: PlanBody
 
 
@@ -70,6 +71,7 @@ def _out(plan: PlanVersion) -> PlanOut:
 
 
 router = APIRouter(prefix="/v1/plans", tags=["plans"])
+PlanId = Annotated[Text, Path(min_length=1, max_length=64, examples=["standard"])]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -87,7 +89,7 @@ async def list_plans(principal: Reader, session: DbSession) -> list[PlanOut]:
 
 
 @router.get("/{plan_id}")
-async def get_plan(plan_id: str, principal: Reader, session: DbSession) -> list[PlanOut]:
+async def get_plan(plan_id: PlanId, principal: Reader, session: DbSession) -> list[PlanOut]:
     """Every version of the plan, oldest first."""
     versions = await projections.plan_versions(session, tenant=principal.tenant, plan_id=plan_id)
     if not versions:

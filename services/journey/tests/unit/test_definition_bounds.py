@@ -139,3 +139,14 @@ def test_a_guardrail_policy_refuses_nul_channels_and_caps_beyond_a_count() -> No
     for caps in [{"sms\x00": 1}, {"sms": 2**63}, {"sms": -1}, {"c" * 33: 1}]:
         with pytest.raises(ValidationError):
             GuardrailPolicy.model_validate({"daily_cap": caps})
+
+
+@pytest.mark.parametrize("hhmm", ["٠٨:٣٠", "08:30\n", "0８:30"])
+def test_local_times_are_ascii_hh_mm(hhmm: str) -> None:
+    wait = {"id": "w", "kind": "wait", "until_local": hhmm}
+    with pytest.raises(ValidationError, match="HH:MM"):
+        parse_definition({**BRANCHING, "steps": [wait]})
+    with pytest.raises(ValidationError):
+        GuardrailPolicy.model_validate({"quiet_start": hhmm})
+    parse_definition({**BRANCHING, "steps": [{**wait, "until_local": "08:30"}]})
+    GuardrailPolicy.model_validate({"quiet_start": "08:30"})

@@ -17,7 +17,9 @@ from siyu_shared.values import Count, Int64, Text, unstorable
 
 TriggerEvent = Literal["contact.added", "lead.captured", "order.paid", "group.joined", "tag.added", "tag.removed"]
 ExitEvent = Literal["order.paid", "opted_out", "contact.removed"]
-_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+"""A local time of day, ``HH:MM``, in ASCII digits (``\\d`` would take any script's)."""
+_HHMM = re.compile(HHMM)
 _SLUG = r"^[a-z0-9][a-z0-9_\-]{0,63}$"
 
 # What a definition holds lands in columns and events: text without NUL, each bounded by the column it reaches
@@ -86,7 +88,7 @@ class Wait(_Step):
     def _one_of(self) -> Wait:
         if (self.seconds is None) == (self.until_local is None):
             raise ValueError(f"wait step {self.id!r} needs exactly one of seconds / until_local")
-        if self.until_local is not None and not _HHMM.match(self.until_local):
+        if self.until_local is not None and not _HHMM.fullmatch(self.until_local):
             raise ValueError(f"wait step {self.id!r}: until_local must be HH:MM")
         return self
 

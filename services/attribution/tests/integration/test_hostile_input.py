@@ -187,7 +187,7 @@ def unstorable(place: Place) -> list[Any]:
     if place.where == "body":
         values += [2**63, -(2**63) - 1, math.nan, math.inf]
         if looks_like_time(place.baseline):
-            values += ["2026-11-22T08:15:00+23:30", "0001-01-01T00:00:00Z"]
+            values += ["2026-11-22T08:15:00+23:30", "0001-01-01T00:00:00Z", "9999-12-31T20:00:00-14:00"]
     if "integer" in place.kinds:
         values.append(str(2**63))
     if "date-time" in place.kinds:

@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from siyu_attribution.api.plans import PlanIn
 from siyu_attribution.domain.attribution import touch_weights
 from siyu_attribution.domain.facts import OrderFacts, TouchFact
 from siyu_attribution.domain.plans import PlanBody
@@ -102,3 +103,13 @@ def test_a_short_half_life_still_prices_an_order_all_to_the_newest_touch(half_li
     weights = touch_weights("time_decay", touches, order, plan)
     assert sum(weights) == 1
     assert weights[1] >= Fraction(1, 2) > weights[0]
+
+
+@pytest.mark.parametrize(
+    "effective_from", ["2026-11-01T00:00:00+23:30", "9999-12-31T20:00:00-14:00", "0001-01-01T03:00:00+14:00"]
+)
+def test_a_plan_takes_effect_only_at_a_time_every_layer_holds(effective_from: str) -> None:
+    plan = {"plan_id": "std", "body": {"model": "linear"}}
+    PlanIn.model_validate({**plan, "effective_from": "2026-11-01T00:00:00+08:00"})
+    with pytest.raises(ValidationError, match=r"UTC offset|between 1900"):
+        PlanIn.model_validate({**plan, "effective_from": effective_from})

@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from siyu_journey.api.recorded import RecordedTouchIn
 from siyu_journey.domain.definition import INT32_MAX, MAX_STEPS, MAX_WAIT_SECONDS, parse_definition
 from siyu_journey.domain.guardrails import GuardrailPolicy
 
@@ -150,3 +151,13 @@ def test_local_times_are_ascii_hh_mm(hhmm: str) -> None:
         GuardrailPolicy.model_validate({"quiet_start": hhmm})
     parse_definition({**BRANCHING, "steps": [{**wait, "until_local": "08:30"}]})
     GuardrailPolicy.model_validate({"quiet_start": "08:30"})
+
+
+@pytest.mark.parametrize(
+    "occurred_at", ["2026-11-22T08:15:00+23:30", "9999-12-31T20:00:00-14:00", "0001-01-01T03:00:00+14:00"]
+)
+def test_a_recorded_touch_takes_only_times_every_layer_holds(occurred_at: str) -> None:
+    touch = {"id": "t1", "person_id": "p1", "channel": "wecom_1v1", "kind": "staff", "staff_id": "s1"}
+    RecordedTouchIn.model_validate({**touch, "occurred_at": "2026-11-22T08:15:00+14:00"})
+    with pytest.raises(ValidationError, match=r"UTC offset|between 1900"):
+        RecordedTouchIn.model_validate({**touch, "occurred_at": occurred_at})

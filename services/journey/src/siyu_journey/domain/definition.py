@@ -75,7 +75,7 @@ class Condition(_Model):
 
 
 class _Step(_Model):
-    id: str = Field(pattern=_SLUG)
+    id: Text = Field(pattern=_SLUG)
     next: Name | None = Field(default=None, description="The step after this one (default: the next in the list).")
 
 
@@ -143,7 +143,7 @@ Step = Annotated[Wait | Send | Branch | Split | Goto | Exit, Field(discriminator
 
 
 class JourneyDefinition(_Model):
-    id: str = Field(pattern=_SLUG, examples=["greeting"])
+    id: Text = Field(pattern=_SLUG, examples=["greeting"])
     name: Text = Field(min_length=1, max_length=200)
     trigger: Trigger
     entry: Entry = Entry()

@@ -44,8 +44,8 @@ class GuardrailPolicy(BaseModel):
 
     daily_cap: Caps = Field(default_factory=lambda: {"wecom_1v1": 3, "sms": 1})
     weekly_cap: Caps = Field(default_factory=lambda: {"wecom_1v1": 10, "sms": 3})
-    quiet_start: str = Field(default="21:30", pattern=HHMM)
-    quiet_end: str = Field(default="08:30", pattern=HHMM)
+    quiet_start: Text = Field(default="21:30", pattern=HHMM)
+    quiet_end: Text = Field(default="08:30", pattern=HHMM)
     wecom_monthly_cap: bool = Field(default=True, description="At most as many mass sends a month as it has days.")
 
 

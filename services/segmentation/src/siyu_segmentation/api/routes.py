@@ -6,7 +6,6 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
-from pydantic import Field
 
 from siyu_segmentation import service
 from siyu_segmentation.adapters import jobs, profiles, rule_store, tags
@@ -44,7 +43,7 @@ from siyu_shared.http.openapi import example_response
 from siyu_shared.values import Id, Text
 
 router = APIRouter(prefix="/v1", tags=["segmentation"])
-RuleId = Annotated[str, Field(pattern=SLUG)]
+RuleId = Annotated[Text, Path(pattern=SLUG, examples=["super-vip"])]
 """A rule id as a new rule takes it."""
 # Ids as the path names them, to look up: text a varchar(64) column can hold (a longer one matches nothing).
 KnownRuleId = Annotated[Text, Path(max_length=64, examples=["super-vip"])]
@@ -106,7 +105,10 @@ async def dry_run(body: RuleBody, principal: Reader, session: DbSession) -> DryR
 
 @router.put("/families/{family}", status_code=status.HTTP_204_NO_CONTENT)
 async def put_family(
-    family: Annotated[str, Field(pattern=SLUG)], body: FamilyIn, principal: Writer, session: DbSession
+    family: Annotated[Text, Path(pattern=SLUG, examples=["value"])],
+    body: FamilyIn,
+    principal: Writer,
+    session: DbSession,
 ) -> None:
     await rule_store.save_family(
         session, tenant=principal.tenant, family=family, exclusive=body.exclusive, description=body.description

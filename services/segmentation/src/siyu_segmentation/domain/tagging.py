@@ -26,8 +26,8 @@ class RuleBody(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    tag: str = Field(pattern=SLUG, examples=["super_vip"])
-    family: str | None = Field(default=None, pattern=SLUG, examples=["value"])
+    tag: Text = Field(pattern=SLUG, examples=["super_vip"])
+    family: Text | None = Field(default=None, pattern=SLUG, examples=["value"])
     priority: int = Field(
         default=0,
         ge=-INT32_MAX - 1,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Path, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from siyu_attribution import accounting
@@ -16,6 +16,11 @@ from siyu_attribution.adapters import books, projections
 from siyu_attribution.domain.facts import ClaimFact, OverrideFact
 from siyu_shared.events.catalog.commissions import PayeeRole
 from siyu_shared.http.deps import Admin, DbSession, Reader, Writer
+from siyu_shared.values import Text
+
+OrderNo = Annotated[Text, Path(min_length=1, max_length=128, examples=["2087654321"])]
+"""An order number as the path names it (``orders.order_no`` is a varchar(128))."""
+OrderId = Annotated[Text, Path(min_length=1, max_length=128, examples=["tmall:2087654321"])]
 
 ATTRIBUTION_EXAMPLE: dict[str, Any] = {
     "attribution_id": "3d6f1a2b-8c4e-5f7a-9b1c-2d3e4f5a6b7c",
@@ -51,11 +56,11 @@ class ClaimIn(BaseModel):
         json_schema_extra={"examples": [{"order_no": "2087654321", "staff_id": "wecom:zhangsan", "role": "staff_1v1"}]},
     )
 
-    order_no: str = Field(min_length=1, max_length=128, description="The platform's order number (Tmall `tid`).")
-    staff_id: str = Field(min_length=1, max_length=128)
+    order_no: Text = Field(min_length=1, max_length=128, description="The platform's order number (Tmall `tid`).")
+    staff_id: Text = Field(min_length=1, max_length=128)
     role: Literal["staff_1v1", "group_activator"] = "staff_1v1"
     via: Literal["1v1", "group"] = "1v1"
-    note: str | None = Field(default=None, max_length=500)
+    note: Text | None = Field(default=None, max_length=500)
 
 
 class ClaimOut(BaseModel):
@@ -92,9 +97,9 @@ class OverrideIn(BaseModel):
         },
     )
 
-    payee_id: str = Field(min_length=1, max_length=128)
+    payee_id: Text = Field(min_length=1, max_length=128)
     payee_role: PayeeRole = "staff_1v1"
-    reason: str = Field(min_length=3, max_length=1000)
+    reason: Text = Field(min_length=3, max_length=1000)
 
 
 class ShareOut(BaseModel):
@@ -190,7 +195,7 @@ def router(books_: Books, clock: Callable[[], datetime]) -> APIRouter:
 
     @api.post("/orders/{order_no}/overrides", status_code=status.HTTP_201_CREATED)
     async def post_override(
-        order_no: str, body: OverrideIn, principal: Admin, session: DbSession
+        order_no: OrderNo, body: OverrideIn, principal: Admin, session: DbSession
     ) -> OrderAttributionOut:
         """An auditor decides who earns the order, with a reason; every override is kept."""
         await projections.serialize_on(session, tenant=principal.tenant, subject=f"order_no:{order_no}")
@@ -214,7 +219,7 @@ def router(books_: Books, clock: Callable[[], datetime]) -> APIRouter:
         return await _view(session, principal.tenant, order_ids[0])
 
     @api.get("/orders/{order_id}/attribution")
-    async def get_attribution(order_id: str, principal: Reader, session: DbSession) -> OrderAttributionOut:
+    async def get_attribution(order_id: OrderId, principal: Reader, session: DbSession) -> OrderAttributionOut:
         """Who earns the order now, every earlier decision, and the claims and overrides behind them."""
         return await _view(session, principal.tenant, order_id)
 

@@ -13,9 +13,12 @@ from siyu_attribution import accounting
 from siyu_attribution.accounting import Books, PeriodNotClosable
 from siyu_attribution.adapters import books
 from siyu_shared.http.deps import Admin, DbSession, Reader
+from siyu_shared.values import Period, Text
 
-PERIOD = r"^\d{4}-(0[1-9]|1[0-2])$"
-PeriodPath = Annotated[str, Path(pattern=PERIOD, examples=["2026-10"])]
+PeriodPath = Annotated[Period, Path(examples=["2026-10"])]
+PeriodFilter = Annotated[Period | None, Query(examples=["2026-10"])]
+PayeeFilter = Annotated[Text | None, Query(min_length=1, max_length=128, examples=["xwz_01"])]
+OrderFilter = Annotated[Text | None, Query(min_length=1, max_length=128, examples=["tmall:2087654321"])]
 
 
 CLAIM = "claim:5b0e2f1c9a7d4c3e8b6a1f2d3c4e5f60"
@@ -99,9 +102,9 @@ def router(books_: Books, clock: Callable[[], datetime]) -> APIRouter:
     async def get_ledger(
         principal: Reader,
         session: DbSession,
-        payee_id: str | None = None,
-        period: Annotated[str | None, Query(pattern=PERIOD)] = None,
-        order_id: str | None = None,
+        payee_id: PayeeFilter = None,
+        period: PeriodFilter = None,
+        order_id: OrderFilter = None,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     ) -> list[EntryOut]:
         """Ledger entries (debits positive, credits negative), oldest first."""
@@ -114,8 +117,8 @@ def router(books_: Books, clock: Callable[[], datetime]) -> APIRouter:
     async def get_statements(
         principal: Reader,
         session: DbSession,
-        period: Annotated[str | None, Query(pattern=PERIOD)] = None,
-        payee_id: str | None = None,
+        period: PeriodFilter = None,
+        payee_id: PayeeFilter = None,
     ) -> list[StatementOut]:
         rows = await books.list_statements(session, tenant=principal.tenant, period=period, payee_id=payee_id)
         return [StatementOut.model_validate(r) for r in rows]

@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from fastapi import APIRouter, HTTPException, Path, status
+from pydantic import BaseModel, ConfigDict, Field, ValidatorFunctionWrapHandler, WrapValidator
 
 from siyu_attribution.adapters import projections
 from siyu_attribution.domain.plans import PlanBody, PlanVersion
 from siyu_shared.http.deps import Admin, DbSession, Reader
+from siyu_shared.values import Text, Timestamp
+
+
+def _no_overflow(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    # The shared check overflows (OverflowError, not a ValueError: a 500) on a time within a day of year 1 or
+    # 9999 whose offset moves it past the end: out of range, so refused like any other time out of range.
+    try:
+        return handler(value)
+    except OverflowError:
+        raise ValueError("a time must lie between 1900-01-01 and 9998-12-31 (UTC)") from None
+
+
+Time = Annotated[Timestamp, WrapValidator(_no_overflow)]
+"""The shared :data:`Timestamp`, refusing with a reason the times it overflows on."""
+
 
 PLAN_BODY_EXAMPLE: dict[str, Any] = {
     "model": "first_claim",
@@ -40,8 +55,8 @@ class PlanIn(BaseModel):
         },
     )
 
-    plan_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
-    effective_from: AwareDatetime
+    plan_id: Text = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    effective_from: Time
     body: PlanBody
 
 
@@ -70,6 +85,7 @@ def _out(plan: PlanVersion) -> PlanOut:
 
 
 router = APIRouter(prefix="/v1/plans", tags=["plans"])
+PlanId = Annotated[Text, Path(min_length=1, max_length=64, examples=["standard"])]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -87,7 +103,7 @@ async def list_plans(principal: Reader, session: DbSession) -> list[PlanOut]:
 
 
 @router.get("/{plan_id}")
-async def get_plan(plan_id: str, principal: Reader, session: DbSession) -> list[PlanOut]:
+async def get_plan(plan_id: PlanId, principal: Reader, session: DbSession) -> list[PlanOut]:
     """Every version of the plan, oldest first."""
     versions = await projections.plan_versions(session, tenant=principal.tenant, plan_id=plan_id)
     if not versions:

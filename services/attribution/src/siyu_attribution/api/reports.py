@@ -15,8 +15,9 @@ from siyu_attribution.adapters import reports
 from siyu_attribution.domain.periods import period_bounds
 from siyu_shared.http.deps import DbSession, Reader
 from siyu_shared.http.openapi import example_response
+from siyu_shared.values import Period
 
-PeriodQuery = Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", examples=["2026-10"])]
+PeriodQuery = Annotated[Period, Query(examples=["2026-10"])]
 Format = Annotated[Literal["json", "csv"], Query()]
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])

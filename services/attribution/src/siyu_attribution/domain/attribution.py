@@ -148,8 +148,15 @@ def touch_weights(model: ModelName, touches: Sequence[TouchFact], order: OrderFa
         return [Fraction(1, n)] * n
     if model == "time_decay":
         half_life_s = plan.half_life_hours * 3600
-        raw = [Fraction(math.pow(2.0, -(order.paid_at - t.occurred_at).total_seconds() / half_life_s)) for t in touches]
+        ages = [(order.paid_at - t.occurred_at).total_seconds() for t in touches]
+        raw = [Fraction(math.pow(2.0, -age / half_life_s)) for age in ages]
         whole = sum(raw, Fraction(0))
+        if not whole:
+            # Every touch is so many half-lives old that its weight underflowed to 0.0 (a short half-life, a long
+            # lookback): the same decay measured from the newest touch, which weighs 1 and leaves a sum above 0.
+            newest = min(ages)
+            raw = [Fraction(math.pow(2.0, -(age - newest) / half_life_s)) for age in ages]
+            whole = sum(raw, Fraction(0))
         return [w / whole for w in raw]
     first, middle, last = plan.position_weights
     if n == 1:

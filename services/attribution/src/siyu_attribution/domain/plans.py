@@ -7,38 +7,45 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Literal, NamedTuple
+from typing import Annotated, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from siyu_shared.events.catalog.commissions import PayeeRole
+from siyu_shared.values import Count, Text
 
 ModelName = Literal["first_claim", "first_touch", "last_touch", "linear", "time_decay", "position_based"]
 TouchKindName = Literal["journey", "staff", "group"]
 ANY_CATEGORY = "*"
 
+# A plan is stored (jsonb) and read on every order: text without NUL, amounts a bigint holds, finite numbers,
+# and as many categories and tiers as an operator writes by hand. Unknown keys are refused, not dropped: a
+# misspelt term must not silently fall back to its default.
+Category = Annotated[Text, Field(min_length=1, max_length=128)]
+RatesBps = Annotated[dict[Category, int], Field(max_length=1000)]
+
 
 class Tier(BaseModel):
     """From ``min_gmv_fen`` of the payee's monthly attributed GMV on, the role's rates are replaced by these."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    min_gmv_fen: int = Field(ge=0)
-    rates_bps: dict[str, int] = Field(description="Category (or `*`) → basis points, for this tier.")
+    min_gmv_fen: Count
+    rates_bps: RatesBps = Field(description="Category (or `*`) → basis points, for this tier.")
 
 
 class RoleTerms(BaseModel):
     """How one payee role is paid."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    rates_bps: dict[str, int] = Field(
+    rates_bps: RatesBps = Field(
         default_factory=lambda: {ANY_CATEGORY: 0},
         description="Category (or `*` for any other) → basis points of the attributed amount.",
     )
-    tiers: list[Tier] = Field(default_factory=list)
-    cap_per_order_fen: int | None = Field(default=None, ge=0)
-    cap_per_month_fen: int | None = Field(default=None, ge=0)
+    tiers: list[Tier] = Field(default_factory=list, max_length=100)
+    cap_per_order_fen: Count | None = None
+    cap_per_month_fen: Count | None = None
 
     def rate_bps(self, category: str | None, month_gmv_fen: int) -> int:
         return compile_terms(self).rate_bps(category, month_gmv_fen)
@@ -109,7 +116,7 @@ def _default_roles() -> dict[PayeeRole, RoleTerms]:
 class PlanBody(BaseModel):
     """The terms of one plan version (what `POST /v1/plans` takes)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     model: ModelName = "first_claim"
     fallback_model: ModelName = Field(
@@ -117,9 +124,9 @@ class PlanBody(BaseModel):
     )
     lookback_days: int = Field(default=30, ge=0, le=365)
     claim_window_days: int = Field(default=30, ge=0, le=365, description="Claims later than this after payment fail.")
-    touch_kinds: list[TouchKindName] = Field(default_factory=_default_touch_kinds)
-    half_life_hours: float = Field(default=72.0, gt=0)
-    position_weights: tuple[int, int, int] = (40, 20, 40)
+    touch_kinds: list[TouchKindName] = Field(default_factory=_default_touch_kinds, max_length=10)
+    half_life_hours: float = Field(default=72.0, gt=0, allow_inf_nan=False)
+    position_weights: tuple[Count, Count, Count] = (40, 20, 40)
     return_window_days: int = Field(default=7, ge=0, le=90, description="Held after completion for this long.")
     roles: dict[PayeeRole, RoleTerms] = Field(default_factory=_default_roles)
 

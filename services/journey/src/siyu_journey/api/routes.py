@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, HTTPException
+from fastapi import APIRouter, Body, HTTPException, Path
 from pydantic import ValidationError
 
 from siyu_journey.adapters import progress
@@ -21,14 +21,20 @@ from siyu_journey.api.schemas import (
     TouchOut,
     ValidationOut,
 )
-from siyu_journey.domain.definition import JourneyDefinition
+from siyu_journey.domain.definition import INT32_MAX, JourneyDefinition
 from siyu_journey.domain.guardrails import GuardrailPolicy
 from siyu_journey.domain.validation import validate
 from siyu_journey.examples import load_example
 from siyu_shared.http.deps import Admin, DbSession, Reader, Writer
 from siyu_shared.http.openapi import example_response
+from siyu_shared.values import JsonObject, Text
 
-Definition = Annotated[dict[str, Any], Body(examples=[GREETING_EXAMPLE])]
+Definition = Annotated[JsonObject, Body(examples=[GREETING_EXAMPLE])]
+JourneyId = Annotated[Text, Path(max_length=64, examples=["greeting"])]
+"""A journey id as the path names it (an id the definitions allow is a slug of at most 64)."""
+Version = Annotated[int, Path(ge=1, le=INT32_MAX, examples=[1])]
+PersonId = Annotated[Text, Path(min_length=1, max_length=64, examples=["0ffcac61-6a5a-57ea-9704-7facedd10830"])]
+ExampleName = Annotated[Text, Path(max_length=64, examples=["greeting"])]
 _POLICY: dict[str, Any] = GuardrailPolicy().model_dump()
 """The defaults a tenant starts with: the guardrails' example in OpenAPI (the model lives in the domain)."""
 Action = Literal["publish", "pause", "resume", "archive"]
@@ -73,7 +79,7 @@ def build_router(clock: Callable[[], datetime]) -> APIRouter:
         return _out(next(r for r in rows if r.version == version))
 
     @router.post("/journeys/examples/{name}", status_code=201)
-    async def install_example(name: str, principal: Writer, session: DbSession) -> JourneyOut:
+    async def install_example(name: ExampleName, principal: Writer, session: DbSession) -> JourneyOut:
         """Installs one of the shipped example journeys (as a draft) for the caller's tenant."""
         try:
             parsed = load_example(name)
@@ -88,7 +94,7 @@ def build_router(clock: Callable[[], datetime]) -> APIRouter:
         return [_out(r) for r in await repo.list_journeys(session, tenant=principal.tenant)]
 
     @router.get("/journeys/{journey_id}")
-    async def get_journey(journey_id: str, principal: Reader, session: DbSession) -> list[JourneyOut]:
+    async def get_journey(journey_id: JourneyId, principal: Reader, session: DbSession) -> list[JourneyOut]:
         """Every version of the journey, oldest first."""
         rows = await repo.journey_versions(session, tenant=principal.tenant, journey_id=journey_id)
         if not rows:
@@ -97,7 +103,7 @@ def build_router(clock: Callable[[], datetime]) -> APIRouter:
 
     @router.post("/journeys/{journey_id}/versions/{version}/{action}")
     async def change_status(
-        journey_id: str, version: int, action: Action, principal: Writer, session: DbSession
+        journey_id: JourneyId, version: Version, action: Action, principal: Writer, session: DbSession
     ) -> JourneyOut:
         """publish (older versions stop taking entries; their people finish them), pause/resume, archive."""
         rows = await repo.journey_versions(session, tenant=principal.tenant, journey_id=journey_id)
@@ -124,7 +130,7 @@ def build_router(clock: Callable[[], datetime]) -> APIRouter:
         return _out(next(r for r in rows if r.version == version))
 
     @router.get("/journeys/{journey_id}/counts")
-    async def step_counts(journey_id: str, principal: Reader, session: DbSession) -> StepCountsOut:
+    async def step_counts(journey_id: JourneyId, principal: Reader, session: DbSession) -> StepCountsOut:
         """Per step: entered, waiting, pending, sent, skipped, failed; and how many converted (exited on purchase)."""
         if not await repo.journey_versions(session, tenant=principal.tenant, journey_id=journey_id):
             raise HTTPException(404, detail="journey not found")
@@ -135,7 +141,7 @@ def build_router(clock: Callable[[], datetime]) -> APIRouter:
         )
 
     @router.get("/persons/{person_id}/journeys")
-    async def person_history(person_id: str, principal: Reader, session: DbSession) -> PersonHistoryOut:
+    async def person_history(person_id: PersonId, principal: Reader, session: DbSession) -> PersonHistoryOut:
         """The person's enrolments and every touch planned for them, with outcome and reason."""
         enrolled = await progress.person_enrolments(session, tenant=principal.tenant, person_id=person_id)
         touched = await progress.person_touches(session, tenant=principal.tenant, person_id=person_id)

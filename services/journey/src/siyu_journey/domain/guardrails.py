@@ -8,10 +8,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from siyu_journey.domain.definition import HHMM
 from siyu_journey.domain.localtime import (
     days_in_month,
     in_window,
@@ -21,6 +22,7 @@ from siyu_journey.domain.localtime import (
     start_of_month,
     start_of_week,
 )
+from siyu_shared.values import Count, Text
 
 # Channels WeCom counts as mass sends (群发) against the customer's monthly allowance.
 WECOM_MASS_CHANNELS = frozenset({"wecom_1v1", "wecom_moments", "wecom_group"})
@@ -31,15 +33,19 @@ CONSENT_CHANNELS = frozenset({"sms"})
 WECOM_CONTACT_CHANNELS = frozenset({"wecom_1v1", "wecom_moments"})
 
 
+Caps = Annotated[dict[Annotated[Text, Field(min_length=1, max_length=32)], Count], Field(max_length=50)]
+"""Channel (as ``touches.channel`` holds it) → at most this many touches."""
+
+
 class GuardrailPolicy(BaseModel):
     """A tenant's guardrails (Asia/Shanghai local time)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    daily_cap: dict[str, int] = Field(default_factory=lambda: {"wecom_1v1": 3, "sms": 1})
-    weekly_cap: dict[str, int] = Field(default_factory=lambda: {"wecom_1v1": 10, "sms": 3})
-    quiet_start: str = Field(default="21:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
-    quiet_end: str = Field(default="08:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    daily_cap: Caps = Field(default_factory=lambda: {"wecom_1v1": 3, "sms": 1})
+    weekly_cap: Caps = Field(default_factory=lambda: {"wecom_1v1": 10, "sms": 3})
+    quiet_start: Text = Field(default="21:30", pattern=HHMM)
+    quiet_end: Text = Field(default="08:30", pattern=HHMM)
     wecom_monthly_cap: bool = Field(default=True, description="At most as many mass sends a month as it has days.")
 
 

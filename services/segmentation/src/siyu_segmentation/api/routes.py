@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
-from pydantic import Field
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
 from siyu_segmentation import service
 from siyu_segmentation.adapters import jobs, profiles, rule_store, tags
@@ -15,6 +14,7 @@ from siyu_segmentation.api.schemas import (
     CONDITION_MEMBERS_CSV,
     CONDITION_MEMBERS_EXAMPLE,
     INSTALLED_EXAMPLE,
+    PERSON,
     PERSON_EXAMPLE,
     RULE_EXAMPLE,
     TAG_COUNTS_EXAMPLE,
@@ -40,9 +40,20 @@ from siyu_segmentation.domain.tagging import SLUG, RuleBody, jsonable
 from siyu_segmentation.packs import Pack, shipped_packs
 from siyu_shared.http.deps import Admin, DbSession, Reader, Writer
 from siyu_shared.http.openapi import example_response
+from siyu_shared.values import Id, Text
 
 router = APIRouter(prefix="/v1", tags=["segmentation"])
-RuleId = Annotated[str, Field(pattern=SLUG)]
+RuleId = Annotated[Text, Path(pattern=SLUG, examples=["super-vip"])]
+"""A rule id as a new rule takes it."""
+# Ids as the path names them, to look up: text a varchar(64) column can hold (a longer one matches nothing).
+KnownRuleId = Annotated[Text, Path(max_length=64, examples=["super-vip"])]
+PackName = Annotated[Text, Path(max_length=64, examples=["dcba"])]
+JobId = Annotated[Id, Path(examples=[12])]
+PersonId = Annotated[Text, Path(min_length=1, max_length=64, examples=[PERSON])]
+Tag = Annotated[Text, Path(max_length=64, examples=["super_vip"])]
+PersonCursor = Annotated[
+    Text | None, Query(max_length=64, description="The `next_after` of the previous page.", examples=[PERSON])
+]
 
 _RULE_BODY: dict[str, Any] = {"requestBody": {"content": {"application/json": {"example": RULE_EXAMPLE}}}}
 
@@ -61,7 +72,7 @@ async def list_rules(principal: Reader, session: DbSession) -> list[RuleOut]:
 
 
 @router.get("/rules/{rule_id}")
-async def get_rule(rule_id: str, principal: Reader, session: DbSession) -> RuleOut:
+async def get_rule(rule_id: KnownRuleId, principal: Reader, session: DbSession) -> RuleOut:
     row = await rule_store.get_rule(session, principal.tenant, rule_id)
     if row is None:
         raise HTTPException(404, detail="no such rule")
@@ -79,7 +90,7 @@ async def put_rule(rule_id: RuleId, body: RuleBody, principal: Writer, session: 
 
 
 @router.delete("/rules/{rule_id}")
-async def delete_rule(rule_id: str, principal: Writer, session: DbSession) -> SavedRule:
+async def delete_rule(rule_id: KnownRuleId, principal: Writer, session: DbSession) -> SavedRule:
     job = await service.delete_rule(session, tenant=principal.tenant, rule_id=rule_id)
     if job is None:
         raise HTTPException(404, detail="no such rule")
@@ -94,7 +105,10 @@ async def dry_run(body: RuleBody, principal: Reader, session: DbSession) -> DryR
 
 @router.put("/families/{family}", status_code=status.HTTP_204_NO_CONTENT)
 async def put_family(
-    family: Annotated[str, Field(pattern=SLUG)], body: FamilyIn, principal: Writer, session: DbSession
+    family: Annotated[Text, Path(pattern=SLUG, examples=["value"])],
+    body: FamilyIn,
+    principal: Writer,
+    session: DbSession,
 ) -> None:
     await rule_store.save_family(
         session, tenant=principal.tenant, family=family, exclusive=body.exclusive, description=body.description
@@ -107,7 +121,7 @@ async def list_packs(principal: Reader) -> list[Pack]:
 
 
 @router.post("/packs/{name}/install", responses=example_response(INSTALLED_EXAMPLE))
-async def install_pack(name: str, principal: Admin, session: DbSession) -> Installed:
+async def install_pack(name: PackName, principal: Admin, session: DbSession) -> Installed:
     pack = shipped_packs().get(name)
     if pack is None:
         raise HTTPException(404, detail="no such pack")
@@ -124,7 +138,7 @@ async def list_backfills(principal: Reader, session: DbSession) -> list[Backfill
 
 
 @router.get("/backfills/{job_id}", responses=example_response(BACKFILL_EXAMPLE))
-async def get_backfill(job_id: int, principal: Reader, session: DbSession) -> Backfill:
+async def get_backfill(job_id: JobId, principal: Reader, session: DbSession) -> Backfill:
     row = await jobs.get_backfill(session, tenant=principal.tenant, job_id=job_id)
     if row is None:
         raise HTTPException(404, detail="no such backfill")
@@ -136,14 +150,14 @@ async def get_backfill(job_id: int, principal: Reader, session: DbSession) -> Ba
     status_code=status.HTTP_202_ACCEPTED,
     responses=example_response({"backfill_id": 12, "cancel_requested": True}, status=status.HTTP_202_ACCEPTED),
 )
-async def cancel_backfill(job_id: int, principal: Writer, session: DbSession) -> CancelRequested:
+async def cancel_backfill(job_id: JobId, principal: Writer, session: DbSession) -> CancelRequested:
     if not await jobs.request_cancel(session, tenant=principal.tenant, job_id=job_id):
         raise HTTPException(404, detail="no such running backfill")
     return CancelRequested(backfill_id=job_id, cancel_requested=True)
 
 
 @router.get("/persons/{person_id}", responses=example_response(PERSON_EXAMPLE))
-async def get_person(person_id: str, principal: Reader, session: DbSession) -> Person:
+async def get_person(person_id: PersonId, principal: Reader, session: DbSession) -> Person:
     """The person's facts and tags, each tag with the rule version, time and facts that put it there."""
     profile = await profiles.load_profile(session, tenant=principal.tenant, person_id=person_id)
     if profile is None:
@@ -164,10 +178,10 @@ async def get_person(person_id: str, principal: Reader, session: DbSession) -> P
     responses=example_response(TAG_MEMBERS_EXAMPLE, csv=TAG_MEMBERS_CSV),
 )
 async def tag_members(
-    tag: str,
+    tag: Tag,
     principal: Reader,
     session: DbSession,
-    after: str | None = None,
+    after: PersonCursor = None,
     limit: Annotated[int, Query(ge=1, le=10000)] = 100,
     format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
 ) -> TagMembers | Response:

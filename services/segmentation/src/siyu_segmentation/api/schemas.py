@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from siyu_segmentation.domain.tagging import RuleBody
 from siyu_segmentation.packs import shipped_packs
+from siyu_shared.values import JsonObject, Text
 
 PERSON = "0ffcac61-6a5a-57ea-9704-7facedd10830"
 
@@ -78,7 +79,7 @@ class FamilyIn(BaseModel):
     )
 
     exclusive: bool = Field(examples=[True])
-    description: str = ""
+    description: Text = Field(default="", max_length=500)
 
 
 class MembersQuery(BaseModel):
@@ -89,8 +90,8 @@ class MembersQuery(BaseModel):
         },
     )
 
-    when: dict[str, Any] = Field(description="A condition in the rule language (a rule's `when`).")
-    after: str | None = None
+    when: JsonObject = Field(description="A condition in the rule language (a rule's `when`).")
+    after: Text | None = Field(default=None, max_length=64, description="The last person id of the previous page.")
     limit: int = Field(default=100, ge=1, le=10000)
 
 

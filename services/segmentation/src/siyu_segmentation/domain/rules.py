@@ -13,17 +13,24 @@ A test on a fact the person does not have is false (except ``exists: false``), b
 
 The grammar is parsed by hand rather than by Pydantic models so that every error names the exact path of the bad
 part in the rule's own words (``when.all[2].gte: expected a number``).
+
+A rule is stored (``jsonb``) and compiled to SQL, so it holds only what both take: text without NUL and of a
+length an operator writes, integers within int64, finite numbers, times that every layer holds (``Timestamp``),
+and a size an operator writes by hand (:data:`MAX_ITEMS` conditions or operands in a list, :data:`MAX_DEPTH`
+levels of nesting).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, TypeGuard
 
 from siyu_segmentation.domain.facts import ATTRIBUTE_PREFIX, FACTS, FactType
+from siyu_shared.values import INT64_MAX, INT64_MIN, NUL, check_datetime
 
 Scalar: TypeAlias = str | int | float | bool
 
@@ -39,7 +46,11 @@ _ALLOWED: dict[str, set[str]] = {
 }
 AGGREGATE_FNS = ("count", "sum", "avg", "min", "max")
 ORDER_FIELDS = ("amount_fen", "refunded_fen", "net_fen")
-_DURATION = re.compile(r"^(\d{1,5})([hdw])$")
+_DURATION = re.compile(r"([0-9]{1,5})([hdw])")
+_ATTRIBUTE = re.compile(r"[A-Za-z0-9_\-]{1,64}")
+MAX_ITEMS = 1000
+MAX_DEPTH = 32
+MAX_TEXT = 1000
 _UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
 
 
@@ -94,15 +105,17 @@ Condition: TypeAlias = FactTest | Aggregate | AllOf | AnyOf | Not
 
 
 def parse_duration(raw: object, path: str) -> timedelta:
-    match = _DURATION.match(raw) if isinstance(raw, str) else None
+    match = _DURATION.fullmatch(raw) if isinstance(raw, str) else None
     if match is None:
         raise RuleError(path, "expected a duration such as 90d, 12w or 36h")
     return int(match.group(1)) * _UNITS[match.group(2)]
 
 
-def parse_condition(raw: object, path: str = "when") -> Condition:
+def parse_condition(raw: object, path: str = "when", *, depth: int = 0) -> Condition:
     if not isinstance(raw, Mapping):
         raise RuleError(path, "expected an object (all, any, not, a fact test or an aggregate)")
+    if depth >= MAX_DEPTH:
+        raise RuleError(path, f"conditions nest at most {MAX_DEPTH} deep")
     keys = set(raw)
     for combinator in ("all", "any"):
         if combinator in keys:
@@ -111,12 +124,16 @@ def parse_condition(raw: object, path: str = "when") -> Condition:
             items = raw[combinator]
             if not isinstance(items, list) or not items:
                 raise RuleError(f"{path}.{combinator}", "expected a non-empty list of conditions")
-            parsed = tuple(parse_condition(item, f"{path}.{combinator}[{i}]") for i, item in enumerate(items))
+            if len(items) > MAX_ITEMS:
+                raise RuleError(f"{path}.{combinator}", f"at most {MAX_ITEMS} conditions")
+            parsed = tuple(
+                parse_condition(item, f"{path}.{combinator}[{i}]", depth=depth + 1) for i, item in enumerate(items)
+            )
             return AllOf(parsed) if combinator == "all" else AnyOf(parsed)
     if "not" in keys:
         if keys != {"not"}:
             raise RuleError(path, "`not` stands alone")
-        return Not(parse_condition(raw["not"], f"{path}.not"))
+        return Not(parse_condition(raw["not"], f"{path}.not", depth=depth + 1))
     if "fact" in keys:
         return _parse_fact_test(raw, path)
     fns = keys & set(AGGREGATE_FNS)
@@ -128,7 +145,7 @@ def parse_condition(raw: object, path: str = "when") -> Condition:
 def _single_operator(raw: Mapping[str, Any], path: str, allowed: set[str], extra: set[str]) -> tuple[str, Any]:
     unknown = set(raw) - extra - set(OPERATORS)
     if unknown:
-        raise RuleError(path, f"unknown key(s) {sorted(unknown)}")
+        raise RuleError(path, f"unknown key(s) {sorted(_shown(str(k)) for k in unknown)}")
     ops = [k for k in raw if k in OPERATORS and k not in extra]
     if len(ops) != 1:
         raise RuleError(path, f"expected exactly one operator, found {len(ops)}")
@@ -143,13 +160,13 @@ def _parse_fact_test(raw: Mapping[str, Any], path: str) -> FactTest:
     if not isinstance(fact, str):
         raise RuleError(f"{path}.fact", "expected a fact name")
     if fact.startswith(ATTRIBUTE_PREFIX):
-        if not re.match(r"^[A-Za-z0-9_\-]{1,64}$", fact.removeprefix(ATTRIBUTE_PREFIX)):
+        if not _ATTRIBUTE.fullmatch(fact.removeprefix(ATTRIBUTE_PREFIX)):
             raise RuleError(f"{path}.fact", "attribute names are letters, digits, _ and -")
         kind: str = "attr"
     elif fact in FACTS:
         kind = FACTS[fact]
     else:
-        raise RuleError(f"{path}.fact", f"unknown fact {fact!r} (known: {', '.join(sorted(FACTS))}, attr.<name>)")
+        raise RuleError(f"{path}.fact", f"unknown fact {_shown(fact)} (known: {', '.join(sorted(FACTS))}, attr.<name>)")
     op, value = _single_operator(raw, path, _ALLOWED[kind], {"fact"})
     return FactTest(fact=fact, op=op, value=_operand(kind, op, value, f"{path}.{op}"))
 
@@ -196,11 +213,34 @@ def _opt_text(raw: Mapping[str, Any], key: str, path: str) -> str | None:
     value = raw.get(key)
     if value is not None and not isinstance(value, str):
         raise RuleError(f"{path}.{key}", "expected a string")
+    return None if value is None else _text(value, f"{path}.{key}", 64)
+
+
+def _shown(name: str) -> str:
+    """A name the caller wrote, as an error message shows it (shortened)."""
+    return repr(name if len(name) <= 64 else f"{name[:64]}…")
+
+
+def _text(value: str, path: str, longest: int = MAX_TEXT) -> str:
+    """``value`` if it has no NUL and at most ``longest`` characters."""
+    if NUL in value:
+        raise RuleError(path, "text must not contain the NUL character (U+0000)")
+    if len(value) > longest:
+        raise RuleError(path, f"at most {longest} characters")
     return value
 
 
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _number(value: int | float, path: str) -> int | float:
+    """A number both Python and SQL compare as written: an integer within int64, a float that is finite."""
+    if isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
+        raise RuleError(path, "expected an integer within 64 bits")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise RuleError(path, "expected a finite number")
+    return value
 
 
 def _operand(kind: str, op: str, value: object, path: str) -> Any:
@@ -213,6 +253,8 @@ def _operand(kind: str, op: str, value: object, path: str) -> Any:
     if op in ("in", "not_in"):
         if not isinstance(value, list) or not value:
             raise RuleError(path, "expected a non-empty list")
+        if len(value) > MAX_ITEMS:
+            raise RuleError(path, f"at most {MAX_ITEMS} values")
         element = "text" if kind == "set" else kind
         return tuple(_scalar(element, v, f"{path}[{i}]") for i, v in enumerate(value))
     if op == "between":
@@ -225,7 +267,7 @@ def _operand(kind: str, op: str, value: object, path: str) -> Any:
     if op in ("contains", "starts_with"):
         if not isinstance(value, str):
             raise RuleError(path, "expected a string")
-        return value
+        return _text(value, path)
     if op in ("lt", "lte", "gt", "gte"):
         return _ordered(kind, value, path)
     return _scalar(kind, value, path)  # eq, ne
@@ -236,7 +278,7 @@ def _ordered(kind: str, value: object, path: str) -> Any:
         return _timestamp(value, path)
     if not _is_number(value):
         raise RuleError(path, "expected a number")
-    return value
+    return _number(value, path)
 
 
 def _scalar(kind: str, value: object, path: str) -> Scalar:
@@ -248,6 +290,10 @@ def _scalar(kind: str, value: object, path: str) -> Scalar:
         raise RuleError(path, "expected true or false")
     if kind == "attr" and not isinstance(value, str | int | float | bool):
         raise RuleError(path, "expected a string, number or boolean")
+    if isinstance(value, str):
+        return _text(value, path)
+    if _is_number(value):
+        return _number(value, path)
     return value  # type: ignore[return-value]
 
 
@@ -263,7 +309,12 @@ def _timestamp(value: object, path: str) -> datetime:
         raise RuleError(path, "expected an ISO 8601 timestamp with a timezone")
     if parsed.tzinfo is None:
         raise RuleError(path, "the timestamp needs a timezone")
-    return parsed
+    try:
+        return check_datetime(parsed)
+    except ValueError as exc:
+        raise RuleError(path, str(exc)) from None
+    except OverflowError:  # the check's own arithmetic, within a day of year 1 or 9999
+        raise RuleError(path, "a time must lie between 1900-01-01 and 9998-12-31 (UTC)") from None
 
 
 def walk(condition: Condition) -> list[FactTest | Aggregate]:

@@ -15,8 +15,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from siyu_segmentation.domain.rules import Aggregate, Condition, RuleError, parse_condition
+from siyu_shared.values import JsonObject, Text
 
 SLUG = r"^[a-z0-9][a-z0-9_\-.:]{0,63}$"
+INT32_MAX = 2**31 - 1
 
 
 class RuleBody(BaseModel):
@@ -24,12 +26,17 @@ class RuleBody(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    tag: str = Field(pattern=SLUG, examples=["super_vip"])
-    family: str | None = Field(default=None, pattern=SLUG, examples=["value"])
-    priority: int = Field(default=0, description="In an exclusive family the true rule with the highest wins.")
-    description: str = Field(default="", max_length=500)
+    tag: Text = Field(pattern=SLUG, examples=["super_vip"])
+    family: Text | None = Field(default=None, pattern=SLUG, examples=["value"])
+    priority: int = Field(
+        default=0,
+        ge=-INT32_MAX - 1,
+        le=INT32_MAX,
+        description="In an exclusive family the true rule with the highest wins (an integer column holds it).",
+    )
+    description: Text = Field(default="", max_length=500)
     enabled: bool = True
-    when: dict[str, Any] = Field(examples=[{"count": "orders", "within": "365d", "gt": 10}])
+    when: JsonObject = Field(examples=[{"count": "orders", "within": "365d", "gt": 10}])
 
     @field_validator("when")
     @classmethod

@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from siyu_segmentation.domain.tagging import SLUG, RuleBody
+from siyu_shared.values import Text
 
 HERE = Path(__file__).parent
 
@@ -17,20 +18,20 @@ HERE = Path(__file__).parent
 class PackFamily(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str = Field(pattern=SLUG)
+    name: Text = Field(pattern=SLUG)
     exclusive: bool = False
-    description: str = ""
+    description: Text = Field(default="", max_length=500)
 
 
 class PackRule(RuleBody):
-    id: str = Field(pattern=SLUG)
+    id: Text = Field(pattern=SLUG)
 
 
 class Pack(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str = Field(pattern=SLUG)
-    description: str
+    name: Text = Field(pattern=SLUG)
+    description: Text
     families: list[PackFamily] = Field(default_factory=list)
     rules: list[PackRule]
 

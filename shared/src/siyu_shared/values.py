@@ -13,10 +13,12 @@ The tenant id has one rule, here, for API keys, webhook paths and events alike.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
+import orjson
 from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints
 
 NUL = "\x00"
@@ -67,29 +69,43 @@ def check_datetime(value: datetime) -> datetime:
     return value
 
 
-def unstorable(value: Any, *, where: str = "$") -> str | None:
+def unstorable(value: Any, *, where: str = "$", nested_json: bool = False) -> str | None:
     """Why a decoded JSON (or XML) document cannot be stored as it is, or None when it can.
 
-    Walks keys and values: text with a NUL, or an integer outside int64 (what ``jsonb`` numbers round-trip
-    through every consumer as, and what any id column holds).
+    Walks keys and values: text with a NUL, an integer outside int64 (what ``jsonb`` numbers round-trip through
+    every consumer as, and what any id column holds), or a float that is not finite (Python's JSON reader takes
+    ``NaN``; ``jsonb`` does not). ``nested_json`` also looks inside every string that is itself a JSON object or
+    array, as platforms send ``content`` and ``data`` that way.
     """
     if isinstance(value, str):
-        return f"{where} contains the NUL character (U+0000)" if NUL in value else None
-    if isinstance(value, bool) or value is None or isinstance(value, float):
+        if NUL in value:
+            return f"{where} contains the NUL character (U+0000)"
+        if nested_json:
+            text = value.strip()
+            if text[:1] in ("{", "[") and text[-1:] in ("}", "]"):
+                try:
+                    nested = orjson.loads(text)
+                except orjson.JSONDecodeError:
+                    return None
+                return unstorable(nested, where=f"{where}(decoded)", nested_json=True)
         return None
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{where} is not a finite number"
     if isinstance(value, int):
         return None if INT64_MIN <= value <= INT64_MAX else f"{where} is an integer beyond 64 bits"
     if isinstance(value, dict):
         for key, item in value.items():
             if isinstance(key, str) and NUL in key:
                 return f"a key under {where} contains the NUL character (U+0000)"
-            reason = unstorable(item, where=f"{where}.{key}")
+            reason = unstorable(item, where=f"{where}.{key}", nested_json=nested_json)
             if reason:
                 return reason
         return None
     if isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            reason = unstorable(item, where=f"{where}[{index}]")
+            reason = unstorable(item, where=f"{where}[{index}]", nested_json=nested_json)
             if reason:
                 return reason
     return None

@@ -6,26 +6,12 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, status
-from pydantic import BaseModel, ConfigDict, Field, ValidatorFunctionWrapHandler, WrapValidator
+from pydantic import BaseModel, ConfigDict, Field
 
 from siyu_attribution.adapters import projections
 from siyu_attribution.domain.plans import PlanBody, PlanVersion
 from siyu_shared.http.deps import Admin, DbSession, Reader
 from siyu_shared.values import Text, Timestamp
-
-
-def _no_overflow(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-    # The shared check overflows (OverflowError, not a ValueError: a 500) on a time within a day of year 1 or
-    # 9999 whose offset moves it past the end: out of range, so refused like any other time out of range.
-    try:
-        return handler(value)
-    except OverflowError:
-        raise ValueError("a time must lie between 1900-01-01 and 9998-12-31 (UTC)") from None
-
-
-Time = Annotated[Timestamp, WrapValidator(_no_overflow)]
-"""The shared :data:`Timestamp`, refusing with a reason the times it overflows on."""
-
 
 PLAN_BODY_EXAMPLE: dict[str, Any] = {
     "model": "first_claim",
@@ -56,7 +42,7 @@ class PlanIn(BaseModel):
     )
 
     plan_id: Text = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
-    effective_from: Time
+    effective_from: Timestamp
     body: PlanBody
 
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Response, status
-from pydantic import BaseModel, ConfigDict, Field, ValidatorFunctionWrapHandler, WrapValidator
+from pydantic import BaseModel, ConfigDict, Field
 
 from siyu_journey.adapters import recorded as store
 from siyu_journey.domain import recorded as rules
@@ -26,19 +25,6 @@ from siyu_shared.messaging.outbox import add_to_outbox
 from siyu_shared.values import Text, Timestamp
 
 SOURCE = "/siyu/journey/recorded"
-
-
-def _no_overflow(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-    # The shared check overflows (OverflowError, not a ValueError: a 500) on a time within a day of year 1 or
-    # 9999 whose offset moves it past the end: out of range, so refused like any other time out of range.
-    try:
-        return handler(value)
-    except OverflowError:
-        raise ValueError("a time must lie between 1900-01-01 and 9998-12-31 (UTC)") from None
-
-
-Time = Annotated[Timestamp, WrapValidator(_no_overflow)]
-"""The shared :data:`Timestamp`, refusing with a reason the times it overflows on."""
 
 
 class RecordedTouchIn(BaseModel):
@@ -63,7 +49,7 @@ class RecordedTouchIn(BaseModel):
     channel: TouchChannel
     kind: HandKind = Field(description="`staff`: a 1v1 staff member; `group`: a group activator.")
     staff_id: Text = Field(min_length=1, max_length=64)
-    occurred_at: Time = Field(description="When the touch was made, with its UTC offset (at most ±14:00).")
+    occurred_at: Timestamp = Field(description="When the touch was made, with its UTC offset (at most ±14:00).")
 
 
 class RecordedTouchOut(BaseModel):

@@ -9,6 +9,7 @@ from pydantic import Field
 from siyu_shared.events.catalog.common import Fen, Timestamp
 from siyu_shared.events.registry import EventData, event_type
 from siyu_shared.events.topics import Topic
+from siyu_shared.values import Period
 
 PayeeRole = Literal["staff_1v1", "group_activator", "kol", "koc", "persona_team"]
 
@@ -22,7 +23,7 @@ class _Movement(EventData):
     plan_id: str
     plan_version: int = Field(ge=1)
     attribution_id: str
-    period: str = Field(pattern=r"^\d{4}-\d{2}$", description="Statement period the entry falls in (YYYY-MM).")
+    period: Period = Field(description="Statement period the entry falls in (YYYY-MM).")
     occurred_at: Timestamp
     rule: str | None = Field(
         default=None, description="What decided the movement, e.g. `first_claim/claim:<id>` or `refund:<refund_id>`."
@@ -59,7 +60,7 @@ class StatementClosed(EventData):
 
     statement_id: str
     payee_id: str
-    period: str = Field(pattern=r"^\d{4}-\d{2}$")
+    period: Period
     total_fen: int
     entry_count: int = Field(ge=0)
     closed_at: Timestamp

@@ -111,34 +111,8 @@ def json_unstorable(body: bytes) -> str | None:
 
 
 def payload_unstorable(value: Any, *, where: str = "$") -> str | None:
-    """:func:`siyu_shared.values.unstorable`, also looking inside every string that is itself a JSON object or
-    array (one walk)."""
-    if isinstance(value, str):
-        if NUL in value:
-            return f"{where} contains the NUL character (U+0000)"
-        text = value.strip()
-        if text[:1] in ("{", "[") and text[-1:] in ("}", "]"):
-            try:
-                nested = orjson.loads(text)
-            except orjson.JSONDecodeError:
-                return None
-            return payload_unstorable(nested, where=f"{where}(decoded)")
-        return None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if isinstance(key, str) and NUL in key:
-                return f"a key under {where} contains the NUL character (U+0000)"
-            reason = payload_unstorable(item, where=f"{where}.{key}")
-            if reason:
-                return reason
-        return None
-    if isinstance(value, list):
-        for index, item in enumerate(value):
-            reason = payload_unstorable(item, where=f"{where}[{index}]")
-            if reason:
-                return reason
-        return None
-    return unstorable(value, where=where)
+    """:func:`siyu_shared.values.unstorable`, also inside strings that are themselves JSON documents."""
+    return unstorable(value, where=where, nested_json=True)
 
 
 def int64_challenge(value: object) -> int:

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 
 from siyu_shared.heap import freeze_startup_heap
 from siyu_shared.http import keys_api, ops
+from siyu_shared.http.openapi import document_refusals
 from siyu_shared.logging import configure_logging, get_logger
 from siyu_shared.service import Role, Runtime, ServiceSpec, build_runtime, start_runtime, stop_runtime
 
@@ -47,6 +48,8 @@ def create_app(spec: ServiceSpec, *, role: Role = "all") -> FastAPI:
         app.include_router(keys_api.router)
         for router in spec.routers:
             app.include_router(router)
+
+    document_refusals(app)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -49,9 +49,24 @@ def is_tenant(value: str) -> bool:
     return _TENANT.fullmatch(value) is not None
 
 
-def refuse_nul(value: str) -> str:
+def text_unstorable(value: str) -> str | None:
+    """Why ``value`` cannot be stored as text, or None: a NUL, or a lone surrogate (JSON's ``"\\ud800"`` decodes to
+    one; it has no UTF-8 form, so the driver cannot send it)."""
     if NUL in value:
-        raise ValueError("text must not contain the NUL character (U+0000)")
+        return "contains the NUL character (U+0000)"
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return "contains a lone surrogate (not a Unicode character)"
+    return None
+
+
+def refuse_nul(value: str) -> str:
+    """The :data:`Text` check: refuses what :func:`text_unstorable` finds."""
+    reason = text_unstorable(value)
+    if reason:
+        raise ValueError(f"text {reason}")
     return value
 
 
@@ -78,8 +93,9 @@ def unstorable(value: Any, *, where: str = "$", nested_json: bool = False) -> st
     array, as platforms send ``content`` and ``data`` that way.
     """
     if isinstance(value, str):
-        if NUL in value:
-            return f"{where} contains the NUL character (U+0000)"
+        reason = text_unstorable(value)
+        if reason:
+            return f"{where} {reason}"
         if nested_json:
             text = value.strip()
             if text[:1] in ("{", "[") and text[-1:] in ("}", "]"):
@@ -97,8 +113,8 @@ def unstorable(value: Any, *, where: str = "$", nested_json: bool = False) -> st
         return None if INT64_MIN <= value <= INT64_MAX else f"{where} is an integer beyond 64 bits"
     if isinstance(value, dict):
         for key, item in value.items():
-            if isinstance(key, str) and NUL in key:
-                return f"a key under {where} contains the NUL character (U+0000)"
+            if isinstance(key, str) and (reason := text_unstorable(key)):
+                return f"a key under {where} {reason}"
             reason = unstorable(item, where=f"{where}.{key}", nested_json=nested_json)
             if reason:
                 return reason
@@ -120,7 +136,7 @@ def storable_json(value: Any) -> Any:
 
 
 Text = Annotated[str, AfterValidator(refuse_nul)]
-"""Any text that is stored or published: no NUL. Add length and pattern with ``Field`` as usual."""
+"""Any text that is stored or published: no NUL, no lone surrogate. Add length and pattern with ``Field`` as usual."""
 Tenant = Annotated[str, StringConstraints(pattern=TENANT_PATTERN), Field(examples=["glowlab"])]
 Period = Annotated[str, StringConstraints(pattern=PERIOD_PATTERN), Field(examples=["2026-11"])]
 Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]

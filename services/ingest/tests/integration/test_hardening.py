@@ -312,7 +312,7 @@ async def test_two_strangers_giving_the_same_shop_landline_stay_two_persons(inge
     assert await ingest.events(Topic.PERSONS) == []
     lookup = f"/v1/tenants/{ingest.tenant}/persons/lookup"
     landline = await ingest.http.post(lookup, json={"kind": "phone", "value": "021-6232 8888"}, headers=ingest.auth)
-    assert landline.status_code == 422 and "landlines" in landline.json()["detail"]
+    assert landline.status_code == 422 and "landlines" in landline.json()["detail"][0]["msg"]
 
 
 async def _leads(ingest: Ingest, n: int) -> list[dict[str, Any]] | None:

@@ -134,7 +134,7 @@ async def test_xiaohongshu_then_wecom_then_tmall_is_one_person_with_one_merge(in
         assert (found.status_code, found.json()["person_id"]) == (200, lead_person), (kind, found.text)
         assert PHONE not in found.text
     masked = await ingest.http.post(lookup, json={"kind": "phone", "value": "138****8000"}, headers=ingest.auth)
-    assert masked.status_code == 422 and "masked" in masked.json()["detail"]
+    assert masked.status_code == 422 and "masked" in masked.json()["detail"][0]["msg"]
     unknown = await ingest.http.post(lookup, json={"kind": "taobao_ouid", "value": "AAHnobody"}, headers=ingest.auth)
     assert unknown.status_code == 404
     bad_kind = await ingest.http.post(lookup, json={"kind": "email", "value": "a@b.c"}, headers=ingest.auth)

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,17 +29,6 @@ class ErrorOut(BaseModel):
 def error(description: str) -> dict[str, Any]:
     """One entry of a route's ``responses=``: a refusal answered as :class:`ErrorOut`."""
     return {"model": ErrorOut, "description": description}
-
-
-AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: error("missing or invalid API key"),
-    403: error("the API key lacks the scope, or belongs to another tenant than the path names"),
-}
-"""What every route behind ``Reader``/``Writer``/``Admin`` may answer besides its own: put it in the router's
-``responses=`` (FastAPI documents no response of a dependency by itself)."""
-
-BODY_RESPONSES: dict[int | str, dict[str, Any]] = {400: error("the body could not be read (it is not UTF-8 text)")}
-"""What FastAPI answers, before any validation, to a JSON body whose bytes are not UTF-8."""
 
 
 def sessions_of(request: Request) -> SessionFactory:
@@ -60,14 +50,18 @@ _UNAUTHORIZED = HTTPException(
 )
 
 
+_BEARER = HTTPBearer(auto_error=False, scheme_name="bearer", description="`Authorization: Bearer siyu_…`")
+_API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="apiKey", description="the key itself")
+
+
 async def get_principal(
     request: Request,
-    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
-    x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)] = None,
+    x_api_key: Annotated[str | None, Depends(_API_KEY)] = None,
 ) -> Principal:
-    presented = x_api_key
-    if presented is None and authorization and authorization.lower().startswith("bearer "):
-        presented = authorization[7:]
+    """The caller behind the presented key (either header; declared as security schemes, so every keyed operation
+    says in OpenAPI that it takes one)."""
+    presented = x_api_key if x_api_key is not None else (bearer.credentials if bearer else None)
     if not presented:
         raise _UNAUTHORIZED
     async with sessions_of(request)() as session:

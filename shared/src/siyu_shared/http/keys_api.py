@@ -10,11 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from siyu_shared.auth.keys import Scope, issue_key, revoke_key
-from siyu_shared.http.deps import AUTH_RESPONSES, BODY_RESPONSES, Admin, DbSession, error
+from siyu_shared.http.deps import Admin, DbSession, error
 from siyu_shared.messaging.tables import api_keys_table
 from siyu_shared.values import TENANT_PATTERN, Text
 
-router = APIRouter(prefix="/v1/tenants/{tenant}/api-keys", tags=["api keys"], responses=AUTH_RESPONSES)
+router = APIRouter(prefix="/v1/tenants/{tenant}/api-keys", tags=["api keys"])
 TenantPath = Annotated[str, Path(pattern=TENANT_PATTERN, examples=["glowlab"])]
 KeyIdPath = Annotated[Text, Path(max_length=64, examples=["3f9a1c2e7b4d6a05"])]
 
@@ -84,9 +84,7 @@ async def list_keys(tenant: TenantPath, principal: Admin, session: DbSession) ->
     return [ApiKeyOut.model_validate(dict(row)) for row in rows]
 
 
-@router.post(
-    "", status_code=status.HTTP_201_CREATED, summary="Issue an API key for the tenant", responses=BODY_RESPONSES
-)
+@router.post("", status_code=status.HTTP_201_CREATED, summary="Issue an API key for the tenant")
 async def create_key(tenant: TenantPath, body: ApiKeyCreate, principal: Admin, session: DbSession) -> ApiKeyIssued:
     issued = await issue_key(session, tenant=principal.tenant, scopes=tuple(body.scopes), name=body.name)
     return ApiKeyIssued(

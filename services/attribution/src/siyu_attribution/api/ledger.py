@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from siyu_attribution import accounting
 from siyu_attribution.accounting import Books, PeriodNotClosable
 from siyu_attribution.adapters import books
-from siyu_shared.http.deps import Admin, DbSession, Reader
+from siyu_shared.http.deps import Admin, DbSession, Reader, error
 from siyu_shared.values import Period, Text
 
 PeriodPath = Annotated[Period, Path(examples=["2026-10"])]
@@ -123,7 +123,7 @@ def router(books_: Books, clock: Callable[[], datetime]) -> APIRouter:
         rows = await books.list_statements(session, tenant=principal.tenant, period=period, payee_id=payee_id)
         return [StatementOut.model_validate(r) for r in rows]
 
-    @api.post("/periods/{period}/close")
+    @api.post("/periods/{period}/close", responses={409: error("the period is still running, or already closed")})
     async def close(period: PeriodPath, principal: Admin, session: DbSession) -> CloseOut:
         """Close the period (and any earlier open one) into immutable statements, one per payee."""
         now = clock()

@@ -21,6 +21,7 @@ from siyu_shared.events.catalog import PersonErased
 from siyu_shared.events.envelope import deterministic_event_id
 from siyu_shared.events.registry import envelope
 from siyu_shared.http.deps import Admin, DbSession, Reader, Writer
+from siyu_shared.http.errors import invalid
 from siyu_shared.http.openapi import example_response
 from siyu_shared.messaging.outbox import add_to_outbox
 from siyu_shared.values import Count, JsonObject, Text
@@ -235,7 +236,7 @@ def admin_router(ctx: IngestContext) -> APIRouter:
         try:
             wanted = lookup_identifier(body.kind, body.value)
         except Malformed as exc:
-            raise HTTPException(422, detail=str(exc)) from exc
+            raise invalid(loc=("body", "value"), msg=str(exc)) from exc
         key = ctx.vault.match_key(wanted.kind, wanted.value)
         owner = (await identity.owners(session, tenant=principal.tenant, keys={wanted: key})).get(wanted)
         found = owner and await identity.describe(session, tenant=principal.tenant, person_id=owner.person_id)

@@ -21,6 +21,7 @@ from siyu_shared.events.catalog.touches import TouchChannel
 from siyu_shared.events.registry import envelope
 from siyu_shared.events.topics import TopicNames
 from siyu_shared.http.deps import DbSession, Writer
+from siyu_shared.http.errors import invalid
 from siyu_shared.messaging.outbox import add_to_outbox
 from siyu_shared.values import Text, Timestamp
 
@@ -89,7 +90,7 @@ def build_recorded_router(clock: Callable[[], datetime], topics: TopicNames) -> 
                 now=now,
             )
         except rules.FutureTouch as exc:
-            raise HTTPException(422, detail=str(exc)) from exc
+            raise invalid(loc=("body", "occurred_at"), msg=str(exc)) from exc
         before = await store.insert(session, row, recorded_at=now)
         if before is not None:
             if rules.again(before, row) is rules.Again.CONFLICT:

@@ -26,6 +26,7 @@ from siyu_journey.domain.guardrails import GuardrailPolicy
 from siyu_journey.domain.validation import validate
 from siyu_journey.examples import load_example
 from siyu_shared.http.deps import Admin, DbSession, Reader, Writer
+from siyu_shared.http.errors import invalid_model
 from siyu_shared.http.openapi import example_response
 from siyu_shared.values import JsonObject, Text
 
@@ -45,7 +46,7 @@ def _parse(raw: dict[str, Any]) -> JourneyDefinition:
     try:
         return JourneyDefinition.model_validate(raw)
     except ValidationError as exc:
-        raise HTTPException(422, detail=[{"loc": e["loc"], "msg": e["msg"]} for e in exc.errors()]) from None
+        raise invalid_model(exc) from None
 
 
 def _out(row: Any) -> JourneyOut:

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
+from fastapi.exceptions import RequestValidationError
 
 from siyu_segmentation import service
 from siyu_segmentation.adapters import jobs, profiles, rule_store, tags
@@ -38,7 +39,8 @@ from siyu_segmentation.api.schemas import (
 from siyu_segmentation.domain.rules import RuleError, parse_condition
 from siyu_segmentation.domain.tagging import SLUG, RuleBody, jsonable
 from siyu_segmentation.packs import Pack, shipped_packs
-from siyu_shared.http.deps import Admin, DbSession, Reader, Writer
+from siyu_shared.http.deps import Admin, DbSession, Reader, Writer, error
+from siyu_shared.http.errors import invalid
 from siyu_shared.http.openapi import example_response
 from siyu_shared.values import Id, Text
 
@@ -58,8 +60,11 @@ PersonCursor = Annotated[
 _RULE_BODY: dict[str, Any] = {"requestBody": {"content": {"application/json": {"example": RULE_EXAMPLE}}}}
 
 
-def _rule_error(exc: RuleError) -> HTTPException:
-    return HTTPException(422, detail=[{"loc": ["body", *exc.path.split(".")], "msg": exc.message}])
+TAG_TAKEN = "the tag is already decided by another rule"
+
+
+def _rule_error(exc: RuleError) -> RequestValidationError:
+    return invalid(loc=("body", *exc.path.split(".")), msg=exc.message)
 
 
 def _now() -> datetime:
@@ -79,7 +84,7 @@ async def get_rule(rule_id: KnownRuleId, principal: Reader, session: DbSession) 
     return RuleOut(**dict(row))
 
 
-@router.put("/rules/{rule_id}", openapi_extra=_RULE_BODY)
+@router.put("/rules/{rule_id}", openapi_extra=_RULE_BODY, responses={409: error(TAG_TAKEN)})
 async def put_rule(rule_id: RuleId, body: RuleBody, principal: Writer, session: DbSession) -> SavedRule:
     """Create or change a rule (a new version); a backfill re-decides its tag for everyone."""
     try:
@@ -120,7 +125,7 @@ async def list_packs(principal: Reader) -> list[Pack]:
     return list(shipped_packs().values())
 
 
-@router.post("/packs/{name}/install", responses=example_response(INSTALLED_EXAMPLE))
+@router.post("/packs/{name}/install", responses={**example_response(INSTALLED_EXAMPLE), 409: error(TAG_TAKEN)})
 async def install_pack(name: PackName, principal: Admin, session: DbSession) -> Installed:
     pack = shipped_packs().get(name)
     if pack is None:

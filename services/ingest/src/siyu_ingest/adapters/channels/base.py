@@ -84,12 +84,13 @@ class JsonPayload:
 
 
 def may_hold_unstorable(body: bytes) -> bool:
-    """Whether a JSON text can decode to a NUL or an integer beyond int64 at any depth: only if it holds the escape
-    ``\\u00`` or 19 digits in a row. A NUL is only ever written as the escape ``\\u0000`` (raw control characters
+    """Whether a JSON text can decode to a NUL, a lone surrogate or an integer beyond int64 at any depth: only if it
+    holds the escape ``\\u00``, a surrogate's escape (``\\ud…``, ``\\uD…``: raw surrogates are not UTF-8) or 19
+    digits in a row. A NUL is only ever written as the escape ``\\u0000`` (raw control characters
     are not JSON); a character escaped inside a JSON string nested in a string starts ``\\u00`` or doubles the
     backslash (``\\\\u0000``, which contains it); such an integer has at least 19 digits (as digits, or with
     escapes again). Two scans in C, about a microsecond for a delivery, where decoding and walking takes tens."""
-    return b"\\u00" in body or _DIGIT_RUN in body.translate(_DIGITS)
+    return b"\\u00" in body or b"\\ud" in body or b"\\uD" in body or _DIGIT_RUN in body.translate(_DIGITS)
 
 
 _DIGITS = bytes(0x30 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))

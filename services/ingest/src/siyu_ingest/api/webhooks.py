@@ -25,6 +25,7 @@ import asyncpg
 import orjson
 from fastapi import APIRouter, HTTPException, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -40,7 +41,7 @@ from siyu_ingest.metrics import REFUSED_DELIVERIES, STALE_CALLBACKS
 from siyu_shared.db.engine import SessionFactory
 from siyu_shared.logging import get_logger
 from siyu_shared.settings import to_libpq_url
-from siyu_shared.values import TENANT_PATTERN, Text, is_tenant, unstorable
+from siyu_shared.values import Text, unstorable
 
 log = get_logger(__name__)
 WEBHOOK_PATH = "/v1/webhooks/{tenant}/{channel}"
@@ -353,25 +354,22 @@ class WebhookEndpoint:
         await send({"type": "http.response.body", "body": reply.body})
 
 
+class _WebhookPath(BaseModel):
+    """The documented route's path parameters, in the very types the route declares."""
+
+    tenant: TenantPath
+    channel: ChannelPath
+
+
 def _check_path(tenant: str, channel: str) -> None:
-    """The documented path constraints (the one tenant rule; a channel name of text), with FastAPI's 422 (handled by
-    the app's validation handler)."""
-    errors: list[dict[str, Any]] = []
-    if not is_tenant(tenant):
-        error = {"type": "string_pattern_mismatch", "msg": f"String should match pattern '{TENANT_PATTERN}'"}
-        errors.append({**error, "loc": ("path", "tenant"), "input": tenant})
-    # ``Text`` runs its NUL check first and pydantic applies ``max_length`` to its result: the same order here.
-    if "\x00" in channel:
-        error = {"type": "value_error", "msg": "Value error, text must not contain the NUL character (U+0000)"}
-        errors.append({**error, "loc": ("path", "channel"), "input": channel})
-    elif len(channel) > CHANNEL_MAX:
-        error = {
-            "type": "too_long",
-            "msg": f"Value should have at most {CHANNEL_MAX} items after validation, not {len(channel)}",
-        }
-        errors.append({**error, "loc": ("path", "channel"), "input": channel})
-    if errors:
-        raise RequestValidationError(errors)
+    """The documented path constraints, checked by the same types and answered with the same 422 (by the app's
+    validation handler) as the documented route."""
+    try:
+        _WebhookPath(tenant=tenant, channel=channel)
+    except ValidationError as error:
+        raise RequestValidationError(
+            [{**e, "loc": ("path", *e["loc"])} for e in error.errors(include_url=False, include_context=False)]
+        ) from None
 
 
 async def _receive_limited(receive: Receive, limit: int) -> bytes | None:

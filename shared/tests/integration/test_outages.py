@@ -1,5 +1,5 @@
-"""A database outage is not the event's fault: consumers pause and go on when it is back. Decided by asking the
-database, whatever class the failure has.
+"""A database outage is not the event's fault nor the request's: consumers pause and go on when it is back, routes
+answer 503 with Retry-After. Decided by asking the database, whatever class the failure has.
 
 Runs on a Postgres of its own (Kafka is the session's), so stopping it does not disturb the other tests.
 """
@@ -12,8 +12,10 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from fastapi import APIRouter, Request
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,6 +23,7 @@ from siyu_devstack.postgres import EmbeddedPostgres
 from siyu_devstack.stack import Stack
 from siyu_devstack.testing import Message, Scratch, effects, eventually, read_topic, scratch_metadata
 from siyu_devstack.topics import create_topics
+from siyu_shared.app import RETRY_AFTER_S, create_app
 from siyu_shared.db.engine import create_engine, session_factory
 from siyu_shared.db.health import DatabaseProbe
 from siyu_shared.events.catalog import GroupJoined
@@ -29,6 +32,8 @@ from siyu_shared.events.registry import envelope
 from siyu_shared.events.topics import TopicNames
 from siyu_shared.kafka.clients import manual_commit_consumer
 from siyu_shared.kafka.runner import ConsumerRunner, Handler, Received, RunnerConfig
+from siyu_shared.service import ServiceSpec
+from siyu_shared.settings import ServiceSettings
 
 pytestmark = pytest.mark.integration
 
@@ -202,6 +207,51 @@ async def test_only_a_failure_against_a_database_that_answers_counts_as_an_attem
         await consumer.stop()
     assert calls["bug"] == 3
     assert letter[2]["siyu-attempts"] == b"3"
+
+
+async def test_a_route_answers_503_with_retry_after_while_the_database_is_down(
+    own_postgres: EmbeddedPostgres, stack: Stack
+) -> None:
+    """Any storage failure a route lets through is a 503 with Retry-After while the database is down, whatever
+    its class; against a database that answers, a bug stays a 500."""
+    router = APIRouter()
+
+    @router.get("/v1/rows")
+    async def rows(request: Request) -> dict[str, int]:
+        async with request.app.state.runtime.sessions() as session:
+            return {"one": int(await session.scalar(text("SELECT 1")))}
+
+    @router.get("/v1/bug")
+    async def bug(request: Request) -> dict[str, int]:
+        async with request.app.state.runtime.sessions() as session:
+            try:
+                await session.execute(text("SELECT * FROM no_such_table"))
+            except Exception:
+                raise RuntimeError("a bug, or an outage: the class does not say") from None
+        return {}
+
+    settings = ServiceSettings(database_url=own_postgres.admin_dsn, kafka_bootstrap_servers=stack.bootstrap_servers)
+    spec = ServiceSpec(
+        name="attribution", title="t", description="t", settings=settings, migrations=Path("."), routers=[router]
+    )
+    app = create_app(spec, role="api")
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        assert (await http.get("/v1/rows")).status_code == 200
+        assert (await http.get("/v1/bug")).status_code == 500
+        await asyncio.to_thread(own_postgres.stop)
+        try:
+            for path in ("/v1/rows", "/v1/bug"):
+                reply = await http.get(path)
+                assert (reply.status_code, reply.headers.get("retry-after")) == (503, str(RETRY_AFTER_S)), path
+        finally:
+            await asyncio.to_thread(own_postgres.start)
+        assert (await http.get("/v1/rows")).status_code == 200
+
+        async def a_bug_again() -> bool:  # (a "down" answer is reused for a moment after its probe)
+            return (await http.get("/v1/bug")).status_code == 500
+
+        await eventually(a_bug_again, timeout_s=10)
 
 
 async def _has(scratch: Scratch, ids: set[str]) -> bool:

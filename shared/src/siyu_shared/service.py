@@ -36,6 +36,16 @@ log = get_logger(__name__)
 Role = Literal["api", "worker", "all"]
 BackgroundLoop = Callable[["Runtime", asyncio.Event], Awaitable[None]]
 
+READINESS: Mapping[Role, tuple[str, ...]] = {
+    "api": ("database",),
+    "worker": ("database", "kafka"),
+    "all": ("database", "kafka"),
+}
+"""What each role's ``/readyz`` checks: what the role cannot work without. The api role stores what it accepts in
+Postgres and leaves Kafka to the worker's outbox relay, so a Kafka outage must not take it out of its Service
+(webhooks would be refused that the outbox would have delivered later); the worker consumes and publishes, so it
+needs both."""
+
 
 @dataclass(frozen=True, slots=True)
 class ConsumerSpec:
@@ -84,13 +94,18 @@ class Runtime:
         return self.spec.settings
 
     def readiness_checks(self) -> dict[str, Callable[[], Awaitable[None]]]:
-        return {"database": lambda: ping(self.engine), "kafka": self.kafka_probe.check}
+        """The checks of this role's readiness (``READINESS``), by name."""
+        checks: dict[str, Callable[[], Awaitable[None]]] = {
+            "database": lambda: ping(self.engine),
+            "kafka": self.kafka_probe.check,
+        }
+        return {name: checks[name] for name in READINESS[self.role]}
 
     def group_id(self, consumer: str) -> str:
         return consumer_group_id(self.settings.kafka_topic_prefix, self.spec.name, consumer)
 
 
-def build_runtime(spec: ServiceSpec) -> Runtime:
+def build_runtime(spec: ServiceSpec, role: Role = "all") -> Runtime:
     settings = spec.settings
     engine = create_engine(
         settings.database_url,

@@ -13,7 +13,8 @@ fen.
 
 Under load (``test_a_postgres_stop_under_load_...``): a few thousand signed Xiaohongshu leads, each a new person,
 posted at a few hundred a second over loopback by many concurrent senders that retry 503s as the platforms do;
-a quarter of the way in, Postgres stops for several seconds and starts again. Every answer is 200 or a 503 with
+a quarter of the way in, while the consumers have events to handle, Postgres stops for several seconds and starts
+again. Every answer is 200 or a 503 with
 Retry-After (never a 500), each delivery is stored once and processed, each lead is on ``leads.v1`` once and has
 its effect in attribution, journey and segmentation, and no dead-letter topic holds anything.
 
@@ -38,7 +39,7 @@ import orjson
 import pytest
 
 from siyu_devstack.demo import dataset
-from siyu_devstack.demo.replay import ReplayReport, send_phase
+from siyu_devstack.demo.replay import ReplayReport, consumer_lag, send_phase
 from siyu_devstack.demo.summary import from_events, read_streams
 from siyu_devstack.kafka import LocalKafka
 from siyu_devstack.services import ServiceProcess
@@ -191,8 +192,12 @@ async def test_a_postgres_stop_under_load_answers_503_and_loses_nothing(platform
             if load.acked >= LOAD_DELIVERIES // 4:
                 quarter.set()
 
+    async def consumers_busy() -> bool:
+        return await consumer_lag(stack.bootstrap_servers, platform.groups) > 0
+
     async def outage() -> tuple[float, float]:
         await quarter.wait()
+        await eventually(consumers_busy, timeout_s=60)  # stopped under the consumers' feet, not between batches
         stopping = loop.time()
         await asyncio.to_thread(postgres.stop)
         await asyncio.sleep(DOWNTIME_S)  # the outage itself: the database stays down this long

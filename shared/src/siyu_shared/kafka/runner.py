@@ -236,6 +236,7 @@ class ConsumerRunner:
                     log.warning("partition_batch_abandoned", partition=slice_.partition, error=repr(exc))
                     for tp, first in slice_.first_offsets.items():
                         self._consumer.seek(tp, first)
+                    await _sleep_or_stop(stop, 1.0)  # the same failure again at once would spin
                     return False
                 failures += 1
                 cause = exc.__cause__ if isinstance(exc, _Outage) else exc

@@ -42,6 +42,10 @@ def is_infrastructure_failure(exc: BaseException) -> bool:
         sqlstate in TRANSIENT_SQLSTATES or sqlstate in OUTAGE_SQLSTATES or sqlstate.startswith("08")
     ):
         return True
+    if any(isinstance(e, asyncpg.InternalClientError) for e in (exc, getattr(exc, "orig", None))):
+        # The driver's own protocol state (e.g. "cannot switch to state 12" on a connection cut mid-exchange):
+        # never what the event or the request asked for.
+        return True
     return isinstance(
         exc,
         OperationalError

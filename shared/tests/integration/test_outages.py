@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -39,6 +40,7 @@ pytestmark = pytest.mark.integration
 
 DOWNTIME_S = 4.0
 """How long the database stays stopped: well past the ~1.4 s an event's retries used to last."""
+STRADDLE_S = 60
 
 
 @pytest.fixture(scope="module")
@@ -118,44 +120,57 @@ async def test_a_consumer_pauses_through_a_database_restart_and_dead_letters_not
 ) -> None:
     scratch = own_scratch
     failures: list[str] = []
-    handled = 0
-    underway = asyncio.Event()
+    before = [joined(f"p{i}") for i in range(600)]
+    during = [joined(f"q{i}") for i in range(100)]
+    straddler = before[100].id
+    """Its first handling runs a statement that lasts until the database stops, so the stop cuts a handler off."""
 
     async def handler(event: Received[GroupJoined], session: AsyncSession) -> None:
-        nonlocal handled
-        handled += 1
-        if handled >= 20:
-            underway.set()
         try:
-            await session.execute(text("SELECT pg_sleep(0.01)"))
+            if event.envelope.id == straddler and not failures:
+                await session.execute(text(f"SELECT pg_sleep({STRADDLE_S})"))
+            await session.execute(text("SELECT pg_sleep(0.005)"))
             await session.execute(insert(effects).values(event_id=event.envelope.id, person_id=event.data.person_id))
         except Exception as exc:
             # Whatever the driver raised, the runner sees a class that says nothing about outages.
             failures.append(repr(exc)[:200])
             raise RuntimeError("the handler failed") from None
 
-    before = [joined(f"p{i}") for i in range(600)]
-    during = [joined(f"q{i}") for i in range(100)]
     await send(producer, scratch, before)
     run, consumer = runner(scratch, producer, handler)
     await consumer.start()
     stop = asyncio.Event()
     task = asyncio.create_task(run.run(stop))
+    expected = {e.id for e in before + during}
     try:
-        await asyncio.wait_for(underway.wait(), 30)
-        await asyncio.to_thread(own_postgres.stop)  # fast shutdown: the sessions in flight are cut off
+        await eventually(lambda: _straddling(own_postgres), timeout_s=30)
+        await asyncio.to_thread(own_postgres.stop)  # fast shutdown: the statements in flight are cut off
         await send(producer, scratch, during)
         await asyncio.sleep(DOWNTIME_S)  # the outage itself (nothing to wait for: the server is down)
-        assert failures, "the database went away while nothing was being handled"
+        assert failures, "the stop cut no handler off"
         await asyncio.to_thread(own_postgres.start)
-        expected = {e.id for e in before + during}
         await eventually(lambda: _has(scratch, expected), timeout_s=60, interval_s=0.5)
     finally:
         stop.set()
         await task
         await consumer.stop()
+        if not own_postgres.running:
+            await asyncio.to_thread(own_postgres.start)
     assert await effect_counts(scratch) == dict.fromkeys(expected, 1)
     assert await dead_letters(scratch) == []
+
+
+async def _straddling(server: EmbeddedPostgres) -> bool:
+    """Whether the straddler's long statement is running."""
+    conn = await asyncpg.connect(server.admin_dsn)
+    try:
+        running = await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query = $1",
+            f"SELECT pg_sleep({STRADDLE_S})",
+        )
+    finally:
+        await conn.close()
+    return bool(running)
 
 
 class ScriptedProbe(DatabaseProbe):

@@ -22,7 +22,9 @@ from pydantic import SecretStr
 from siyu_shared.app import create_app
 from siyu_shared.db.engine import create_engine
 from siyu_shared.events.topics import DEFAULT_PARTITIONS, TopicNames
+from siyu_shared.service import READINESS, ServiceSpec, build_runtime
 from siyu_shared.services import SERVICES, role_of
+from siyu_shared.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S_VERSION = "1.33"
@@ -473,3 +475,31 @@ def test_network_policies_admit_only_the_namespace_the_ingress_controller_and_pr
                 if "namespaceSelector" in s
             }
             assert namespaces == {render.INGRESS_NAMESPACE, render.MONITORING_NAMESPACE}
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_readiness_checks_what_each_role_needs(kustomize: str, overlay: str) -> None:
+    """Every Deployment's readiness probe is ``/readyz`` of the process its args start, and that process checks
+    what its role needs: an api pod the database only (a Kafka outage must not take the front door out of its
+    Service: what it accepts is stored, the worker's relay publishes it later), a worker pod the database and
+    Kafka. The Service sends traffic to api pods only."""
+    docs = build(kustomize, overlay)
+    checked: dict[str, set[str]] = {}
+    for doc in docs:
+        if doc["kind"] != "Deployment":
+            continue
+        service = doc["metadata"]["labels"]["app.kubernetes.io/name"]
+        (container,) = doc["spec"]["template"]["spec"]["containers"]
+        args = container["args"]
+        role = args[args.index("--role") + 1]
+        probe = container["readinessProbe"]["httpGet"]
+        assert (probe["path"], probe["port"]) == ("/readyz", "http"), doc["metadata"]["name"]
+        settings = ServiceSettings(database_url="postgresql://u:p@db:5432/siyu", kafka_bootstrap_servers="kafka:9092")
+        spec = ServiceSpec(name=service, title=service, description="", settings=settings, migrations=Path("."))
+        checked[doc["metadata"]["name"]] = set(build_runtime(spec, role).readiness_checks())
+        assert checked[doc["metadata"]["name"]] == set(READINESS[role])
+    for service in SERVICES:
+        assert checked[f"{service}-api"] == {"database"}
+        assert checked[f"{service}-worker"] == {"database", "kafka"}
+        (svc,) = [d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == service]
+        assert svc["spec"]["selector"]["app.kubernetes.io/component"] == "api"

@@ -1,5 +1,5 @@
 """Faults mid-stream: a service killed (SIGKILL) and restarted, Kafka killed (SIGKILL) and restarted, Postgres
-restarted.
+restarted; and Postgres stopped for several seconds under sustained webhook load.
 
 The demo story (smaller) is posted phase by phase; in the middle of each phase something fails. Channels and tools
 retry as the platforms do. Journey sends 1v1 WeCom touches through its real WeCom sender (no idempotency key) to the
@@ -11,6 +11,13 @@ sent once, or, for a touch a crash caught between WeCom's answer and its commit,
 as journey's README promises; the ledger balanced and every payee's commission exactly what the story earns, to the
 fen.
 
+Under load (``test_a_postgres_stop_under_load_...``): a few thousand signed Xiaohongshu leads, each a new person,
+posted at a few hundred a second over loopback by many concurrent senders that retry 503s as the platforms do;
+a quarter of the way in, while the consumers have events to handle, Postgres stops for several seconds and starts
+again. Every answer is 200 or a 503 with
+Retry-After (never a 500), each delivery is stored once and processed, each lead is on ``leads.v1`` once and has
+its effect in attribution, journey and segmentation, and no dead-letter topic holds anything.
+
 Postgres is restarted with a fast shutdown, not killed: the test stack runs it with ``synchronous_commit=off``
 (``Stack(fast=True)``), under which a SIGKILL may drop commits already acknowledged, a loss no service could see.
 """
@@ -18,8 +25,10 @@ Postgres is restarted with a fast shutdown, not killed: the test stack runs it w
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fractions import Fraction
 from typing import Any
@@ -29,20 +38,28 @@ import orjson
 import pytest
 
 from siyu_devstack.demo import dataset
-from siyu_devstack.demo.replay import ReplayReport, send_phase
+from siyu_devstack.demo.replay import ReplayReport, consumer_lag, send_phase
 from siyu_devstack.demo.summary import from_events, read_streams
 from siyu_devstack.kafka import LocalKafka
 from siyu_devstack.services import ServiceProcess
 from siyu_devstack.testing import eventually, read_topic
+from siyu_ingest import samples
 from siyu_shared.events.topics import Topic
 
 from . import story_truth
 from .conftest import SENDING_LEASE_S, Brand, Platform, know_contacts
+from .loopback import Poster
 
 pytestmark = pytest.mark.e2e
 
 STAFF_BPS = 500
 PARTNERS = {"xhs_kol": ("xhs-kol-9", 1_000), "xhs_koc": ("xhs-koc-3", 500)}
+
+LOAD_DELIVERIES = 2_400
+LOAD_RATE = 400  # deliveries/s offered: the senders keep this pace (and catch up after the outage)
+LOAD_SENDERS = 48
+DOWNTIME_S = 5.0
+"""How long Postgres stays stopped under load: several seconds, past any retry budget counted in attempts."""
 
 
 def crash_and_restart(proc: ServiceProcess) -> Callable[[], None]:
@@ -112,6 +129,119 @@ async def test_kills_and_restarts_lose_nothing_and_count_nothing_twice(platform:
     await _dcba_as_the_story_says(brand, story, events)
     await _each_message_sent_once(brand, story, before)
     await _commissions_exact(brand, story)
+
+
+@dataclass
+class Load:
+    """What the senders saw: every answer (retries included) by status, and how many 503s had no Retry-After."""
+
+    answers: Counter[int] = field(default_factory=Counter)
+    transport_errors: int = 0
+    without_retry_after: int = 0
+    final: Counter[int] = field(default_factory=Counter)
+    acked: int = 0
+    quarter_s: float = 0.0
+    """When a quarter of the deliveries had been acknowledged (seconds after the first was sent)."""
+
+
+async def _deliver(poster: Poster, path: str, delivery: dataset.Delivery, load: Load, *, retry_s: float) -> None:
+    """Post until answered other than 503 (or a connection error), retrying with backoff as a platform does."""
+    deadline = time.monotonic() + retry_s
+    pause = 0.1
+    while True:
+        try:
+            status, headers = await poster.post(path, delivery.body, delivery.headers, delivery.query)
+            load.answers[status] += 1
+            if status != 503:
+                load.final[status] += 1
+                load.acked += 1
+                return
+            load.without_retry_after += "retry-after" not in headers
+        except ConnectionError:
+            load.transport_errors += 1
+        assert time.monotonic() < deadline, f"a delivery was not accepted within {retry_s}s"
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 1.0)
+
+
+async def test_a_postgres_stop_under_load_answers_503_and_loses_nothing(platform: Platform, brand: Brand) -> None:
+    stack, postgres = platform.stack, platform.stack.postgres
+    assert postgres is not None
+    leads = [
+        dataset.delivery(
+            "xiaohongshu",
+            samples.xiaohongshu(
+                samples.xiaohongshu_lead(leads_id=f"XHS-LOAD-{i:05d}", phone=f"139{i:08d}", name=f" 负载{i} ")
+            ),
+        )
+        for i in range(LOAD_DELIVERIES)
+    ]
+    path = f"/v1/webhooks/{brand.tenant}/xiaohongshu"
+    load = Load()
+    quarter = asyncio.Event()
+    queue = iter(enumerate(leads))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+
+    async def sender() -> None:
+        poster = Poster(brand.urls.ingest)
+        try:
+            for i, delivery in queue:
+                wait = started + i / LOAD_RATE - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)  # the pace of the load, not a wait for a condition
+                await _deliver(poster, path, delivery, load, retry_s=120)
+                if load.acked >= LOAD_DELIVERIES // 4 and not quarter.is_set():
+                    load.quarter_s = loop.time() - started
+                    quarter.set()
+        finally:
+            poster.close()
+
+    async def consumers_busy() -> bool:
+        return await consumer_lag(stack.bootstrap_servers, platform.groups) > 0
+
+    async def outage() -> tuple[float, float]:
+        await quarter.wait()
+        await eventually(consumers_busy, timeout_s=60)  # stopped under the consumers' feet, not between batches
+        stopping = loop.time()
+        await asyncio.to_thread(postgres.stop)
+        await asyncio.sleep(DOWNTIME_S)  # the outage itself: the database stays down this long
+        await asyncio.to_thread(postgres.start)
+        return stopping - started, loop.time() - started
+
+    senders = asyncio.gather(*(sender() for _ in range(LOAD_SENDERS)))
+    (down_at, up_at), _ = await asyncio.gather(outage(), senders)
+    sent_s = loop.time() - started
+    before_rate = (LOAD_DELIVERIES // 4) / load.quarter_s
+    print(
+        f"load: {LOAD_DELIVERIES} deliveries in {sent_s:.1f}s ({before_rate:.0f}/s acknowledged before the stop), "
+        f"Postgres down {down_at:.1f}-{up_at:.1f}s; answers {dict(load.answers)}, "
+        f"{load.transport_errors} connection errors"
+    )
+    await brand.settle(timeout_s=300)
+    print(f"load: settled {loop.time() - started:.1f}s after the first delivery")
+
+    assert dict(load.final) == {200: LOAD_DELIVERIES}
+    assert set(load.answers) <= {200, 503} and load.answers[503] > 0, "the stop was met by 503s, never a 500"
+    assert load.without_retry_after == 0
+    conn = await asyncpg.connect(stack.admin_dsn)
+    try:
+        stored = await conn.fetchrow(
+            "SELECT count(*) AS n, count(DISTINCT dedupe_key) AS keys,"
+            " count(*) FILTER (WHERE status = 'processed') AS processed FROM ingest.deliveries WHERE tenant = $1",
+            brand.tenant,
+        )
+        effects = {
+            table: await conn.fetchval(f"SELECT count(*) FROM {table} WHERE tenant = $1", brand.tenant)
+            for table in ("attribution.leads", "journey.people", "segmentation.profiles")
+        }
+    finally:
+        await conn.close()
+    assert (stored["n"], stored["keys"], stored["processed"]) == (LOAD_DELIVERIES,) * 3
+    captured = [e for e in await brand.events(Topic.LEADS) if e["type"] == "siyu.lead.captured"]
+    assert len({e["id"] for e in captured}) == len({e["data"]["lead_id"] for e in captured}) == LOAD_DELIVERIES
+    assert effects == dict.fromkeys(effects, LOAD_DELIVERIES)
+    await _nothing_dead_lettered(brand)
 
 
 async def _no_event_lost(brand: Brand, story: dataset.Dataset) -> list[dict[str, Any]]:

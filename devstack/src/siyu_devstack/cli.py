@@ -3,8 +3,8 @@
 Subcommands are entries of :data:`COMMANDS` (name, help, a function adding its options, a handler returning the exit
 code), so adding one, such as ``run`` that also starts the services, is one :class:`Command` and one line here.
 Helpers other commands reuse: :func:`add_stack_options` / :func:`stack_from_args` (same flags everywhere),
-:func:`print_env` (the ``export`` lines) and :func:`serve_until_signal` (block until Ctrl-C or SIGTERM, noticing a
-server that dies meanwhile).
+:func:`print_env` (the ``export`` lines) and :func:`serve_until_signal` (block until Ctrl-C or SIGTERM, restarting
+a server that dies meanwhile: the services ride out the outage, nothing else is stopped).
 
 stdout carries only the environment (``export K=V`` lines and ``#`` comments), logs go to stderr, so
 ``siyu-stack up > .state/env.sh`` and ``source .state/env.sh`` from another shell work.
@@ -20,9 +20,11 @@ import shlex
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from types import FrameType
+from typing import Protocol
 
 from siyu_devstack.stack import Stack, clean_stale_stacks, list_stacks
 
@@ -116,29 +118,80 @@ def serve_until_signal(
     *,
     stop: threading.Event | None = None,
     poll_s: float = 1.0,
+    grace_s: float = 3.0,
     extra_check: Callable[[], str | None] | None = None,
 ) -> int:
-    """Block until SIGINT/SIGTERM (exit code 0), or until a server dies or ``extra_check`` reports a problem (1).
+    """Block until SIGINT/SIGTERM (exit code 0), or until ``extra_check`` reports a problem (1).
 
+    A server of the stack (Postgres, Kafka) that dies meanwhile is not a reason to stop: whatever runs on the stack
+    rides out its outage. If it is still down after ``grace_s`` (someone may be restarting it), it is started
+    again on the same port and data, and again with backoff while that fails; its return is logged either way.
     Pass the event of an enclosing :func:`shutdown_signals` when a signal may arrive before this is called.
     """
     if stop is None:
         with shutdown_signals() as own:
-            return serve_until_signal(stack, stop=own, poll_s=poll_s, extra_check=extra_check)
+            return serve_until_signal(stack, stop=own, poll_s=poll_s, grace_s=grace_s, extra_check=extra_check)
+    watches = [
+        ServerWatch(name, server, grace_s=grace_s)
+        for name, server in (("Postgres", stack.postgres), ("Kafka", stack.kafka))
+        if server is not None
+    ]
     while not stop.wait(poll_s):
-        problem = _dead_server(stack) or (extra_check() if extra_check else None)
+        for watch in watches:
+            watch.poll()
+        problem = extra_check() if extra_check else None
         if problem:
             log.error("%s; stopping the stack (logs in %s)", problem, stack.log_dir)
             return 1
     return 0
 
 
-def _dead_server(stack: Stack) -> str | None:
-    if stack.postgres is not None and not stack.postgres.running:
-        return "Postgres exited unexpectedly"
-    if stack.kafka is not None and not stack.kafka.running:
-        return "Kafka exited unexpectedly"
-    return None
+class Server(Protocol):
+    @property
+    def running(self) -> bool: ...
+
+    def start(self) -> str: ...
+
+
+class ServerWatch:
+    """Notices a server that died, and starts it again if it stays down for ``grace_s``."""
+
+    def __init__(self, name: str, server: Server, *, grace_s: float, clock: Callable[[], float] = time.monotonic):
+        self.name = name
+        self.server = server
+        self.grace_s = grace_s
+        self.restarts = 0
+        self._clock = clock
+        self._down_since: float | None = None
+        self._next_try = 0.0
+        self._backoff = grace_s
+
+    def poll(self) -> None:
+        if self.server.running:
+            if self._down_since is not None:
+                log.warning("%s is back after %.1fs", self.name, self._clock() - self._down_since)
+                self._down_since = None
+                self._backoff = self.grace_s
+            return
+        now = self._clock()
+        if self._down_since is None:
+            log.warning("%s is down; the services wait for it (restarting it in %.0fs)", self.name, self.grace_s)
+            self._down_since = now
+            self._next_try = now + self.grace_s
+        if now < self._next_try:
+            return
+        log.warning("%s still down after %.1fs: starting it again", self.name, now - self._down_since)
+        self.restarts += 1
+        try:
+            self.server.start()
+        except Exception:
+            log.exception("starting %s again failed; trying again in %.0fs", self.name, self._backoff)
+            self._next_try = self._clock() + self._backoff
+            self._backoff = min(60.0, self._backoff * 2)
+            return
+        log.warning("%s is back after %.1fs (started again)", self.name, self._clock() - self._down_since)
+        self._down_since = None
+        self._backoff = self.grace_s
 
 
 # -- subcommands -------------------------------------------------------------------------------------------------

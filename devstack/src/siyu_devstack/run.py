@@ -3,7 +3,9 @@
 Starts Postgres and Kafka, migrates and starts each service as its own process, issues one admin key for the
 development tenant into every service, replays the demo (``siyu_devstack.demo``; ``DEMO=0`` or ``--no-demo``
 skips it) and prints what the platform made of it, prints the URLs, and stays up until Ctrl-C / SIGTERM, then
-stops the services gracefully (SIGTERM: finish the batch, commit, close) and the stack.
+stops the services gracefully (SIGTERM: finish the batch, commit, close) and the stack. Postgres or Kafka dying
+meanwhile stops nothing: the services ride out the outage and the supervisor (``cli.serve_until_signal``) starts
+the server again if it stays down; only a service that exits ends the run.
 """
 
 from __future__ import annotations

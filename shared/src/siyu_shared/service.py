@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -19,6 +20,7 @@ from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from siyu_shared.db.engine import SessionFactory, create_engine, ping, session_factory
+from siyu_shared.db.health import DatabaseProbe
 from siyu_shared.events.topics import Topic, consumer_group_id
 from siyu_shared.heap import freeze_startup_heap
 from siyu_shared.kafka.clients import idempotent_producer, manual_commit_consumer
@@ -33,6 +35,16 @@ log = get_logger(__name__)
 
 Role = Literal["api", "worker", "all"]
 BackgroundLoop = Callable[["Runtime", asyncio.Event], Awaitable[None]]
+
+READINESS: Mapping[Role, tuple[str, ...]] = {
+    "api": ("database",),
+    "worker": ("database", "kafka"),
+    "all": ("database", "kafka"),
+}
+"""What each role's ``/readyz`` checks: what the role cannot work without. The api role stores what it accepts in
+Postgres and leaves Kafka to the worker's outbox relay, so a Kafka outage must not take it out of its Service
+(webhooks would be refused that the outbox would have delivered later); the worker consumes and publishes, so it
+needs both."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +82,9 @@ class Runtime:
     engine: AsyncEngine
     sessions: SessionFactory
     kafka_probe: KafkaProbe
+    database: DatabaseProbe
+    """Asked after a failure whose exception does not say whether the database is down (fresh connection)."""
+    role: Role = "all"
     producer: AIOKafkaProducer | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -79,13 +94,18 @@ class Runtime:
         return self.spec.settings
 
     def readiness_checks(self) -> dict[str, Callable[[], Awaitable[None]]]:
-        return {"database": lambda: ping(self.engine), "kafka": self.kafka_probe.check}
+        """The checks of this role's readiness (``READINESS``), by name."""
+        checks: dict[str, Callable[[], Awaitable[None]]] = {
+            "database": lambda: ping(self.engine),
+            "kafka": self.kafka_probe.check,
+        }
+        return {name: checks[name] for name in READINESS[self.role]}
 
     def group_id(self, consumer: str) -> str:
         return consumer_group_id(self.settings.kafka_topic_prefix, self.spec.name, consumer)
 
 
-def build_runtime(spec: ServiceSpec) -> Runtime:
+def build_runtime(spec: ServiceSpec, role: Role = "all") -> Runtime:
     settings = spec.settings
     engine = create_engine(
         settings.database_url,
@@ -98,10 +118,13 @@ def build_runtime(spec: ServiceSpec) -> Runtime:
         engine=engine,
         sessions=session_factory(engine),
         kafka_probe=KafkaProbe(settings.kafka_bootstrap_servers),
+        database=DatabaseProbe(settings.database_url, timeout_s=settings.readiness_timeout_s),
+        role=role,
     )
 
 
 async def start_runtime(runtime: Runtime, role: Role) -> None:
+    runtime.role = role
     if role in ("worker", "all"):
         runtime.tasks.append(asyncio.create_task(_worker(runtime), name=f"{runtime.spec.name}-worker"))
 
@@ -139,13 +162,37 @@ async def _worker(runtime: Runtime) -> None:
             producer=producer,
             database_url=settings.database_url,
         )
-        loops: list[Awaitable[None]] = [relay.run(runtime.stop)]
-        loops += [_consume(runtime, consumer, producer) for consumer in runtime.spec.consumers]
-        loops += [loop(runtime, runtime.stop) for loop in runtime.spec.background]
+        loops: list[tuple[str, Callable[[], Awaitable[None]]]] = [("outbox relay", partial(relay.run, runtime.stop))]
+        loops += [(f"consumer {c.name}", partial(_consume, runtime, c, producer)) for c in runtime.spec.consumers]
+        loops += [
+            (getattr(loop, "__qualname__", repr(loop)), partial(loop, runtime, runtime.stop))
+            for loop in runtime.spec.background
+        ]
         freeze_startup_heap()  # clients and loops made: what is alive now lives as long as the process
-        await asyncio.gather(*loops)
+        await asyncio.gather(*(_supervised(name, run, runtime.stop) for name, run in loops))
     finally:
         await producer.stop()
+
+
+async def _supervised(name: str, run: Callable[[], Awaitable[None]], stop: asyncio.Event) -> None:
+    """Run a worker loop until ``stop``; should it end or raise before that, it is started again (with backoff).
+
+    The loops handle outages themselves; this is the net under them, so that one loop's unexpected crash neither
+    stops the others (``gather`` would stop the producer under them) nor leaves a process that looks alive and
+    does nothing."""
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            await run()
+        except Exception as exc:
+            log.error("worker_loop_crashed", loop=name, error=repr(exc), exc_info=True)
+        else:
+            if stop.is_set():
+                return
+            log.error("worker_loop_ended", loop=name)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+        delay = min(10.0, delay * 2)
 
 
 async def _consume(runtime: Runtime, spec: ConsumerSpec, producer: AIOKafkaProducer) -> None:
@@ -172,6 +219,7 @@ async def _consume(runtime: Runtime, spec: ConsumerSpec, producer: AIOKafkaProdu
         sessions=runtime.sessions,
         handlers=spec.handlers(runtime),
         batch=spec.batch(runtime) if spec.batch is not None else None,
+        database=runtime.database,
     )
     try:
         await runner.run(runtime.stop)

@@ -1,4 +1,8 @@
-"""Operations endpoints: liveness, readiness (database and Kafka reachable) and Prometheus metrics."""
+"""Operations endpoints: liveness, readiness (what the process's role needs answers) and Prometheus metrics.
+
+Readiness checks what the role cannot work without (``siyu_shared.service.READINESS``): the api role the database
+only (it stores what it accepts and leaves Kafka to the worker's outbox relay, so a Kafka outage keeps it in its
+Service), the worker and ``all`` roles the database and Kafka."""
 
 from __future__ import annotations
 
@@ -31,7 +35,7 @@ async def healthz() -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    summary="Readiness: the database and Kafka answer",
+    summary="Readiness: what this role needs answers (api: the database; worker and all: the database and Kafka)",
     responses={
         **example_response({"status": "ready", "checks": {"database": "ok", "kafka": "ok"}}),
         **example_response(

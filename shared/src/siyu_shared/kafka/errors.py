@@ -1,4 +1,10 @@
-"""Which failures are the infrastructure's (retry forever) and which are the event's (retry, then DLQ)."""
+"""Which failures are the infrastructure's (retry forever) and which are the event's (retry, then DLQ).
+
+``is_infrastructure_failure`` is the quick answer from the exception alone. It cannot be the whole answer: a
+driver raises outages under classes that also mean a bad statement (``DBAPIError`` with ``the database system is
+shutting down``, asyncpg's ``InternalClientError``). So whoever would blame the event or the request for a failure
+this says nothing about asks the database itself first (``siyu_shared.db.health.DatabaseProbe``).
+"""
 
 from __future__ import annotations
 
@@ -19,12 +25,26 @@ class Contention(Exception):
 TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})
 """Serialization failure and deadlock: contention between transactions, gone on a retry, never the event's fault."""
 
+OUTAGE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+"""Admin shutdown (``the database system is shutting down``), crash shutdown, cannot connect now (starting up or
+shutting down) and too many connections: the server, not the statement. Every class ``08`` (connection exception)
+SQLSTATE too."""
+
 
 def is_infrastructure_failure(exc: BaseException) -> bool:
     """An outage or contention, not a bad event: the batch is retried until it works, never dead-lettered."""
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    if isinstance(exc, Contention) or _sqlstate(exc) in TRANSIENT_SQLSTATES:
+    if isinstance(exc, Contention):
+        return True
+    sqlstate = _sqlstate(exc)
+    if sqlstate is not None and (
+        sqlstate in TRANSIENT_SQLSTATES or sqlstate in OUTAGE_SQLSTATES or sqlstate.startswith("08")
+    ):
+        return True
+    if any(isinstance(e, asyncpg.InternalClientError) for e in (exc, getattr(exc, "orig", None))):
+        # The driver's own protocol state (e.g. "cannot switch to state 12" on a connection cut mid-exchange):
+        # never what the event or the request asked for.
         return True
     return isinstance(
         exc,

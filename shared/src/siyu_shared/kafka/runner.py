@@ -7,6 +7,13 @@ backoff, then sent to ``<topic>.dlq`` with the error in headers, and the partiti
 (database or Kafka down) is not the event's fault: the batch is retried until it goes through, never
 dead-lettered. SIGTERM (via ``stop``) finishes the batches in flight, commits, and closes.
 
+What is an outage is decided by asking the database, not only by the exception's class: after any failure the
+class does not already mark as an outage (``is_infrastructure_failure``), a fresh connection probes the database
+(``DatabaseProbe``). If the probe fails, the attempt does not count: the partition pauses (its batch waits, probing
+with backoff, until the database answers) and then starts its batch over in a new transaction. Only a failure
+against a database that answers counts as an attempt, so only an event that fails against a healthy database is
+dead-lettered. Attempts are counted per record across those restarts.
+
 Partitions are pipelined: each partition number's batch runs as a task of its own, and the fetch loop keeps
 fetching for the partitions that have none in flight, so a batch never waits for another partition's transaction
 (a slow partition holds up only itself). A partition is not fetched from while its batch is in flight, so its
@@ -27,9 +34,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from siyu_shared.db.engine import SessionFactory
+from siyu_shared.db.health import DatabaseProbe
 from siyu_shared.events.envelope import CloudEvent
 from siyu_shared.events.registry import UnknownEventType, parse_data
 from siyu_shared.events.topics import dlq_name
@@ -84,11 +93,17 @@ class ConsumerRunner:
         sessions: SessionFactory,
         handlers: Mapping[str, Handler],
         batch: BatchHandling | None = None,
+        database: DatabaseProbe | None = None,
     ) -> None:
+        """``database`` probes the database after a failure (default: a probe of the sessions' engine's URL)."""
         self._config = config
         self._consumer = consumer
         self._producer = producer
         self._sessions = sessions
+        self._database_probe = database
+        self._attempts: dict[tuple[str, int, int], _Attempts] = {}
+        """Failed attempts against a healthy database, per record (topic, partition, offset) of a slice in flight:
+        kept when the slice starts over in a new transaction, dropped when it is done."""
         self._handlers = dict(handlers)
         self._batch = batch
         if batch is not None:
@@ -98,6 +113,12 @@ class ConsumerRunner:
             for event_type in batch.types:
                 self._handlers[event_type] = _one_at_a_time(batch.handler)
         self._in_flight = _InFlight()
+
+    @property
+    def _database(self) -> DatabaseProbe:
+        if self._database_probe is None:
+            self._database_probe = _probe_of(self._sessions)
+        return self._database_probe
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set. The consumer and producer are started by the caller's lifecycle."""
@@ -165,6 +186,21 @@ class ConsumerRunner:
         same persons; handling them together (in timestamp order) means one person's order and touch are never
         handled in two concurrent transactions that cannot see each other.
         """
+        try:
+            if not await self._run_transactions(slice_, stop):
+                return
+        finally:
+            for record in slice_.records:
+                self._attempts.pop(_record_key(record), None)
+        with contextlib.suppress(CommitFailedError, IllegalStateError):
+            # After a rebalance the commit may be refused; the next owner re-reads and the inbox absorbs it.
+            await self._consumer.commit(slice_.next_offsets)
+        for tp, next_offset in slice_.next_offsets.items():
+            self._report_lag(tp, next_offset)
+
+    async def _run_transactions(self, slice_: _PartitionSlice, stop: asyncio.Event) -> bool:
+        """The slice's transaction, started over until it commits (True), or abandoned (False: offsets sought back,
+        the records come again). During an outage it waits, probing with backoff, until the database answers."""
         failures = 0
         batch = self._batch
         while True:
@@ -175,7 +211,7 @@ class ConsumerRunner:
                     else:
                         for record in slice_.records:
                             await self._handle_record(session, record)
-                break
+                return True
             except _BatchFailed as failed:
                 # Rolled back (the inbox claims with it): the slice again, one event at a time, in a new transaction.
                 log.warning(
@@ -185,21 +221,34 @@ class ConsumerRunner:
                     error=repr(failed.__cause__),
                 )
                 batch = None
+            except _TransactionLost as lost:
+                # The database answers but this transaction cannot go on (its connection was lost): a new one.
+                log.warning("partition_transaction_lost", partition=slice_.partition, error=repr(lost.__cause__))
             except Exception as exc:
-                if not is_infrastructure_failure(exc) or stop.is_set():
-                    # Not retriable here, or shutting down: leave the offsets uncommitted; the records come back.
+                failed_at = time.monotonic()
+                outage = (
+                    isinstance(exc, _Outage)
+                    or is_infrastructure_failure(exc)
+                    or not await self._database.healthy(since=failed_at)
+                )
+                if stop.is_set() or not outage:
+                    # Shutting down, or not retriable here: leave the offsets uncommitted; the records come back.
                     log.warning("partition_batch_abandoned", partition=slice_.partition, error=repr(exc))
                     for tp, first in slice_.first_offsets.items():
                         self._consumer.seek(tp, first)
-                    return
+                    await _sleep_or_stop(stop, 1.0)  # the same failure again at once would spin
+                    return False
                 failures += 1
-                log.warning("partition_batch_retry", partition=slice_.partition, error=repr(exc))
-                await _sleep_or_stop(stop, min(5.0, 0.2 * 2**failures))
-        with contextlib.suppress(CommitFailedError, IllegalStateError):
-            # After a rebalance the commit may be refused; the next owner re-reads and the inbox absorbs it.
-            await self._consumer.commit(slice_.next_offsets)
-        for tp, next_offset in slice_.next_offsets.items():
-            self._report_lag(tp, next_offset)
+                cause = exc.__cause__ if isinstance(exc, _Outage) else exc
+                log.warning(
+                    "partition_paused_outage",
+                    group=self._config.group_id,
+                    partition=slice_.partition,
+                    failures=failures,
+                    error=repr(cause),
+                )
+                await _sleep_or_stop(stop, min(5.0, 0.1 * 2**failures))
+                await self._database.wait_until_healthy(stop)
 
     async def _handle_batch(
         self, session: AsyncSession, records: list[ConsumerRecord[bytes, bytes]], batch: BatchHandling
@@ -232,6 +281,8 @@ class ConsumerRunner:
         except Exception as exc:
             if is_infrastructure_failure(exc):
                 raise
+            if not await self._database.healthy(since=time.monotonic()):
+                raise _Outage() from exc
             raise _BatchFailed(len(decoded)) from exc
         HANDLER_OUTCOMES.labels(group, "ok").inc(len(fresh))
         HANDLER_OUTCOMES.labels(group, "duplicate").inc(len(decoded) - len(fresh))
@@ -249,8 +300,11 @@ class ConsumerRunner:
         except (PoisonEvent, ValidationError, UnknownEventType) as exc:
             await self._dead_letter(record, exc, attempts=0)
             return
-        last_error: Exception | None = None
-        for attempt in range(1, self._config.max_attempts + 1):
+        tried = self._attempts.setdefault(_record_key(record), _Attempts())
+        if tried.dead_lettered:
+            return  # by this slice's transaction before it was started over
+        while tried.count < self._config.max_attempts:
+            attempt = tried.count + 1
             started = time.perf_counter()
             try:
                 async with session.begin_nested():
@@ -265,7 +319,9 @@ class ConsumerRunner:
             except Exception as exc:
                 if is_infrastructure_failure(exc):
                     raise
-                last_error = exc
+                if not await self._database.healthy(since=time.monotonic()):
+                    raise _Outage() from exc  # not the event's fault: not an attempt
+                tried.count, tried.last_error = attempt, exc
                 HANDLER_OUTCOMES.labels(group, "retried").inc()
                 log.warning(
                     "handler_failed",
@@ -275,10 +331,13 @@ class ConsumerRunner:
                     attempt=attempt,
                     error=repr(exc),
                 )
+                if not await _usable(session):
+                    raise _TransactionLost() from exc  # the attempt counts; the slice goes on in a new transaction
                 if attempt < self._config.max_attempts:
                     await asyncio.sleep(self._config.retry_backoff_s * 2 ** (attempt - 1))
-        assert last_error is not None
-        await self._dead_letter(record, last_error, attempts=self._config.max_attempts)
+        assert tried.last_error is not None
+        await self._dead_letter(record, tried.last_error, attempts=self._config.max_attempts)
+        tried.dead_lettered = True
 
     async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], exc: BaseException, *, attempts: int) -> None:
         headers = dead_letter_headers(
@@ -309,6 +368,21 @@ class ConsumerRunner:
                 CONSUMER_LAG.labels(self._config.group_id, tp.topic, str(tp.partition)).set(
                     max(0, highwater - next_offset)
                 )
+
+
+@dataclass(slots=True)
+class _Attempts:
+    count: int = 0
+    last_error: Exception | None = None
+    dead_lettered: bool = False
+
+
+class _Outage(Exception):
+    """A failure while the database does not answer (its cause is the failure): the partition waits for it."""
+
+
+class _TransactionLost(Exception):
+    """A failure (its cause) left the partition's transaction unusable while the database answers."""
 
 
 class _BatchFailed(Exception):
@@ -350,6 +424,27 @@ def _by_partition_number(
             )
         )
     return slices
+
+
+def _record_key(record: ConsumerRecord[bytes, bytes]) -> tuple[str, int, int]:
+    return (record.topic, record.partition, record.offset)
+
+
+def _probe_of(sessions: SessionFactory) -> DatabaseProbe:
+    """A probe of the database the sessions are bound to (its URL, password included)."""
+    bind = sessions.kw.get("bind")
+    if not isinstance(bind, AsyncEngine):
+        raise ValueError("the session factory is bound to no engine: pass database=DatabaseProbe(url)")
+    return DatabaseProbe(bind.url.render_as_string(hide_password=False))
+
+
+async def _usable(session: AsyncSession) -> bool:
+    """Whether the session's transaction can still run a statement."""
+    try:
+        await session.execute(text("SELECT 1"))
+    except Exception:
+        return False
+    return True
 
 
 def _one_at_a_time(handler: BatchHandler) -> Handler:

@@ -31,9 +31,11 @@ from hypothesis import strategies as st
 
 from siyu_devstack.stack import Stack
 from siyu_devstack.testing import running_service
+from siyu_devstack.topics import create_topics
 from siyu_shared.app import create_app
 from siyu_shared.auth.keys import issue_key
 from siyu_shared.db.engine import unit_of_work
+from siyu_shared.events.topics import TopicNames
 from siyu_shared.service import ServiceSpec
 
 SKIPPED = {("get", "/metrics"), ("get", "/healthz"), ("get", "/readyz")}
@@ -312,6 +314,9 @@ async def hostile_client(service: str, stack: Stack) -> AsyncIterator[Client]:
     """The service's API running in this process on ``stack`` (its schema migrated; fresh topics), and a client with
     an admin key of a new tenant."""
     prefix = f"{stack.topic_prefix}hostile{uuid4().hex[:6]}."
+    # Created, though the api role publishes nothing itself: what it queues in the schema's outbox is published by
+    # whichever relay shares the schema (another test's), and a topic that does not exist would hold that relay up.
+    await create_topics(stack.bootstrap_servers, TopicNames(prefix).all(), partitions=stack.partitions)
     async with running_service(service, stack, topic_prefix=prefix, role="api") as (app, http):
         tenant = f"t{uuid4().hex[:8]}"
         async with unit_of_work(app.state.runtime.sessions) as session:

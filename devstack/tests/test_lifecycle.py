@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +16,7 @@ from siyu_devstack.ports import free_ports, port_is_open
 from siyu_devstack.stack import Stack
 from siyu_devstack.topics import describe_partitions
 
-from .helpers import connect
+from .helpers import connect, stack_up
 
 pytestmark = pytest.mark.integration
 
@@ -117,19 +115,7 @@ def test_cli_up_prints_the_environment_and_stops_on_sigint(stack: Stack) -> None
         "DATABASE_URL": stack.server_admin_dsn,
         "KAFKA_BOOTSTRAP_SERVERS": stack.bootstrap_servers,
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "siyu_devstack.cli", "-q", "up", "--topic-prefix", "cli.", "--id", f"cli-{os.getpid()}"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    lines = []
-    for line in proc.stdout:
-        lines.append(line.rstrip("\n"))
-        if line.startswith("# reuse from tests"):
-            break
+    proc, lines = stack_up(["-q", "up", "--topic-prefix", "cli.", "--id", f"cli-{os.getpid()}"], env)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err

@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import asyncpg
@@ -19,6 +18,8 @@ from siyu_devstack.procs import kill_tree
 from siyu_devstack.stack import Stack
 from siyu_devstack.testing import eventually
 from siyu_shared.settings import to_libpq_url
+
+from .helpers import stack_up
 
 
 class FakeServer:
@@ -124,17 +125,5 @@ def _stack_up(stack: Stack, stack_id: str) -> tuple[subprocess.Popen[str], dict[
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {
         "KAFKA_BOOTSTRAP_SERVERS": stack.bootstrap_servers
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "siyu_devstack.cli", "up", "--topic-prefix", "sup.", "--id", stack_id],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    lines = []
-    for line in proc.stdout:
-        lines.append(line.rstrip("\n"))
-        if line.startswith("# reuse from tests"):
-            break
+    proc, lines = stack_up(["up", "--topic-prefix", "sup.", "--id", stack_id], env)
     return proc, dict(line.removeprefix("export ").split("=", 1) for line in lines if line.startswith("export "))

@@ -251,18 +251,22 @@ def hostile(operation: Operation) -> st.SearchStrategy[Hostile]:
 
 
 def replaced(document: Any, pointer: str, value: Any) -> Any:
-    """A copy of ``document`` with the value at ``pointer`` replaced (or added, as the last step)."""
+    """A copy of ``document`` with the value at ``pointer`` (``/roles/kol/0``) replaced, or added with any object
+    on the way that is missing."""
     if not pointer:
         return value
     head, _, rest = pointer[1:].partition("/")
-    if isinstance(document, dict) and not rest:
-        return {**document, head: value}
+    tail = f"/{rest}" if rest else ""
     if isinstance(document, list):
         index = int(head)
-        return [
-            replaced(item, f"/{rest}" if rest else "", value) if i == index else item for i, item in enumerate(document)
-        ]
-    return {k: replaced(v, f"/{rest}" if rest else "", value) if k == head else v for k, v in document.items()}
+        return [replaced(item, tail, value) if i == index else item for i, item in enumerate(document)]
+    base: dict[str, Any] = document if isinstance(document, dict) else {}
+    return {**base, head: replaced(base.get(head), tail, value)}
+
+
+def at(path: tuple[str | int, ...]) -> str:
+    """The pointer :func:`replaced` takes for a path of keys and indexes."""
+    return "".join(f"/{step}" for step in path)
 
 
 def with_key(document: Any, pointer: str, key: str) -> Any:

@@ -7,7 +7,6 @@ Runs on a Postgres of its own (Kafka is the session's), so stopping it does not 
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,19 +21,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from siyu_devstack.postgres import EmbeddedPostgres
 from siyu_devstack.stack import Stack
-from siyu_devstack.testing import Message, Scratch, effects, eventually, read_topic, scratch_metadata
-from siyu_devstack.topics import create_topics
+from siyu_devstack.testing import Message, Scratch, effects, eventually, read_topic
 from siyu_shared.app import RETRY_AFTER_S, create_app
-from siyu_shared.db.engine import create_engine, session_factory
 from siyu_shared.db.health import DatabaseProbe
 from siyu_shared.events.catalog import GroupJoined
 from siyu_shared.events.envelope import CloudEvent
 from siyu_shared.events.registry import envelope
-from siyu_shared.events.topics import TopicNames
 from siyu_shared.kafka.clients import manual_commit_consumer
 from siyu_shared.kafka.runner import ConsumerRunner, Handler, Received, RunnerConfig
 from siyu_shared.service import ServiceSpec
 from siyu_shared.settings import ServiceSettings
+
+from .conftest import scratch_schema
 
 pytestmark = pytest.mark.integration
 
@@ -56,19 +54,8 @@ def own_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedP
 @pytest.fixture
 async def own_scratch(own_postgres: EmbeddedPostgres, stack: Stack) -> AsyncIterator[Scratch]:
     """A scratch schema (platform tables, ``effects``) on the private Postgres, and private topics."""
-    schema = f"t_{uuid.uuid4().hex[:10]}"
-    url = own_postgres.admin_dsn
-    engine = create_engine(url, schema=schema, pool_size=5)
-    async with engine.begin() as conn:
-        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        await conn.execute(text(f'SET search_path TO "{schema}"'))
-        await conn.run_sync(scratch_metadata.create_all)
-    topics = TopicNames(f"{schema}.")
-    await create_topics(stack.bootstrap_servers, topics.all(), partitions=3)
-    try:
-        yield Scratch(schema, url, engine, session_factory(engine), topics, stack.bootstrap_servers)
-    finally:
-        await engine.dispose()
+    async with scratch_schema(own_postgres.admin_dsn, stack.bootstrap_servers, notify=False) as scratch:
+        yield scratch
 
 
 def joined(person: str) -> CloudEvent:

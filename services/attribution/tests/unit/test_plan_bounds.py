@@ -18,6 +18,7 @@ from siyu_attribution.api.plans import PlanIn
 from siyu_attribution.domain.attribution import touch_weights
 from siyu_attribution.domain.facts import OrderFacts, TouchFact
 from siyu_attribution.domain.plans import PlanBody
+from siyu_devstack.hostile import at, replaced
 
 PAID = datetime(2026, 10, 3, 12, tzinfo=UTC)
 TERMS: dict[str, Any] = {
@@ -40,12 +41,7 @@ AMOUNTS = [
 
 
 def put(document: Any, path: tuple[str | int, ...], value: Any) -> Any:
-    if not path:
-        return value
-    head, rest = path[0], path[1:]
-    if isinstance(document, list):
-        return [put(item, rest, value) if i == head else item for i, item in enumerate(document)]
-    return {**document, head: put(document.get(head), rest, value)} if isinstance(document, dict) else value
+    return replaced(document, at(path), value)
 
 
 def test_the_terms_the_cases_start_from_are_accepted() -> None:

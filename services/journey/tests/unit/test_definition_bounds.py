@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from siyu_devstack.hostile import at, replaced
 from siyu_journey.api.recorded import RecordedTouchIn
 from siyu_journey.domain.definition import INT32_MAX, MAX_STEPS, MAX_WAIT_SECONDS, parse_definition
 from siyu_journey.domain.guardrails import GuardrailPolicy
@@ -57,12 +58,7 @@ NUMBER_PATHS = [
 
 
 def put(document: Any, path: tuple[str | int, ...], value: Any) -> Any:
-    if not path:
-        return value
-    head, rest = path[0], path[1:]
-    if isinstance(document, list):
-        return [put(item, rest, value) if i == head else item for i, item in enumerate(document)]
-    return {k: put(v, rest, value) if k == head else v for k, v in document.items()}
+    return replaced(document, at(path), value)
 
 
 def test_the_definition_the_cases_start_from_is_accepted() -> None:

@@ -106,9 +106,10 @@ def test_unstorable_finds_a_nul_a_huge_integer_or_a_non_finite_number_anywhere(v
 
 
 def test_an_event_refuses_what_its_consumers_could_not_store_where_it_is_built() -> None:
+    """NUL, beyond int64, a wild offset, and ids longer than the consumers' columns (``staff_id`` varchar(64))."""
     fields = {"touch_id": "t1", "person_id": "p1", "channel": "wecom_1v1", "occurred_at": datetime.now(UTC)}
     assert TouchSent(**fields).touch_id == "t1"
-    for bad in ({"touch_id": "t\x001"}, {"staff_id": "s\x00"}, {"journey_version": 2**63}):
+    for bad in ({"touch_id": "t\x001"}, {"staff_id": "s\x00"}, {"journey_version": 2**63}, {"staff_id": "s" * 65}):
         with pytest.raises(ValidationError):
             TouchSent(**{**fields, **bad})
     with pytest.raises(ValidationError):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
 from siyu_shared.events.catalog.common import PersonId, SourceRef, Timestamp
 from siyu_shared.events.registry import EventData, event_type
 from siyu_shared.events.topics import Topic
@@ -14,8 +16,8 @@ class ContactAdded(EventData):
     """A person became a WeCom external contact (friend) of a staff account."""
 
     person_id: str = PersonId
-    external_userid: str
-    staff_id: str
+    external_userid: str = Field(max_length=128)
+    staff_id: str = Field(max_length=64)
     occurred_at: Timestamp
     source: SourceRef
     welcome_code_present: bool = False
@@ -26,8 +28,8 @@ class ContactRemoved(EventData):
     """A WeCom friendship ended: the staff deleted the customer or the customer deleted the staff."""
 
     person_id: str = PersonId
-    external_userid: str
-    staff_id: str
+    external_userid: str = Field(max_length=128)
+    staff_id: str = Field(max_length=64)
     removed_by: Literal["staff", "customer", "transfer"]
     occurred_at: Timestamp
 

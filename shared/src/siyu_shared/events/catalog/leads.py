@@ -20,7 +20,7 @@ class LeadCaptured(EventData):
     Carries no personal data in clear: phones and names stay in ingest; `has_phone` says whether one was given.
     """
 
-    lead_id: str
+    lead_id: str = Field(max_length=200)
     person_id: str = PersonId
     kind: Literal["form", "private_message", "follow", "group_join", "consult", "other"]
     occurred_at: Timestamp

@@ -25,8 +25,8 @@ class OrderLine(BaseModel):
 class OrderPaid(EventData):
     """An order was paid. `order_id` is Siyu's id (channel-scoped); `order_no` is the platform's (Tmall `tid`)."""
 
-    order_id: str
-    order_no: str
+    order_id: str = Field(max_length=200)
+    order_no: str = Field(max_length=128)
     channel: Channel
     person_id: str = PersonId
     amount_fen: int = Fen
@@ -40,8 +40,8 @@ class OrderPaid(EventData):
 class OrderCompleted(EventData):
     """The buyer confirmed receipt (or the platform completed the trade): the return window starts."""
 
-    order_id: str
-    order_no: str
+    order_id: str = Field(max_length=200)
+    order_no: str = Field(max_length=128)
     person_id: str = PersonId
     completed_at: Timestamp
 
@@ -50,8 +50,8 @@ class OrderCompleted(EventData):
 class OrderRefunded(EventData):
     """Money went back to the buyer, in full or in part. Amounts are of this refund, not cumulative."""
 
-    order_id: str
-    order_no: str
+    order_id: str = Field(max_length=200)
+    order_no: str = Field(max_length=128)
     refund_id: str
     person_id: str = PersonId
     amount_fen: int = Fen
@@ -64,8 +64,8 @@ class OrderRefunded(EventData):
 class OrderClosed(EventData):
     """The order was closed without completing (cancelled, closed by the platform, closed after refund)."""
 
-    order_id: str
-    order_no: str
+    order_id: str = Field(max_length=200)
+    order_no: str = Field(max_length=128)
     person_id: str = PersonId
     closed_at: Timestamp
     reason: str | None = None

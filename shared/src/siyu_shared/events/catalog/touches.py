@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
 from siyu_shared.events.catalog.common import PersonId, Timestamp
 from siyu_shared.events.registry import EventData, event_type
 from siyu_shared.events.topics import Topic
@@ -17,12 +19,12 @@ class _Touch(EventData):
     person_id: str = PersonId
     channel: TouchChannel
     kind: TouchKind = "journey"
-    journey_id: str | None = None
+    journey_id: str | None = Field(default=None, max_length=64)
     journey_version: int | None = None
-    step_id: str | None = None
-    staff_id: str | None = None
-    persona: str | None = None
-    campaign_id: str | None = None
+    step_id: str | None = Field(default=None, max_length=64)
+    staff_id: str | None = Field(default=None, max_length=64)
+    persona: str | None = Field(default=None, max_length=64)
+    campaign_id: str | None = Field(default=None, max_length=64)
     occurred_at: Timestamp
 
 

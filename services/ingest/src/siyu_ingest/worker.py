@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
 
 import asyncpg
@@ -23,6 +24,8 @@ from siyu_ingest.domain.models import Identifier
 from siyu_ingest.identity_cache import OwnerCache, identifiers_of
 from siyu_ingest.processing import Batch, apply_parsed, parse_delivery, process_delivery
 from siyu_shared.db.engine import SessionFactory
+from siyu_shared.db.health import DatabaseProbe
+from siyu_shared.kafka.errors import is_infrastructure_failure
 from siyu_shared.logging import get_logger
 from siyu_shared.messaging.outbox import add_to_outbox
 from siyu_shared.service import BackgroundLoop, Runtime
@@ -32,11 +35,12 @@ log = get_logger(__name__)
 _EXPECTED = (Malformed, NotConfigured, BadSignature, ValidationError, ValueError, KeyError, TypeError)
 
 
-async def process_round(sessions: SessionFactory, ctx: IngestContext) -> int:
+async def process_round(sessions: SessionFactory, ctx: IngestContext, *, database: DatabaseProbe | None = None) -> int:
     """Process one batch of pending deliveries; returns how many were claimed.
 
     Fast path: the whole batch in one savepoint (``apply_batch``). If any delivery fails, the batch is rolled back
-    to the savepoint and replayed one savepoint per delivery (``apply_one_by_one``), so it fails alone.
+    to the savepoint and replayed one savepoint per delivery (``apply_one_by_one``), so it fails alone. An outage
+    fails the round instead (nothing is marked; the worker retries with backoff): see ``apply_one_by_one``.
     """
     async with sessions() as session, session.begin():
         claimed = await deliveries.claim_pending(session, limit=ctx.settings.worker_batch)
@@ -48,7 +52,7 @@ async def process_round(sessions: SessionFactory, ctx: IngestContext) -> int:
             return len(claimed)
         except Exception as exc:
             log.info("delivery_batch_replayed_one_by_one", size=len(claimed), error=repr(exc)[:300])
-        await apply_one_by_one(session, ctx, claimed)
+        await apply_one_by_one(session, ctx, claimed, database=database)
         return len(claimed)
 
 
@@ -73,15 +77,26 @@ async def apply_batch(session: AsyncSession, ctx: IngestContext, claimed: Sequen
     await deliveries.mark_processed(session, delivery_ids=[d.id for d in claimed])
 
 
-async def apply_one_by_one(session: AsyncSession, ctx: IngestContext, claimed: Sequence[Delivery]) -> None:
-    """Each delivery in a savepoint of its own: one that fails is marked failed with its error, alone."""
+async def apply_one_by_one(
+    session: AsyncSession, ctx: IngestContext, claimed: Sequence[Delivery], *, database: DatabaseProbe | None = None
+) -> None:
+    """Each delivery in a savepoint of its own: one that fails is marked failed with its error, alone.
+
+    Unless the failure is an outage, by its class or by ``database`` not answering right after it: that is not the
+    delivery's fault, so it is raised (the round rolls back and the deliveries stay pending), never marked failed.
+    """
     done: list[int] = []
     for delivery in claimed:
+        failed_at = time.monotonic()
         try:
             async with session.begin_nested():
                 events = await process_delivery(session, ctx=ctx, delivery=delivery)
                 await add_to_outbox(session, events, topics=ctx.settings.topics)
         except Exception as exc:
+            if not isinstance(exc, _EXPECTED) and (
+                is_infrastructure_failure(exc) or (database is not None and not await database.healthy(since=failed_at))
+            ):
+                raise
             if not isinstance(exc, _EXPECTED):
                 log.exception("delivery_crashed", delivery_id=delivery.id, channel=delivery.channel)
             error = f"{type(exc).__name__}: {exc}"[:2000]
@@ -102,7 +117,7 @@ def delivery_worker(ctx: IngestContext) -> BackgroundLoop:
                 if listener is None or listener.is_closed():
                     listener = await _listen(runtime, wake)
                 try:
-                    claimed = await process_round(runtime.sessions, ctx)
+                    claimed = await process_round(runtime.sessions, ctx, database=runtime.database)
                     failures = 0
                 except Exception as exc:
                     failures += 1

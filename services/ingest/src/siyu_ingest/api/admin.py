@@ -20,7 +20,7 @@ from siyu_ingest.processing import SOURCE
 from siyu_shared.events.catalog import PersonErased
 from siyu_shared.events.envelope import deterministic_event_id
 from siyu_shared.events.registry import envelope
-from siyu_shared.http.deps import Admin, DbSession, Reader, Writer
+from siyu_shared.http.deps import Admin, DbSession, Reader, Writer, error
 from siyu_shared.http.errors import invalid
 from siyu_shared.http.openapi import example_response
 from siyu_shared.messaging.outbox import add_to_outbox
@@ -198,7 +198,12 @@ def admin_router(ctx: IngestContext) -> APIRouter:
             raise HTTPException(404, detail="no such delivery")
         return DeliveryOut.of(found)
 
-    @router.post("/v1/tenants/{tenant}/deliveries/{delivery_id}/reprocess", response_model=Requeued, status_code=202)
+    @router.post(
+        "/v1/tenants/{tenant}/deliveries/{delivery_id}/reprocess",
+        response_model=Requeued,
+        status_code=202,
+        responses={409: error("only a failed delivery is queued again")},
+    )
     async def reprocess_one(
         tenant: TenantPath, delivery_id: DeliveryIdPath, principal: Writer, session: DbSession
     ) -> Requeued:

@@ -25,7 +25,7 @@ from siyu_journey.domain.definition import INT32_MAX, JourneyDefinition
 from siyu_journey.domain.guardrails import GuardrailPolicy
 from siyu_journey.domain.validation import validate
 from siyu_journey.examples import load_example
-from siyu_shared.http.deps import Admin, DbSession, Reader, Writer
+from siyu_shared.http.deps import Admin, DbSession, Reader, Writer, error
 from siyu_shared.http.errors import invalid_model
 from siyu_shared.http.openapi import example_response
 from siyu_shared.values import JsonObject, Text
@@ -102,7 +102,10 @@ def build_router(clock: Callable[[], datetime]) -> APIRouter:
             raise HTTPException(404, detail="journey not found")
         return [_out(r) for r in rows]
 
-    @router.post("/journeys/{journey_id}/versions/{version}/{action}")
+    @router.post(
+        "/journeys/{journey_id}/versions/{version}/{action}",
+        responses={409: error("the version's status does not allow the action (e.g. pausing a draft)")},
+    )
     async def change_status(
         journey_id: JourneyId, version: Version, action: Action, principal: Writer, session: DbSession
     ) -> JourneyOut:

@@ -22,7 +22,6 @@ levels of nesting).
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, TypeAlias, TypeGuard
 
 from siyu_segmentation.domain.facts import ATTRIBUTE_PREFIX, FACTS, FactType
-from siyu_shared.values import INT64_MAX, INT64_MIN, NUL, check_datetime
+from siyu_shared.values import check_datetime, text_unstorable, unstorable
 
 Scalar: TypeAlias = str | int | float | bool
 
@@ -222,9 +221,9 @@ def _shown(name: str) -> str:
 
 
 def _text(value: str, path: str, longest: int = MAX_TEXT) -> str:
-    """``value`` if it has no NUL and at most ``longest`` characters."""
-    if NUL in value:
-        raise RuleError(path, "text must not contain the NUL character (U+0000)")
+    """``value`` if it can be stored as text (``siyu_shared.values``) and has at most ``longest`` characters."""
+    if reason := text_unstorable(value):
+        raise RuleError(path, f"text {reason}")
     if len(value) > longest:
         raise RuleError(path, f"at most {longest} characters")
     return value
@@ -236,10 +235,8 @@ def _is_number(value: object) -> TypeGuard[int | float]:
 
 def _number(value: int | float, path: str) -> int | float:
     """A number both Python and SQL compare as written: an integer within int64, a float that is finite."""
-    if isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
-        raise RuleError(path, "expected an integer within 64 bits")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise RuleError(path, "expected a finite number")
+    if reason := unstorable(value, where=path):
+        raise RuleError(path, reason.removeprefix(f"{path} "))
     return value
 
 

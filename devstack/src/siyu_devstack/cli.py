@@ -160,7 +160,6 @@ class ServerWatch:
         self.name = name
         self.server = server
         self.grace_s = grace_s
-        self.restarts = 0
         self._clock = clock
         self._down_since: float | None = None
         self._next_try = 0.0
@@ -181,7 +180,6 @@ class ServerWatch:
         if now < self._next_try:
             return
         log.warning("%s still down after %.1fs: starting it again", self.name, now - self._down_since)
-        self.restarts += 1
         try:
             self.server.start()
         except Exception:

@@ -18,11 +18,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from siyu_shared.db.health import DatabaseProbe
+from siyu_shared.db.health import DatabaseProbe, is_outage
 from siyu_shared.heap import freeze_startup_heap
 from siyu_shared.http import keys_api, ops
 from siyu_shared.http.openapi import document_refusals
-from siyu_shared.kafka.errors import is_infrastructure_failure
 from siyu_shared.logging import configure_logging, get_logger
 from siyu_shared.service import Role, Runtime, ServiceSpec, build_runtime, start_runtime, stop_runtime
 
@@ -121,8 +120,6 @@ _RETRY_AFTER = (b"retry-after", str(RETRY_AFTER_S).encode())
 
 
 async def _storage_failure(scope: Scope, exc: Exception, failed_at: float) -> bool:
-    if is_infrastructure_failure(exc):
-        return True
     runtime = getattr(scope["app"].state, "runtime", None)
     database: DatabaseProbe | None = getattr(runtime, "database", None)
-    return database is not None and not await database.healthy(since=failed_at)
+    return await is_outage(exc, database, since=failed_at)

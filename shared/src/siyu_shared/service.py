@@ -124,7 +124,6 @@ def build_runtime(spec: ServiceSpec, role: Role = "all") -> Runtime:
 
 
 async def start_runtime(runtime: Runtime, role: Role) -> None:
-    runtime.role = role
     if role in ("worker", "all"):
         runtime.tasks.append(asyncio.create_task(_worker(runtime), name=f"{runtime.spec.name}-worker"))
 

@@ -11,6 +11,7 @@ STALE_CALLBACKS = Counter(
 )
 REFUSED_DELIVERIES = Counter(
     "siyu_ingest_unstorable_deliveries_total",
-    "Signed deliveries refused (400) because they hold what Postgres cannot store (a NUL, an integer beyond int64).",
+    "Signed deliveries refused (400), or polled TMC messages skipped, because they hold what Postgres cannot store "
+    "(a NUL, an integer beyond int64).",
     ["channel"],
 )

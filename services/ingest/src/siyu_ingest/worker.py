@@ -24,8 +24,7 @@ from siyu_ingest.domain.models import Identifier
 from siyu_ingest.identity_cache import OwnerCache, identifiers_of
 from siyu_ingest.processing import Batch, apply_parsed, parse_delivery, process_delivery
 from siyu_shared.db.engine import SessionFactory
-from siyu_shared.db.health import DatabaseProbe
-from siyu_shared.kafka.errors import is_infrastructure_failure
+from siyu_shared.db.health import DatabaseProbe, is_outage
 from siyu_shared.logging import get_logger
 from siyu_shared.messaging.outbox import add_to_outbox
 from siyu_shared.service import BackgroundLoop, Runtime
@@ -87,17 +86,14 @@ async def apply_one_by_one(
     """
     done: list[int] = []
     for delivery in claimed:
-        failed_at = time.monotonic()
         try:
             async with session.begin_nested():
                 events = await process_delivery(session, ctx=ctx, delivery=delivery)
                 await add_to_outbox(session, events, topics=ctx.settings.topics)
         except Exception as exc:
-            if not isinstance(exc, _EXPECTED) and (
-                is_infrastructure_failure(exc) or (database is not None and not await database.healthy(since=failed_at))
-            ):
-                raise
             if not isinstance(exc, _EXPECTED):
+                if await is_outage(exc, database, since=time.monotonic()):
+                    raise
                 log.exception("delivery_crashed", delivery_id=delivery.id, channel=delivery.channel)
             error = f"{type(exc).__name__}: {exc}"[:2000]
             log.info("delivery_failed", delivery_id=delivery.id, channel=delivery.channel, error=error)

@@ -3,10 +3,10 @@
 A driver reports an outage under many classes: a restart under load gives ``the database system is shutting down``
 wrapped in a plain ``DBAPIError``, an ``InternalClientError`` from a connection cut mid-protocol, a
 ``PendingRollbackError`` from a session whose connection died. Matching classes misses some of them, and a missed
-outage turns a good event into a dead letter or a good request into a 500. So the consumer runner, the shared HTTP
-error handler and the service loops ask the dependency instead: a fresh connection (never one from the pool, which
-may hold survivors of the old server) running ``SELECT 1``. If that fails, the database is down and the failure was
-not the event's or the request's fault.
+outage turns a good event into a dead letter or a good request into a 500. So the consumer runner, the app's
+``StorageFailures`` middleware and ingest's delivery worker ask the dependency instead (:func:`is_outage`): a
+fresh connection (never one from the pool, which may hold survivors of the old server) running ``SELECT 1``.
+If that fails, the database is down and the failure was not the event's or the request's fault.
 
 Probes are coalesced, so hundreds of failing requests a second cost a handful of connection attempts: one probe
 at a time, and every failure is answered by a probe that started after it (a healthy answer from before a
@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from siyu_shared.kafka.errors import is_infrastructure_failure
 from siyu_shared.logging import get_logger
 from siyu_shared.settings import to_libpq_url
 
@@ -84,3 +85,11 @@ class DatabaseProbe:
             log.info("database_probe_failed", error=repr(exc)[:300])
             return False
         return True
+
+
+async def is_outage(exc: BaseException, database: DatabaseProbe | None, *, since: float | None = None) -> bool:
+    """Whether ``exc`` was an outage rather than the fault of what was being done: by its class, or because
+    ``database`` does not answer a probe started after the failure (seen at ``since``, default now)."""
+    if is_infrastructure_failure(exc):
+        return True
+    return database is not None and not await database.healthy(since=since)

@@ -38,7 +38,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from siyu_shared.db.engine import SessionFactory
-from siyu_shared.db.health import DatabaseProbe
+from siyu_shared.db.health import DatabaseProbe, is_outage
 from siyu_shared.events.envelope import CloudEvent
 from siyu_shared.events.registry import UnknownEventType, parse_data
 from siyu_shared.events.topics import dlq_name
@@ -226,11 +226,7 @@ class ConsumerRunner:
                 log.warning("partition_transaction_lost", partition=slice_.partition, error=repr(lost.__cause__))
             except Exception as exc:
                 failed_at = time.monotonic()
-                outage = (
-                    isinstance(exc, _Outage)
-                    or is_infrastructure_failure(exc)
-                    or not await self._database.healthy(since=failed_at)
-                )
+                outage = isinstance(exc, _Outage) or await is_outage(exc, self._database, since=failed_at)
                 if stop.is_set() or not outage:
                     # Shutting down, or not retriable here: leave the offsets uncommitted; the records come back.
                     log.warning("partition_batch_abandoned", partition=slice_.partition, error=repr(exc))

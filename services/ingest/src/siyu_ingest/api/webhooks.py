@@ -38,6 +38,7 @@ from siyu_ingest.api.params import TenantPath
 from siyu_ingest.context import IngestContext
 from siyu_ingest.domain.errors import BadSignature, Malformed
 from siyu_ingest.metrics import REFUSED_DELIVERIES, STALE_CALLBACKS
+from siyu_shared.app import RETRY_AFTER_S
 from siyu_shared.db.engine import SessionFactory
 from siyu_shared.logging import get_logger
 from siyu_shared.settings import to_libpq_url
@@ -45,7 +46,6 @@ from siyu_shared.values import Text, unstorable
 
 log = get_logger(__name__)
 WEBHOOK_PATH = "/v1/webhooks/{tenant}/{channel}"
-RETRY_AFTER_S = 5
 """What a 503 tells the platform to wait before it retries (most platforms retry on their own schedule anyway)."""
 CHANNEL_MAX = 32
 ChannelPath = Annotated[
